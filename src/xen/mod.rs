@@ -1,0 +1,3 @@
+//! The hypervisor side: sources that snapshot a Xen host, and the collector that encodes it.
+
+pub mod model;

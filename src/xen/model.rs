@@ -1,0 +1,188 @@
+//! Plain snapshot of one Xen host at one moment: owned data, no pointers, no metric types.
+//!
+//! Every source (libxenstat, the simulated host, fixture trees) produces a [`Host`]; the collector
+//! turns it into metric families. A value that a source cannot know is an `Option`, never a default.
+
+use std::time::Duration;
+
+/// One Xen host (the hypervisor seen from Dom0) and its domains.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Host {
+    /// Hypervisor version, e.g. `4.17.7`.
+    pub xen_version: Option<String>,
+    /// Physical CPUs.
+    pub cpus: u32,
+    /// CPU clock in hertz.
+    pub cpu_hz: u64,
+    pub memory_total_bytes: u64,
+    pub memory_free_bytes: u64,
+    /// Domains that exist now, in domid order.
+    pub domains: Vec<Domain>,
+}
+
+/// Run state flags of a domain as the hypervisor reports them (several can be set at once).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DomainState {
+    pub running: bool,
+    pub blocked: bool,
+    pub paused: bool,
+    pub shutdown: bool,
+    pub crashed: bool,
+    pub dying: bool,
+}
+
+/// One domain (Dom0 or a guest).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Domain {
+    pub domid: u32,
+    pub name: String,
+    /// From xenstore `/local/domain/<id>/vm` (`/vm/<uuid>`); libxenstat has no accessor.
+    pub uuid: Option<String>,
+    pub ssid: u32,
+    /// Total CPU time consumed by all VCPUs.
+    pub cpu_time: Duration,
+    pub vcpus: Vec<Vcpu>,
+    pub memory_bytes: u64,
+    /// `None` when the domain's maximum is unlimited.
+    pub memory_max_bytes: Option<u64>,
+    pub state: DomainState,
+    pub vifs: Vec<Vif>,
+    pub vbds: Vec<Vbd>,
+}
+
+/// One virtual CPU of a domain.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Vcpu {
+    pub id: u32,
+    pub online: bool,
+    pub cpu_time: Duration,
+}
+
+/// One virtual network interface, as Dom0's backend interface `vif<domid>.<devid>` counts it:
+/// `rx_*` is what Dom0 received on the vif (what the guest sent; xentop NETRX), `tx_*` what Dom0
+/// transmitted (what the guest received; xentop NETTX). libxenstat does not swap the view.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Vif {
+    pub devid: u32,
+    pub rx_bytes: u64,
+    pub rx_packets: u64,
+    pub rx_errors: u64,
+    pub rx_drops: u64,
+    pub tx_bytes: u64,
+    pub tx_packets: u64,
+    pub tx_errors: u64,
+    pub tx_drops: u64,
+    /// Netback ring state per queue (from debugfs); empty when not read.
+    pub queues: Vec<VifQueue>,
+}
+
+impl Vif {
+    /// Backend interface name, the `device` label: `vif3.0`.
+    pub fn interface_name(&self, domid: u32) -> String {
+        format!("vif{domid}.{}", self.devid)
+    }
+}
+
+/// The kind of backend that serves a virtual block device.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub enum VbdBackend {
+    #[default]
+    Blkback,
+    Qdisk,
+    Tap,
+    Vbd3,
+    Unknown,
+}
+
+impl VbdBackend {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            VbdBackend::Blkback => "blkback",
+            VbdBackend::Qdisk => "qdisk",
+            VbdBackend::Tap => "tap",
+            VbdBackend::Vbd3 => "vbd3",
+            VbdBackend::Unknown => "unknown",
+        }
+    }
+}
+
+/// One virtual block device. Counters are requests and 512-byte sectors, as blkback counts them.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Vbd {
+    /// Xen virtual device number (e.g. 51712 for `xvda`).
+    pub devno: u32,
+    pub backend: VbdBackend,
+    pub read_requests: u64,
+    pub write_requests: u64,
+    pub read_sectors: u64,
+    pub write_sectors: u64,
+    /// VBD_OO: passes in which blkback found its request pool exhausted (the ring was full).
+    pub out_of_requests: u64,
+    /// From blkback sysfs only (libxenstat does not expose them).
+    pub flush_requests: Option<u64>,
+    pub discard_requests: Option<u64>,
+    /// libxenstat's error flag (Xen 4.13+): the statistics could not be read. `None` before 4.13.
+    pub error: Option<bool>,
+    /// Ring geometry (from xenstore); `None` when not read.
+    pub ring: Option<VbdRing>,
+}
+
+/// Geometry of a VBD's shared rings, negotiated through xenstore.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct VbdRing {
+    /// Rings (hardware queues) the frontend set up (`multi-queue-num-queues`, 1 when absent).
+    pub queues: u32,
+    /// Pages per ring (`1 << ring-page-order`, 1 when absent).
+    pub pages: u32,
+    /// The backend's limit, `1 << max-ring-page-order`.
+    pub max_pages: Option<u32>,
+    /// The backend's limit on queues (`multi-queue-max-queues`).
+    pub max_queues: Option<u32>,
+}
+
+/// Requests one blkif ring page holds (`__CONST_RING_SIZE(blkif, 4096)` = 32).
+pub const BLKIF_REQUESTS_PER_PAGE: u64 = 32;
+
+impl VbdRing {
+    /// Requests the backend can have in flight for this device before `oo_req` counts.
+    pub fn capacity_requests(&self) -> u64 {
+        u64::from(self.queues) * u64::from(self.pages) * BLKIF_REQUESTS_PER_PAGE
+    }
+}
+
+/// Bytes in one sector as blkback and libxenstat count them; the one place sectors become bytes.
+pub const SECTOR_BYTES: u64 = 512;
+
+/// State of one netback queue, parsed from debugfs `io_ring_q<N>`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct VifQueue {
+    pub id: u32,
+    pub tx: RingIndexes,
+    pub rx: RingIndexes,
+    /// TX requests the backend has taken from the ring and not yet completed (`nr_pending_reqs`).
+    pub tx_pending_requests: u32,
+    /// TX buffers waiting to be given back to the guest (`dealloc_queue`).
+    pub tx_dealloc_queue: u32,
+    /// Packets queued inside netback for the guest (`Rx internal queue: len`).
+    pub rx_queue_length: u32,
+    pub rx_queue_max: u32,
+    /// The RX internal queue is stopped: the guest is not posting receive buffers fast enough.
+    pub rx_queue_stopped: bool,
+    /// Bytes of transmit credit left in this period.
+    pub credit_remaining_bytes: u64,
+    /// Credit per period (`credit: %lu`), bytes.
+    pub credit_bytes: u64,
+    /// Credit period (`usec: %lu`).
+    pub credit_period: Duration,
+}
+
+/// Producer/consumer view of one direction of a netback ring.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RingIndexes {
+    /// Slots in the ring (`nr_ents`).
+    pub entries: u32,
+    /// Requests the guest produced that the backend has not consumed (`req prod - cons`).
+    pub requests_outstanding: u32,
+    /// Responses the backend produced that the guest has not consumed yet.
+    pub responses_unconsumed: u32,
+}

@@ -1,0 +1,1 @@
+//! Raw FFI to libxenstat, loaded at run time.
