@@ -1,3 +1,5 @@
 //! The hypervisor side: sources that snapshot a Xen host, and the collector that encodes it.
 
 pub mod model;
+pub mod source;
+pub mod xenstore;

@@ -1,0 +1,44 @@
+//! The contract between the HTTP scrape path and everything that produces metrics at scrape time.
+//!
+//! A [`ScrapeCollector`] is called once per scrape (shared by concurrent scrapes) in
+//! `spawn_blocking`, under a timeout. It reads its sources and returns owned metric families plus
+//! one [`Outcome`] per part it collected; the scrape path turns outcomes into
+//! `xen_exporter_collector_success{collector}` and `xen_exporter_collector_duration_seconds{collector}`.
+//! Background subsystems (the latency probes) instead register long-lived families once, in
+//! [`crate::registry`].
+
+use std::time::Duration;
+
+use prometheus_client::collector::Collector;
+
+/// How one part of a collection went.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Outcome {
+    /// The `collector` label, e.g. `xen`, `vbd`, `rings`.
+    pub collector: &'static str,
+    pub success: bool,
+    pub duration: Duration,
+}
+
+/// What one call of [`ScrapeCollector::collect`] produced.
+#[derive(Debug, Default)]
+pub struct Collected {
+    /// Families to encode for this scrape only (they are dropped afterwards: no stale series).
+    pub families: Vec<Box<dyn Collector>>,
+    pub outcomes: Vec<Outcome>,
+}
+
+/// Something that reads its sources at scrape time.
+pub trait ScrapeCollector: Send + Sync + 'static {
+    /// The main `collector` label; used for the outcome when the collection times out.
+    fn name(&self) -> &'static str;
+
+    /// Reads the sources and returns families. Blocking: runs in `spawn_blocking`. Must not panic
+    /// on bad input; a failed part logs one `warn!`, reports `success: false` and is left out.
+    fn collect(&self) -> Collected;
+
+    /// Families to emit when [`collect`](Self::collect) did not finish in time (e.g. `xen_up 0`).
+    fn on_timeout(&self) -> Vec<Box<dyn Collector>> {
+        Vec::new()
+    }
+}

@@ -1,0 +1,8 @@
+//! Latency probe targets in the config file (filled in by the probes work).
+
+use serde::Deserialize;
+
+/// The `probes:` section of the config file.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProbesConfig {}

@@ -1,0 +1,23 @@
+//! Where a [`Host`] snapshot comes from, and the choice between sources.
+
+use crate::xen::model::Host;
+
+/// Why a snapshot could not be taken. The message is shown to operators once per change.
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    /// Absent by design on this machine: no library, no hypervisor.
+    #[error("Xen is not available: {reason}")]
+    Unavailable { reason: String },
+    /// The source exists but this snapshot failed.
+    #[error("taking a Xen snapshot failed: {reason}")]
+    Failed { reason: String },
+}
+
+/// A source of host snapshots. Implementations: libxenstat (real), simulated (demo, tests,
+/// benchmarks). Blocking; called from `spawn_blocking`.
+pub trait XenSource: Send + Sync {
+    /// Short name for logs and the landing page: `libxenstat`, `simulated`.
+    fn name(&self) -> &'static str;
+    /// A fresh snapshot of the host and every domain that exists now.
+    fn snapshot(&self) -> Result<Host, SourceError>;
+}
