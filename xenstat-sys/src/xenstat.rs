@@ -178,7 +178,11 @@ impl Libxenstat {
     pub fn default_candidates() -> Vec<String> {
         let mut names = Vec::with_capacity(NEWEST_MINOR as usize + 3);
         names.push("libxenstat.so".to_owned());
-        names.extend((0..=NEWEST_MINOR).rev().map(|minor| format!("libxenstat.so.4.{minor}")));
+        names.extend(
+            (0..=NEWEST_MINOR)
+                .rev()
+                .map(|minor| format!("libxenstat.so.4.{minor}")),
+        );
         names.push("libxenstat.so.0".to_owned());
         names
     }

@@ -1,0 +1,162 @@
+//! [`XenStore`] over libxenstore, loaded at run time through `xenstat-sys` (no GPL or link-time
+//! dependency). Read-only: only `xs_read` and `xs_directory` are ever called.
+#![allow(unsafe_code)]
+
+use std::ffi::{c_char, c_uint, c_void, CStr, CString};
+use std::path::Path;
+use std::ptr::NonNull;
+use std::sync::{Mutex, PoisonError};
+
+use xenstat_sys::xenstore::{XsHandle, XBT_NULL, XS_OPEN_READONLY};
+use xenstat_sys::Libxenstore as Lib;
+
+use crate::xen::xenstore::{XenStore, XenStoreError};
+
+/// An open connection to xenstored.
+pub struct LibXenStore {
+    // Declared before `lib`: the connection closes (in `Drop`) while the library is loaded.
+    handle: Mutex<NonNull<XsHandle>>,
+    lib: Lib,
+}
+
+// SAFETY: an xs_handle is a socket/device fd plus heap state; libxenstore is built thread-safe
+// (it locks internally), and we additionally serialise every call through the `Mutex`.
+unsafe impl Send for LibXenStore {}
+// SAFETY: as for `Send`: all access to the handle goes through the `Mutex`.
+unsafe impl Sync for LibXenStore {}
+
+impl std::fmt::Debug for LibXenStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LibXenStore")
+            .field("library", &self.lib.path())
+            .finish_non_exhaustive()
+    }
+}
+
+impl LibXenStore {
+    /// Loads libxenstore (`library`, else `libxenstore.so.4` and friends) and connects
+    /// read-only. No library or no xenstored is [`XenStoreError::Unavailable`] with the reason.
+    pub fn open(library: Option<&Path>) -> Result<Self, XenStoreError> {
+        let lib = Lib::load(library).map_err(|err| XenStoreError::Unavailable {
+            reason: err.to_string(),
+        })?;
+        // SAFETY: `xs_open` takes flags and returns an owned handle or NULL (errno set).
+        let ptr = unsafe { (lib.open)(XS_OPEN_READONLY) };
+        let errno = std::io::Error::last_os_error();
+        let Some(ptr) = NonNull::new(ptr) else {
+            return Err(XenStoreError::Unavailable {
+                reason: format!(
+                    "{}: xs_open failed (is xenstored running?): {errno}",
+                    lib.path().display()
+                ),
+            });
+        };
+        Ok(Self {
+            handle: Mutex::new(ptr),
+            lib,
+        })
+    }
+
+    fn c_path(path: &str) -> Result<CString, XenStoreError> {
+        CString::new(path).map_err(|_| XenStoreError::Read {
+            path: path.to_owned(),
+            reason: "path contains a NUL byte".to_owned(),
+        })
+    }
+
+    /// Takes ownership of a `malloc`ed block from libxenstore so it is freed on every path.
+    fn owned(&self, ptr: *mut c_void) -> Option<Malloced> {
+        NonNull::new(ptr).map(|ptr| Malloced {
+            ptr,
+            free: self.lib.free_fn(),
+        })
+    }
+}
+
+impl Drop for LibXenStore {
+    fn drop(&mut self) {
+        let handle = self
+            .handle
+            .get_mut()
+            .unwrap_or_else(PoisonError::into_inner);
+        // SAFETY: the handle came from `xs_open` and is closed exactly once, here.
+        unsafe { (self.lib.close)(handle.as_ptr()) };
+    }
+}
+
+/// A block libxenstore allocated with `malloc`, released with `free` on drop.
+struct Malloced {
+    ptr: NonNull<c_void>,
+    free: xenstat_sys::xenstore::FreeFn,
+}
+
+impl Drop for Malloced {
+    fn drop(&mut self) {
+        // SAFETY: `ptr` was returned by `xs_read`/`xs_directory`, which document that the
+        // caller releases it with `free()`; it is released once.
+        unsafe { (self.free)(self.ptr.as_ptr()) };
+    }
+}
+
+/// `ENOENT`: the key does not exist (a normal answer, not an error).
+fn is_absent(err: &std::io::Error) -> bool {
+    err.raw_os_error() == Some(libc::ENOENT)
+}
+
+impl XenStore for LibXenStore {
+    fn read(&self, path: &str) -> Result<Option<String>, XenStoreError> {
+        let c_path = Self::c_path(path)?;
+        let mut len: c_uint = 0;
+        let handle = self.handle.lock().unwrap_or_else(PoisonError::into_inner);
+        // SAFETY: the handle is open and used by this thread only (lock held); `c_path` is
+        // NUL-terminated; `len` is a valid out-pointer.
+        let value =
+            unsafe { (self.lib.read)(handle.as_ptr(), XBT_NULL, c_path.as_ptr(), &mut len) };
+        let errno = std::io::Error::last_os_error();
+        drop(handle);
+        let Some(value) = self.owned(value) else {
+            if is_absent(&errno) {
+                return Ok(None);
+            }
+            return Err(XenStoreError::Read {
+                path: path.to_owned(),
+                reason: errno.to_string(),
+            });
+        };
+        // SAFETY: xs_read returns `len` bytes followed by a NUL; the block lives until `value`
+        // drops at the end of this function.
+        let bytes =
+            unsafe { std::slice::from_raw_parts(value.ptr.as_ptr().cast::<u8>(), len as usize) };
+        Ok(Some(String::from_utf8_lossy(bytes).into_owned()))
+    }
+
+    fn directory(&self, path: &str) -> Result<Vec<String>, XenStoreError> {
+        let c_path = Self::c_path(path)?;
+        let mut num: c_uint = 0;
+        let handle = self.handle.lock().unwrap_or_else(PoisonError::into_inner);
+        // SAFETY: as in `read`; `num` is a valid out-pointer.
+        let list =
+            unsafe { (self.lib.directory)(handle.as_ptr(), XBT_NULL, c_path.as_ptr(), &mut num) };
+        let errno = std::io::Error::last_os_error();
+        drop(handle);
+        let Some(block) = self.owned(list.cast::<c_void>()) else {
+            if is_absent(&errno) {
+                return Ok(Vec::new());
+            }
+            return Err(XenStoreError::Read {
+                path: path.to_owned(),
+                reason: errno.to_string(),
+            });
+        };
+        let list = block.ptr.as_ptr().cast::<*mut c_char>();
+        let mut names = Vec::with_capacity(num as usize);
+        for index in 0..num as usize {
+            // SAFETY: xs_directory returns `num` string pointers, each NUL-terminated, all inside
+            // the one block that `block` frees after this loop.
+            let name = unsafe { CStr::from_ptr(*list.add(index)) };
+            names.push(name.to_string_lossy().into_owned());
+        }
+        drop(block);
+        Ok(names)
+    }
+}

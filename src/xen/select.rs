@@ -1,0 +1,53 @@
+//! Choosing the Xen source at start: `--xen.source=auto|libxenstat|simulated`.
+
+use std::path::Path;
+
+use crate::xen::libxenstat::LibXenstat;
+use crate::xen::libxenstore::LibXenStore;
+use crate::xen::source::{SourceError, XenSource};
+use crate::xen::xenstore::XenStore;
+
+/// Which source serves the Xen metrics.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum SourceKind {
+    /// libxenstat when it loads and `xenstat_init` succeeds; otherwise Xen is reported absent.
+    #[default]
+    Auto,
+    /// libxenstat, loaded at run time (`--xen.library` or the default sonames).
+    Libxenstat,
+    /// A deterministic synthetic host (demo mode, tests, benchmarks).
+    Simulated,
+}
+
+/// Opens the source `kind` names.
+///
+/// `library` overrides the libxenstat path; `simulated` builds the simulated source (kept
+/// abstract here: another module owns it). For `auto` and `libxenstat` an unusable libxenstat
+/// is [`SourceError::Unavailable`] naming the reason: the caller logs it once and serves
+/// `xen_up 0`. The simulated host is never chosen implicitly: numbers that look real but are
+/// not would be worse than none.
+pub fn open_source(
+    kind: SourceKind,
+    library: Option<&Path>,
+    simulated: impl FnOnce() -> Box<dyn XenSource>,
+) -> Result<Box<dyn XenSource>, SourceError> {
+    match kind {
+        SourceKind::Simulated => Ok(simulated()),
+        SourceKind::Auto | SourceKind::Libxenstat => {
+            let source = LibXenstat::open(library, open_xenstore())?;
+            tracing::info!(library = %source.library_path().display(), "Xen source: libxenstat");
+            Ok(Box::new(source))
+        }
+    }
+}
+
+/// xenstore for the domains' UUIDs; without it the UUIDs are left out, nothing else.
+fn open_xenstore() -> Option<Box<dyn XenStore>> {
+    match LibXenStore::open(None) {
+        Ok(store) => Some(Box::new(store)),
+        Err(err) => {
+            tracing::warn!(error = %err, "xenstore unavailable: domain UUIDs are left out");
+            None
+        }
+    }
+}
