@@ -10,7 +10,7 @@
  *   FAKE_NULLS            / FAKE_XENSTAT_NULLS=1     : add domains and devices that return NULL
  *   FAKE_XENSTAT_DOMAINS=N                          : N synthetic domains (4 VCPUs, 2 vifs and
  *                                                     4 VBDs each) instead of the capture
- *   FAKE_XENSTAT_LOG=<file>                         : append one line per init/uninit/get/free
+ *   FAKE_LOG_PATH="<file>" / FAKE_XENSTAT_LOG=<file> : append one line per init/uninit/get/free
  *   FAKE_NO_VBD_ERROR   (compile-time only)          : omit xenstat_vbd_error (Xen < 4.13)
  *   FAKE_NO_DOMAIN_SSID (compile-time only)          : omit a required symbol
  */
@@ -97,7 +97,11 @@ static bool env_flag(const char *name)
 
 static void log_call(const char *what)
 {
+#ifdef FAKE_LOG_PATH
+	const char *path = FAKE_LOG_PATH;
+#else
 	const char *path = getenv("FAKE_XENSTAT_LOG");
+#endif
 	if (path == NULL)
 		return;
 	FILE *f = fopen(path, "a");

@@ -192,4 +192,10 @@ impl Libxenstat {
         let (library, path) = open_first("libxenstat", explicit, &Self::default_candidates())?;
         Self::from_library(library, path)
     }
+
+    /// Loads the first of `candidates` that opens (file paths or names for the loader's search).
+    pub fn load_first(candidates: &[String]) -> Result<Self, LoadError> {
+        let (library, path) = open_first("libxenstat", None, candidates)?;
+        Self::from_library(library, path)
+    }
 }

@@ -74,6 +74,12 @@ impl Libxenstore {
         Self::from_library(library, path)
     }
 
+    /// Loads the first of `candidates` that opens (file paths or names for the loader's search).
+    pub fn load_first(candidates: &[String]) -> Result<Self, LoadError> {
+        let (library, path) = open_first("libxenstore", None, candidates)?;
+        Self::from_library(library, path)
+    }
+
     /// The C library's `free()`, which releases what `xs_read` and `xs_directory` return.
     ///
     /// Deliberately the process's own `free` (the symbol the whole program, and libxenstore's
