@@ -39,12 +39,23 @@ fn captured_host() -> Host {
                 ssid: 0,
                 cpu_time: secs(36, 300),
                 vcpus: vec![
-                    Vcpu { id: 0, online: true, cpu_time: secs(23, 700) },
-                    Vcpu { id: 1, online: true, cpu_time: secs(12, 600) },
+                    Vcpu {
+                        id: 0,
+                        online: true,
+                        cpu_time: secs(23, 700),
+                    },
+                    Vcpu {
+                        id: 1,
+                        online: true,
+                        cpu_time: secs(12, 600),
+                    },
                 ],
                 memory_bytes: 786_432 * KIB,
                 memory_max_bytes: Some(786_432 * KIB),
-                state: DomainState { running: true, ..Default::default() },
+                state: DomainState {
+                    running: true,
+                    ..Default::default()
+                },
                 vifs: vec![],
                 vbds: vec![],
             },
@@ -55,12 +66,23 @@ fn captured_host() -> Host {
                 ssid: 0,
                 cpu_time: secs(7, 100),
                 vcpus: vec![
-                    Vcpu { id: 0, online: true, cpu_time: secs(4, 600) },
-                    Vcpu { id: 1, online: true, cpu_time: secs(2, 500) },
+                    Vcpu {
+                        id: 0,
+                        online: true,
+                        cpu_time: secs(4, 600),
+                    },
+                    Vcpu {
+                        id: 1,
+                        online: true,
+                        cpu_time: secs(2, 500),
+                    },
                 ],
                 memory_bytes: 131_072 * KIB,
                 memory_max_bytes: Some(132_096 * KIB),
-                state: DomainState { blocked: true, ..Default::default() },
+                state: DomainState {
+                    blocked: true,
+                    ..Default::default()
+                },
                 vifs: vec![Vif {
                     devid: 0,
                     rx_bytes: 1216,
@@ -124,7 +146,12 @@ fn xentop_state(state: &DomainState) -> String {
 /// CPU(%) column (it needs two samples).
 fn render_as_xentop(host: &Host) -> Vec<Vec<String>> {
     let mut lines = Vec::new();
-    let percent = |bytes: u64| format!("{:.1}", bytes as f64 / host.memory_total_bytes as f64 * 100.0);
+    let percent = |bytes: u64| {
+        format!(
+            "{:.1}",
+            bytes as f64 / host.memory_total_bytes as f64 * 100.0
+        )
+    };
     for d in &host.domains {
         let (max_k, max_pct) = match d.memory_max_bytes {
             Some(max) => ((max / KIB).to_string(), percent(max)),
@@ -206,8 +233,8 @@ fn captured_xentop() -> Vec<Vec<String>> {
         .filter(|line| !line.starts_with('#') && !line.trim_start().starts_with("NAME"))
         .map(|line| {
             let mut t = tokens(line);
-            let is_domain_row = !matches!(t[0].as_str(), "VCPUs(sec):" | "VBD")
-                && !t[0].starts_with("Net");
+            let is_domain_row =
+                !matches!(t[0].as_str(), "VCPUs(sec):" | "VBD") && !t[0].starts_with("Net");
             if is_domain_row {
                 t.remove(3);
             }
@@ -221,7 +248,11 @@ fn snapshot_prints_exactly_as_xentop_did() {
     let lib = fake::build(&[]);
     let host = open(&lib.path).snapshot().expect("snapshot");
     let expected = captured_xentop();
-    assert_eq!(expected.len(), 6, "capture: 2 domain rows, 2 VCPU lines, 1 Net, 1 VBD");
+    assert_eq!(
+        expected.len(),
+        6,
+        "capture: 2 domain rows, 2 VCPU lines, 1 Net, 1 VBD"
+    );
     assert_eq!(render_as_xentop(&host), expected);
 }
 
@@ -245,11 +276,18 @@ fn null_pointers_skip_only_what_they_stand_for() {
             ssid: 7,
             cpu_time: Duration::from_secs(3),
             // VCPU 1 is NULL: skipped, VCPU 0 kept (offline).
-            vcpus: vec![Vcpu { id: 0, online: false, cpu_time: Duration::from_secs(1) }],
+            vcpus: vec![Vcpu {
+                id: 0,
+                online: false,
+                cpu_time: Duration::from_secs(1)
+            }],
             memory_bytes: 65_536 * KIB,
             // max_mem = (unsigned long long)-1: unlimited.
             memory_max_bytes: None,
-            state: DomainState { paused: true, ..Default::default() },
+            state: DomainState {
+                paused: true,
+                ..Default::default()
+            },
             // Network 0 is NULL: skipped.
             vifs: vec![Vif {
                 devid: 1,
@@ -305,7 +343,10 @@ fn missing_required_symbol_is_named() {
     }
     match LibXenstat::open(Some(&lib.path), None) {
         Err(SourceError::Unavailable { reason }) => {
-            assert!(reason.contains("required symbol xenstat_domain_ssid is missing"), "{reason}");
+            assert!(
+                reason.contains("required symbol xenstat_domain_ssid is missing"),
+                "{reason}"
+            );
             assert!(reason.contains(&lib.path.display().to_string()), "{reason}");
         }
         other => panic!("expected Unavailable, got {other:?}"),
@@ -318,7 +359,10 @@ fn init_returning_null_is_unavailable_not_a_crash() {
     match LibXenstat::open(Some(&lib.path), None) {
         Err(SourceError::Unavailable { reason }) => {
             assert!(reason.contains("xenstat_init failed"), "{reason}");
-            assert!(reason.contains("No such file or directory"), "errno kept: {reason}");
+            assert!(
+                reason.contains("No such file or directory"),
+                "errno kept: {reason}"
+            );
         }
         other => panic!("expected Unavailable, got {other:?}"),
     }
@@ -332,10 +376,20 @@ fn explicit_path_that_does_not_exist_is_the_only_candidate() {
     let missing = dir.path().join("libxenstat.so.4.99");
     let err = Libxenstat::load(Some(&missing)).expect_err("nothing there");
     let tried: Vec<_> = err.tried().iter().map(|f| f.candidate.clone()).collect();
-    assert_eq!(tried, [missing.clone()], "no silent fallback to another Xen's library");
+    assert_eq!(
+        tried,
+        [missing.clone()],
+        "no silent fallback to another Xen's library"
+    );
     let message = err.to_string();
-    assert!(message.starts_with("libxenstat could not be loaded; tried "), "{message}");
-    assert!(message.contains(&missing.display().to_string()), "{message}");
+    assert!(
+        message.starts_with("libxenstat could not be loaded; tried "),
+        "{message}"
+    );
+    assert!(
+        message.contains(&missing.display().to_string()),
+        "{message}"
+    );
     assert!(message.contains("No such file or directory"), "{message}");
 }
 
@@ -345,7 +399,10 @@ fn not_found_lists_every_candidate() {
     let err = Libxenstat::load_first(&candidates).expect_err("none exist");
     let message = err.to_string();
     for candidate in &candidates {
-        assert!(message.contains(candidate.as_str()), "{candidate} missing from: {message}");
+        assert!(
+            message.contains(candidate.as_str()),
+            "{candidate} missing from: {message}"
+        );
     }
     assert_eq!(err.tried().len(), 3);
 }
@@ -374,7 +431,10 @@ fn calls(log: &Path) -> Vec<String> {
 #[test]
 fn every_node_is_freed_and_the_handle_released_on_drop() {
     let lib = fake::build_with(&[], |dir| {
-        vec![format!("FAKE_LOG_PATH=\"{}\"", dir.join("calls.log").display())]
+        vec![format!(
+            "FAKE_LOG_PATH=\"{}\"",
+            dir.join("calls.log").display()
+        )]
     });
     let log = lib.dir().join("calls.log");
     let source = Arc::new(open(&lib.path));
@@ -453,7 +513,9 @@ fn selection_opens_the_requested_source() {
 fn selection_without_a_hypervisor_is_unavailable_with_the_reason() {
     let lib = fake::build(&["FAKE_INIT_FAIL"]);
     for kind in [SourceKind::Auto, SourceKind::Libxenstat] {
-        match open_source(kind, Some(&lib.path), || panic!("never falls back to simulated")) {
+        match open_source(kind, Some(&lib.path), || {
+            panic!("never falls back to simulated")
+        }) {
             Err(SourceError::Unavailable { reason }) => {
                 assert!(reason.contains("xenstat_init failed"), "{reason}")
             }

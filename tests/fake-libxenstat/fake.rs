@@ -39,7 +39,9 @@ pub fn build_with(defines: &[&str], extra: impl FnOnce(&Path) -> Vec<String>) ->
     let compiler = std::env::var("CC").unwrap_or_else(|_| "cc".to_owned());
     let mut command = Command::new(&compiler);
     command
-        .args(["-shared", "-fPIC", "-O2", "-Wall", "-Wextra", "-Werror", "-o"])
+        .args([
+            "-shared", "-fPIC", "-O2", "-Wall", "-Wextra", "-Werror", "-o",
+        ])
         .arg(&path)
         .arg(source());
     for define in defines {
