@@ -378,7 +378,7 @@ fn explicit_path_that_does_not_exist_is_the_only_candidate() {
     let tried: Vec<_> = err.tried().iter().map(|f| f.candidate.clone()).collect();
     assert_eq!(
         tried,
-        [missing.clone()],
+        std::slice::from_ref(&missing),
         "no silent fallback to another Xen's library"
     );
     let message = err.to_string();

@@ -6,7 +6,7 @@ use std::path::Path;
 use xen_exporter::xen::libxenstat::LibXenstat;
 use xen_exporter::xen::libxenstore::LibXenStore;
 use xen_exporter::xen::select::{open_source, SourceKind};
-use xen_exporter::xen::source::{SourceError, XenSource};
+use xen_exporter::xen::source::SourceError;
 use xen_exporter::xen::xenstore::XenStoreError;
 use xenstat_sys::{Libxenstat, Libxenstore};
 
