@@ -134,7 +134,7 @@ pub fn parse(text: &str, file: &str) -> Result<Config, ConfigError> {
             path => path,
         };
         let inner = error.into_inner();
-        let reason = strip_location(&inner.to_string());
+        let reason = clean_message(&inner.to_string());
         match inner.location() {
             Some(location) => ConfigError::Invalid {
                 file: file.to_owned(),
@@ -192,17 +192,30 @@ fn locate(text: &str, needle: &str) -> Option<(usize, usize)> {
         .last()
 }
 
-/// serde_yaml_ng puts its own field path in front of messages and " at line L column C" after
-/// them; we print the position and the path ourselves, once.
-fn strip_location(message: &str) -> String {
-    let message = match message.rfind(" at line ") {
-        Some(index) if message[index..].contains(" column ") => &message[..index],
-        _ => message,
-    };
-    match message.split_once(": ") {
+/// serde_yaml_ng puts its own field path in front of messages and positions (" at line L column
+/// C") inside them; we print the position and the path ourselves, once. Rust type names mean
+/// nothing to an operator: "expected struct XenConfig" becomes "expected a mapping".
+fn clean_message(message: &str) -> String {
+    let mut message = match message.split_once(": ") {
         Some((path, rest)) if is_field_path(path) => rest.to_owned(),
         _ => message.to_owned(),
+    };
+    while let Some(start) = message.find(" at line ") {
+        let after = &message[start + " at line ".len()..];
+        let Some(column) = after.find(" column ") else { break };
+        let digits_end = after[column + " column ".len()..]
+            .find(|c: char| !c.is_ascii_digit())
+            .map_or(after.len(), |end| column + " column ".len() + end);
+        message.replace_range(start..start + " at line ".len() + digits_end, "");
     }
+    while let Some(start) = message.find("expected struct ") {
+        let name_start = start + "expected struct ".len();
+        let name_end = message[name_start..]
+            .find(|c: char| !c.is_ascii_alphanumeric() && c != '_')
+            .map_or(message.len(), |end| name_start + end);
+        message.replace_range(start..name_end, "expected a mapping");
+    }
+    message
 }
 
 fn is_field_path(text: &str) -> bool {
@@ -246,6 +259,18 @@ mod tests {
         assert_eq!(
             error.to_string(),
             "x.yml:2:10: xen.rings: invalid type: string \"maybe\", expected a boolean"
+        );
+    }
+
+    #[test]
+    fn messages_lose_positions_paths_and_type_names() {
+        assert_eq!(
+            clean_message("xen.rings: found unexpected end of stream at line 4 column 1, while scanning a quoted scalar"),
+            "found unexpected end of stream, while scanning a quoted scalar"
+        );
+        assert_eq!(
+            clean_message("invalid type: integer `3`, expected struct XenConfig at line 2 column 6"),
+            "invalid type: integer `3`, expected a mapping"
         );
     }
 
