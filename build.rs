@@ -1,0 +1,28 @@
+//! Records the git revision and the compiler version for `xen_exporter_build_info`.
+
+use std::process::Command;
+
+fn main() {
+    let revision = std::env::var("XEN_EXPORTER_REVISION")
+        .ok()
+        .or_else(|| command_output("git", &["rev-parse", "--short=12", "HEAD"]))
+        .unwrap_or_else(|| "unknown".into());
+    let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
+    let rustc_version = command_output(&rustc, &["--version"])
+        .and_then(|line| line.split_whitespace().nth(1).map(str::to_owned))
+        .unwrap_or_else(|| "unknown".into());
+    println!("cargo:rustc-env=XEN_EXPORTER_REVISION={revision}");
+    println!("cargo:rustc-env=XEN_EXPORTER_RUSTC={rustc_version}");
+    println!("cargo:rerun-if-env-changed=XEN_EXPORTER_REVISION");
+    println!("cargo:rerun-if-changed=.git/HEAD");
+    println!("cargo:rerun-if-changed=.git/refs/heads");
+}
+
+fn command_output(program: &str, args: &[&str]) -> Option<String> {
+    let output = Command::new(program).args(args).output().ok()?;
+    if !output.status.success() {
+        return None;
+    }
+    let text = String::from_utf8(output.stdout).ok()?;
+    Some(text.trim().to_owned()).filter(|text| !text.is_empty())
+}

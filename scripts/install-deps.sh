@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Installs everything the test suite needs on a Debian/Ubuntu machine with a Rust toolchain.
+# Idempotent: re-running installs nothing new. Needs root (or sudo) for apt.
+set -euo pipefail
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+
+packages=(
+  prometheus                    # promtool + a real server for scrape, alert and dashboard tests
+  prometheus-alertmanager       # alert delivery end to end
+  prometheus-smokeping-prober   # peer for the probe benchmark
+  prometheus-blackbox-exporter  # peer for the probe benchmark
+  libxen-dev                    # the real libxenstat for the FFI tests
+  iproute2 iputils-ping         # network namespaces and TUN routes for the probe tests
+  curl jq procps ca-certificates
+  python3 python3-venv          # dashboard schema checks, hadolint from PyPI
+  buildah                       # Docker image build and smoke run without a daemon
+)
+missing=()
+for package in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+  echo "install-deps: installing ${missing[*]}"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+if ! cargo nextest --version >/dev/null 2>&1; then
+  echo "install-deps: installing cargo-nextest"
+  cargo install --locked cargo-nextest
+fi
+rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy rustfmt 2>/dev/null || true
+echo "install-deps: done"

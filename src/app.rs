@@ -1,0 +1,129 @@
+//! Wiring: load and validate everything, bind, then serve until a signal says stop.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use prometheus_client::registry::Registry;
+use tokio::signal::unix::{signal, SignalKind};
+use tokio_util::sync::CancellationToken;
+
+use crate::cli::Cli;
+use crate::collect::ScrapeCollector;
+use crate::config;
+use crate::http::landing::LandingInfo;
+use crate::http::routes::Routes;
+use crate::http::server;
+use crate::reload::Reloader;
+use crate::scrape::Scraper;
+use crate::web_config::WebConfig;
+
+/// Exit status for an invalid configuration (flags, config file, web config file).
+pub const EXIT_CONFIG: u8 = 2;
+/// Exit status when a listener cannot be bound or the runtime fails.
+pub const EXIT_FAILURE: u8 = 1;
+
+/// Runs the exporter; returns the process exit status.
+pub async fn run(cli: Cli) -> ExitCode {
+    let (config, origin) = match config::load(cli.config_file.as_deref()) {
+        Ok(loaded) => loaded,
+        Err(error) => {
+            eprintln!("error: {error}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    let web = match cli
+        .web_config_file
+        .as_deref()
+        .map(WebConfig::load)
+        .transpose()
+    {
+        Ok(web) => Arc::new(web.unwrap_or_default()),
+        Err(error) => {
+            eprintln!("error: {error}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    if cli.config_check {
+        println!("{origin}: configuration is valid");
+        return ExitCode::SUCCESS;
+    }
+    let config = Arc::new(config);
+    tracing::info!(version = crate::build::VERSION_LONG, config = %origin, "starting xen_exporter");
+
+    let mut registry = Registry::default();
+    let reload_metrics = crate::self_metrics::register(&mut registry);
+    if !cli.disable_exporter_metrics {
+        registry.register_collector(Box::new(crate::process::ProcessCollector));
+    }
+    let (reloader, _config_updates) =
+        Reloader::new(cli.config_file.clone(), config.clone(), reload_metrics);
+    let reloader = Arc::new(reloader);
+
+    let collectors: Vec<Arc<dyn ScrapeCollector>> = Vec::new();
+    let mut enabled = Vec::new();
+    let scraper = Arc::new(Scraper::new(registry, collectors, cli.xen_timeout));
+    for name in scraper.collector_names() {
+        enabled.push((name.to_owned(), "collected at scrape time".to_owned()));
+    }
+
+    let listeners = match server::bind(&cli.listen_addresses).await {
+        Ok(listeners) => listeners,
+        Err(error) => {
+            eprintln!("error: {error}");
+            return ExitCode::from(EXIT_FAILURE);
+        }
+    };
+    for listener in &listeners {
+        if let Ok(address) = listener.local_addr() {
+            tracing::info!(%address, tls = web.tls_acceptor().is_some(), "listening");
+        }
+    }
+
+    let shutdown = CancellationToken::new();
+    let routes = Arc::new(Routes {
+        scraper,
+        telemetry_path: cli.telemetry_path.clone(),
+        landing: std::sync::RwLock::new(LandingInfo {
+            telemetry_path: cli.telemetry_path.clone(),
+            enabled,
+        }),
+        scrape_limit: (cli.max_requests > 0)
+            .then(|| Arc::new(tokio::sync::Semaphore::new(cli.max_requests))),
+        reload: {
+            let reloader = reloader.clone();
+            Arc::new(move || reloader.reload())
+        },
+        web,
+    });
+
+    let signals = tokio::spawn(handle_signals(reloader.clone(), shutdown.clone()));
+    server::serve(listeners, routes, shutdown.clone()).await;
+    signals.abort();
+    tracing::info!("stopped");
+    ExitCode::SUCCESS
+}
+
+/// SIGHUP reloads the configuration; SIGTERM and SIGINT start a graceful shutdown.
+async fn handle_signals(reloader: Arc<Reloader>, shutdown: CancellationToken) {
+    let (Ok(mut hangup), Ok(mut terminate), Ok(mut interrupt)) = (
+        signal(SignalKind::hangup()),
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        tracing::error!("cannot install signal handlers; SIGHUP reload is unavailable");
+        return;
+    };
+    loop {
+        tokio::select! {
+            _ = hangup.recv() => {
+                let reloader = reloader.clone();
+                // Reading the file is blocking I/O; keep it off the runtime's workers.
+                let _ = tokio::task::spawn_blocking(move || reloader.reload()).await;
+            }
+            _ = terminate.recv() => break,
+            _ = interrupt.recv() => break,
+        }
+    }
+    tracing::info!("shutting down");
+    shutdown.cancel();
+}

@@ -1,0 +1,285 @@
+//! The configuration file: one typed structure with its defaults, validated before anything serves.
+//!
+//! Validation happens while deserializing (newtypes such as [`duration::PositiveDuration`] reject
+//! bad values in their `Deserialize` impls), so every error carries the line and column of the
+//! offending value and the path of the field: `xen_exporter.yml:12:15: probes.targets[2].interval:
+//! must be greater than 0`.
+
+pub mod duration;
+pub mod probes;
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+pub use probes::ProbesConfig;
+
+/// The configuration compiled into the binary, used when no `--config.file` is given.
+pub const EMBEDDED_DEFAULT: &str = include_str!("../../config/default.yml");
+
+/// The name under which errors in the embedded default configuration are reported.
+const EMBEDDED_NAME: &str = "<embedded default config>";
+
+/// The whole configuration file.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Hypervisor collection.
+    #[serde(default)]
+    pub xen: XenConfig,
+    /// Latency probes.
+    #[serde(default)]
+    pub probes: ProbesConfig,
+}
+
+/// The `xen:` section.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct XenConfig {
+    /// Read I/O ring statistics (netback debugfs, xenstore ring geometry).
+    #[serde(default = "default_true")]
+    pub rings: bool,
+    /// Overwrite libxenstat's blkback counters with blkback's own sysfs statistics (which are right
+    /// on every Xen release and add flush/discard requests).
+    #[serde(default = "default_true")]
+    pub vbd_sysfs: bool,
+}
+
+impl Default for XenConfig {
+    fn default() -> Self {
+        Self {
+            rings: true,
+            vbd_sysfs: true,
+        }
+    }
+}
+
+fn default_true() -> bool {
+    true
+}
+
+/// Where the configuration came from, for logs and the landing page.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConfigOrigin {
+    Embedded,
+    File(PathBuf),
+}
+
+impl fmt::Display for ConfigOrigin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ConfigOrigin::Embedded => f.write_str(EMBEDDED_NAME),
+            ConfigOrigin::File(path) => write!(f, "{}", path.display()),
+        }
+    }
+}
+
+/// A configuration that could not be loaded. Printed once, as is, before exiting with status 2.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{file}: cannot read: {source}")]
+    Read {
+        file: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{file}:{line}:{column}: {field}: {reason}")]
+    Invalid {
+        file: String,
+        line: usize,
+        column: usize,
+        field: String,
+        reason: String,
+    },
+    #[error("{file}: {field}: {reason}")]
+    InvalidUnlocated {
+        file: String,
+        field: String,
+        reason: String,
+    },
+}
+
+/// Loads the configuration from `path`, or the embedded default when `path` is `None`.
+pub fn load(path: Option<&Path>) -> Result<(Config, ConfigOrigin), ConfigError> {
+    match path {
+        None => Ok((
+            parse(EMBEDDED_DEFAULT, EMBEDDED_NAME)?,
+            ConfigOrigin::Embedded,
+        )),
+        Some(path) => {
+            let file = path.display().to_string();
+            let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                file: file.clone(),
+                source,
+            })?;
+            Ok((parse(&text, &file)?, ConfigOrigin::File(path.to_owned())))
+        }
+    }
+}
+
+/// Parses and validates configuration text; `file` names it in errors.
+pub fn parse(text: &str, file: &str) -> Result<Config, ConfigError> {
+    // An empty file (or one with only comments) means "all defaults", as in Prometheus.
+    if text.lines().all(|line| {
+        let line = line.trim();
+        line.is_empty() || line.starts_with('#') || line == "---"
+    }) {
+        return Ok(Config::default());
+    }
+    let deserializer = serde_yaml_ng::Deserializer::from_str(text);
+    let config: Config = serde_path_to_error::deserialize(deserializer).map_err(|error| {
+        let field = match error.path().to_string() {
+            path if path == "." || path.is_empty() => "(top level)".to_owned(),
+            path => path,
+        };
+        let inner = error.into_inner();
+        let reason = clean_message(&inner.to_string());
+        match inner.location() {
+            Some(location) => ConfigError::Invalid {
+                file: file.to_owned(),
+                line: location.line(),
+                column: location.column(),
+                field,
+                reason,
+            },
+            None => ConfigError::InvalidUnlocated {
+                file: file.to_owned(),
+                field,
+                reason,
+            },
+        }
+    })?;
+    config
+        .probes
+        .validate()
+        .map_err(|problem| match locate(text, &problem.near) {
+            Some((line, column)) => ConfigError::Invalid {
+                file: file.to_owned(),
+                line,
+                column,
+                field: problem.field,
+                reason: problem.reason,
+            },
+            None => ConfigError::InvalidUnlocated {
+                file: file.to_owned(),
+                field: problem.field,
+                reason: problem.reason,
+            },
+        })?;
+    Ok(config)
+}
+
+/// A problem found by a check that spans several fields (after deserializing, so without a
+/// position): `near` is a snippet of the offending line, used to find its position in the text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CrossFieldProblem {
+    pub field: String,
+    pub reason: String,
+    /// Text that occurs on the offending line, e.g. `name: nix` for a duplicate target name.
+    pub near: String,
+}
+
+/// Finds the last line containing `needle` (a duplicate is the later occurrence) and the column
+/// where it starts, both 1-based.
+fn locate(text: &str, needle: &str) -> Option<(usize, usize)> {
+    if needle.is_empty() {
+        return None;
+    }
+    text.lines()
+        .enumerate()
+        .filter_map(|(index, line)| line.find(needle).map(|column| (index + 1, column + 1)))
+        .last()
+}
+
+/// serde_yaml_ng puts its own field path in front of messages and positions (" at line L column
+/// C") inside them; we print the position and the path ourselves, once. Rust type names mean
+/// nothing to an operator: "expected struct XenConfig" becomes "expected a mapping".
+fn clean_message(message: &str) -> String {
+    let mut message = match message.split_once(": ") {
+        Some((path, rest)) if is_field_path(path) => rest.to_owned(),
+        _ => message.to_owned(),
+    };
+    while let Some(start) = message.find(" at line ") {
+        let after = &message[start + " at line ".len()..];
+        let Some(column) = after.find(" column ") else { break };
+        let digits_end = after[column + " column ".len()..]
+            .find(|c: char| !c.is_ascii_digit())
+            .map_or(after.len(), |end| column + " column ".len() + end);
+        message.replace_range(start..start + " at line ".len() + digits_end, "");
+    }
+    while let Some(start) = message.find("expected struct ") {
+        let name_start = start + "expected struct ".len();
+        let name_end = message[name_start..]
+            .find(|c: char| !c.is_ascii_alphanumeric() && c != '_')
+            .map_or(message.len(), |end| name_start + end);
+        message.replace_range(start..name_end, "expected a mapping");
+    }
+    message
+}
+
+fn is_field_path(text: &str) -> bool {
+    !text.is_empty()
+        && text
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '[' | ']' | '-'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn embedded_default_is_valid() {
+        let (config, origin) = load(None).expect("embedded default config must parse");
+        assert_eq!(origin, ConfigOrigin::Embedded);
+        assert!(config.xen.rings);
+    }
+
+    #[test]
+    fn empty_file_means_defaults() {
+        assert_eq!(
+            parse("# nothing\n", "x.yml").expect("valid"),
+            Config::default()
+        );
+    }
+
+    #[test]
+    fn unknown_field_names_line_column_and_field() {
+        let error = parse("xen:\n  ringz: true\n", "x.yml").expect_err("must fail");
+        assert_eq!(
+            error.to_string(),
+            "x.yml:2:3: xen.ringz: unknown field `ringz`, expected `rings` or `vbd_sysfs`"
+        );
+    }
+
+    #[test]
+    fn wrong_type_names_the_field() {
+        let error = parse("xen:\n  rings: maybe\n", "x.yml").expect_err("must fail");
+        assert_eq!(
+            error.to_string(),
+            "x.yml:2:10: xen.rings: invalid type: string \"maybe\", expected a boolean"
+        );
+    }
+
+    #[test]
+    fn messages_lose_positions_paths_and_type_names() {
+        assert_eq!(
+            clean_message("xen.rings: found unexpected end of stream at line 4 column 1, while scanning a quoted scalar"),
+            "found unexpected end of stream, while scanning a quoted scalar"
+        );
+        assert_eq!(
+            clean_message("invalid type: integer `3`, expected struct XenConfig at line 2 column 6"),
+            "invalid type: integer `3`, expected a mapping"
+        );
+    }
+
+    #[test]
+    fn locate_finds_the_last_occurrence() {
+        assert_eq!(
+            locate("a: 1\n  name: x\n  name: x\n", "name: x"),
+            Some((3, 3))
+        );
+        assert_eq!(locate("a: 1\n", "zzz"), None);
+    }
+}

@@ -1,0 +1,192 @@
+//! Request routing: the telemetry path, the landing page, health, readiness and reload.
+
+use std::convert::Infallible;
+use std::io::Write as _;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::header::{self, HeaderValue};
+use hyper::{Method, Request, Response, StatusCode};
+use tokio::sync::Semaphore;
+
+use super::landing::{self, LandingInfo};
+use super::negotiate;
+use crate::scrape::Scraper;
+use crate::web_config::{Authorization, WebConfig};
+
+/// Largest request body we accept (none of our endpoints reads one).
+pub const MAX_BODY_BYTES: u64 = 64 * 1024;
+
+/// Reloads the configuration; returns the reason on failure (the old configuration stays).
+pub type ReloadFn = Arc<dyn Fn() -> Result<(), String> + Send + Sync>;
+
+/// Everything a request handler needs; shared by all connections.
+pub struct Routes {
+    pub scraper: Arc<Scraper>,
+    pub telemetry_path: String,
+    pub landing: std::sync::RwLock<LandingInfo>,
+    /// Bounds concurrent scrapes (`--web.max-requests`); `None` = no limit.
+    pub scrape_limit: Option<Arc<Semaphore>>,
+    pub reload: ReloadFn,
+    pub web: Arc<WebConfig>,
+}
+
+impl Routes {
+    /// Handles one request. Never fails: every error becomes a status code.
+    pub async fn handle(
+        self: Arc<Self>,
+        request: Request<Incoming>,
+    ) -> Result<Response<Full<Bytes>>, Infallible> {
+        let mut response = self.route(&request).await;
+        for (name, value) in self.web.headers() {
+            response.headers_mut().insert(name, value);
+        }
+        Ok(response)
+    }
+
+    async fn route(&self, request: &Request<Incoming>) -> Response<Full<Bytes>> {
+        if self
+            .web
+            .authorize(request.headers().get(header::AUTHORIZATION))
+            == Authorization::Denied
+        {
+            let mut response = plain(StatusCode::UNAUTHORIZED, "Unauthorized\n");
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Basic"));
+            return response;
+        }
+        let too_large = request
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|value| value.to_str().ok()?.parse::<u64>().ok())
+            .is_some_and(|length| length > MAX_BODY_BYTES);
+        if too_large {
+            return plain(StatusCode::PAYLOAD_TOO_LARGE, "Request body too large\n");
+        }
+        let path = request.uri().path();
+        let method = request.method();
+        let read_only = method == Method::GET || method == Method::HEAD;
+        match path {
+            _ if path == self.telemetry_path => {
+                if !read_only {
+                    return not_allowed("GET, HEAD");
+                }
+                self.metrics(request).await
+            }
+            "/" => {
+                if !read_only {
+                    return not_allowed("GET, HEAD");
+                }
+                let page = match self.landing.read() {
+                    Ok(info) => landing::render(&info),
+                    Err(poisoned) => landing::render(&poisoned.into_inner()),
+                };
+                let mut response = Response::new(Full::new(Bytes::from(page)));
+                response.headers_mut().insert(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("text/html; charset=utf-8"),
+                );
+                response
+            }
+            "/-/healthy" if read_only => plain(StatusCode::OK, "Healthy\n"),
+            "/-/ready" if read_only => plain(StatusCode::OK, "Ready\n"),
+            "/-/healthy" | "/-/ready" => not_allowed("GET, HEAD"),
+            "/-/reload" => {
+                if method != Method::POST && method != Method::PUT {
+                    return not_allowed("POST, PUT");
+                }
+                match (self.reload)() {
+                    Ok(()) => plain(StatusCode::OK, "Configuration reloaded\n"),
+                    Err(reason) => plain(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        &format!("failed to reload config: {reason}\n"),
+                    ),
+                }
+            }
+            _ => plain(StatusCode::NOT_FOUND, "Not Found\n"),
+        }
+    }
+
+    async fn metrics(&self, request: &Request<Incoming>) -> Response<Full<Bytes>> {
+        let _permit = match &self.scrape_limit {
+            Some(limit) => match limit.clone().try_acquire_owned() {
+                Ok(permit) => Some(permit),
+                Err(_) => {
+                    return plain(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "Too many concurrent scrapes (--web.max-requests)\n",
+                    )
+                }
+            },
+            None => None,
+        };
+        let headers = request.headers();
+        let text_header = |name: &str| headers.get(name).and_then(|value| value.to_str().ok());
+        let format = negotiate::format(text_header("accept"));
+        let gzip = negotiate::gzip(text_header("accept-encoding"));
+        // Leave half a second of the scraper's own timeout for encoding and transfer.
+        let deadline = text_header("x-prometheus-scrape-timeout-seconds")
+            .and_then(|value| value.parse::<f64>().ok())
+            .filter(|seconds| seconds.is_finite() && *seconds > 0.0)
+            .map(|seconds| Duration::from_secs_f64((seconds - 0.5).max(0.1)));
+        let text = match self.scraper.scrape(format, deadline).await {
+            Ok(text) => text,
+            Err(_) => {
+                return plain(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "error encoding metrics\n",
+                )
+            }
+        };
+        let mut body = Bytes::from(text);
+        let mut response_gzipped = false;
+        if gzip {
+            if let Some(compressed) = gzip_bytes(&body) {
+                body = compressed;
+                response_gzipped = true;
+            }
+        }
+        let mut response = Response::new(Full::new(body));
+        let response_headers = response.headers_mut();
+        response_headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static(format.content_type()),
+        );
+        response_headers.insert(header::VARY, HeaderValue::from_static("Accept-Encoding"));
+        if response_gzipped {
+            response_headers.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+        }
+        response
+    }
+}
+
+fn gzip_bytes(data: &[u8]) -> Option<Bytes> {
+    let mut encoder = flate2::write::GzEncoder::new(
+        Vec::with_capacity(data.len() / 4),
+        flate2::Compression::fast(),
+    );
+    encoder.write_all(data).ok()?;
+    encoder.finish().ok().map(Bytes::from)
+}
+
+fn plain(status: StatusCode, text: &str) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(Bytes::copy_from_slice(text.as_bytes())));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    response
+}
+
+fn not_allowed(allow: &'static str) -> Response<Full<Bytes>> {
+    let mut response = plain(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed\n");
+    response
+        .headers_mut()
+        .insert(header::ALLOW, HeaderValue::from_static(allow));
+    response
+}

@@ -1,0 +1,93 @@
+//! A corpus of bad configuration files: each gives its exact message and exit status 2, before
+//! any port is bound. The first line of each file is `# expect: <the exact stderr line>`;
+//! `UPDATE_EXPECTED=1` rewrites those lines from what the binary prints (review the diff).
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+
+const CORPUS: &str = "tests/fixtures/bad-configs";
+
+#[test]
+fn every_bad_config_fails_with_its_exact_message() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join(CORPUS);
+    let mut names: Vec<_> = std::fs::read_dir(&dir)
+        .expect("corpus dir")
+        .filter_map(Result::ok)
+        .map(|entry| entry.file_name().to_string_lossy().into_owned())
+        .filter(|name| name.ends_with(".yml"))
+        .collect();
+    names.sort();
+    let update = std::env::var("UPDATE_EXPECTED").is_ok_and(|value| value == "1");
+    let mut failures = Vec::new();
+    for name in &names {
+        let path = dir.join(name);
+        let bytes = std::fs::read(&path).expect("read corpus file");
+        let text = String::from_utf8_lossy(&bytes);
+        let first_line = text.lines().next().unwrap_or_default();
+        let expected = first_line.strip_prefix("# expect: ").expect("first line is '# expect: ...'").to_owned();
+        let port = common::free_port();
+        let output = Command::new(common::exporter_binary())
+            .current_dir(&dir)
+            .arg(format!("--config.file={name}"))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .output()
+            .expect("run exporter");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        let error_line = stderr.lines().find(|line| line.starts_with("error: ")).unwrap_or("").to_owned();
+        if update && error_line != expected {
+            let rest = &bytes[first_line.len()..];
+            let mut rewritten = format!("# expect: {error_line}").into_bytes();
+            rewritten.extend_from_slice(rest);
+            std::fs::write(&path, rewritten).expect("rewrite corpus file");
+            continue;
+        }
+        if output.status.code() != Some(2) {
+            failures.push(format!("{name}: exit status {:?}, want 2", output.status.code()));
+        }
+        if error_line != expected {
+            failures.push(format!("{name}:\n   got: {error_line}\n  want: {expected}"));
+        }
+        if stderr.contains("msg=listening") {
+            failures.push(format!("{name}: bound a port before failing"));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    assert!(names.len() >= 30, "the corpus must hold at least 30 bad files, has {}", names.len());
+}
+
+#[test]
+fn missing_config_file_exits_2() {
+    let output = Command::new(common::exporter_binary())
+        .arg("--config.file=/nonexistent/xen_exporter.yml")
+        .output()
+        .expect("run exporter");
+    assert_eq!(output.status.code(), Some(2));
+    assert_eq!(
+        String::from_utf8_lossy(&output.stderr).trim(),
+        "error: /nonexistent/xen_exporter.yml: cannot read: No such file or directory (os error 2)"
+    );
+}
+
+#[test]
+fn config_check_accepts_the_examples() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
+    let Ok(entries) = std::fs::read_dir(&dir) else {
+        panic!("examples/ is missing");
+    };
+    let mut checked = 0;
+    for entry in entries.filter_map(Result::ok) {
+        let path = entry.path();
+        if path.extension().is_some_and(|extension| extension == "yml") && !path.to_string_lossy().contains("web-config") {
+            let output = Command::new(common::exporter_binary())
+                .arg(format!("--config.file={}", path.display()))
+                .arg("--config.check")
+                .output()
+                .expect("run exporter");
+            assert!(output.status.success(), "{}: {}", path.display(), String::from_utf8_lossy(&output.stderr));
+            checked += 1;
+        }
+    }
+    assert!(checked > 0, "no example configs found");
+}
