@@ -9,7 +9,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use xen_exporter::xen::libxenstat::LibXenstat;
+use xen_exporter::xen::libxenstat::{LibXenstat, BUSY_REASON};
 use xen_exporter::xen::model::{Domain, DomainState, Host, Vbd, VbdBackend, Vcpu, Vif};
 use xen_exporter::xen::select::{open_source, SourceKind};
 use xen_exporter::xen::source::{SourceError, XenSource};
@@ -442,18 +442,31 @@ fn every_node_is_freed_and_the_handle_released_on_drop() {
         .map(|_| {
             let source = Arc::clone(&source);
             std::thread::spawn(move || {
+                let mut taken = 0;
                 for _ in 0..25 {
-                    assert_eq!(source.snapshot().expect("snapshot"), captured_host());
+                    // Overlapping callers either get the full snapshot or the fast "busy"
+                    // failure; never a torn or partial host.
+                    match source.snapshot() {
+                        Ok(host) => {
+                            assert_eq!(host, captured_host());
+                            taken += 1;
+                        }
+                        Err(SourceError::Failed { reason }) => assert_eq!(reason, BUSY_REASON),
+                        Err(other) => panic!("unexpected error: {other}"),
+                    }
                 }
+                taken
             })
         })
         .collect();
-    for thread in threads {
-        thread.join().expect("no snapshot thread panicked");
-    }
+    let taken: usize = threads
+        .into_iter()
+        .map(|thread| thread.join().expect("no snapshot thread panicked"))
+        .sum();
+    assert!(taken >= 1);
     let during = calls(&log);
-    assert_eq!(during.iter().filter(|c| *c == "get_node").count(), 100);
-    assert_eq!(during.iter().filter(|c| *c == "free_node").count(), 100);
+    assert_eq!(during.iter().filter(|c| *c == "get_node").count(), taken);
+    assert_eq!(during.iter().filter(|c| *c == "free_node").count(), taken);
     // The handle lock serialises libxenstat: every get_node is followed by its free_node.
     for pair in during[1..].chunks(2) {
         assert_eq!(pair, ["get_node", "free_node"]);
@@ -462,6 +475,51 @@ fn every_node_is_freed_and_the_handle_released_on_drop() {
     assert!(!during.contains(&"uninit".to_owned()));
     drop(source);
     assert_eq!(calls(&log).last().map(String::as_str), Some("uninit"));
+}
+
+/// Polls `condition` until it holds or `limit` passes.
+fn wait_until(limit: Duration, mut condition: impl FnMut() -> bool) -> bool {
+    let deadline = std::time::Instant::now() + limit;
+    while std::time::Instant::now() < deadline {
+        if condition() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    condition()
+}
+
+#[test]
+fn a_hung_libxenstat_fails_later_snapshots_fast_instead_of_queueing_them() {
+    let lib = fake::build_with(&[], |dir| {
+        vec![
+            format!("FAKE_LOG_PATH=\"{}\"", dir.join("calls.log").display()),
+            format!("FAKE_GATE_PATH=\"{}\"", dir.join("gate").display()),
+        ]
+    });
+    let log = lib.dir().join("calls.log");
+    let source = Arc::new(open(&lib.path));
+    let stuck = std::thread::spawn({
+        let source = Arc::clone(&source);
+        move || source.snapshot()
+    });
+    assert!(
+        wait_until(Duration::from_secs(30), || calls(&log)
+            .contains(&"get_node_wait".to_owned())),
+        "the first snapshot never entered xenstat_get_node"
+    );
+    // The first snapshot is stuck inside libxenstat: the next one must not wait for it.
+    match source.snapshot() {
+        Err(SourceError::Failed { reason }) => assert_eq!(reason, BUSY_REASON),
+        other => panic!("expected the busy failure, got {other:?}"),
+    }
+    std::fs::write(lib.dir().join("gate"), b"").expect("open the gate");
+    let first = stuck
+        .join()
+        .expect("stuck thread")
+        .expect("first snapshot completes");
+    assert_eq!(first, captured_host());
+    assert_eq!(source.snapshot().expect("later snapshot"), captured_host());
 }
 
 // ---- UUIDs from xenstore ----

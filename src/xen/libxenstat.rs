@@ -11,7 +11,7 @@
 use std::ffi::CStr;
 use std::path::Path;
 use std::ptr::NonNull;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, TryLockError};
 use std::time::Duration;
 
 use xenstat_sys::xenstat::{
@@ -56,6 +56,10 @@ impl Drop for Node<'_> {
         unsafe { (self.lib.free_node)(self.ptr.as_ptr()) };
     }
 }
+
+/// Why a snapshot failed while an earlier one is still inside libxenstat.
+pub const BUSY_REASON: &str =
+    "the previous libxenstat snapshot has not returned yet (is libxenstat hanging?)";
 
 /// The libxenstat source. Cheap to share: `snapshot` takes `&self`.
 pub struct LibXenstat {
@@ -131,9 +135,21 @@ impl LibXenstat {
 
     /// Takes a node under the lock and copies it; the node is freed before the lock is released.
     fn read_host(&self) -> Result<Host, SourceError> {
-        // A panic while holding the lock cannot leave the handle half-updated (we only read
-        // through it), so a poisoned lock is still usable.
-        let handle = self.handle.lock().unwrap_or_else(PoisonError::into_inner);
+        // Scrapes already share one collection, so the lock is only ever contended when an
+        // earlier snapshot outlived its scrape timeout and is still inside libxenstat. Waiting
+        // would park one more blocking thread per scrape behind a hung library; failing fast
+        // keeps the exporter responsive and the operator sees `collector_success 0`.
+        let handle = match self.handle.try_lock() {
+            Ok(handle) => handle,
+            // A panic while holding the lock cannot leave the handle half-updated (we only read
+            // through it), so a poisoned lock is still usable.
+            Err(TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
+            Err(TryLockError::WouldBlock) => {
+                return Err(SourceError::Failed {
+                    reason: BUSY_REASON.to_owned(),
+                })
+            }
+        };
         // SAFETY: the handle is live (owned by `handle`) and used by this thread only (lock held).
         let ptr = unsafe { (self.lib.get_node)(handle.ptr.as_ptr(), XENSTAT_ALL) };
         let errno = std::io::Error::last_os_error();

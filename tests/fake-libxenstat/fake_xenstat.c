@@ -11,6 +11,8 @@
  *   FAKE_XENSTAT_DOMAINS=N                          : N synthetic domains (4 VCPUs, 2 vifs and
  *                                                     4 VBDs each) instead of the capture
  *   FAKE_LOG_PATH="<file>" / FAKE_XENSTAT_LOG=<file> : append one line per init/uninit/get/free
+ *   FAKE_GATE_PATH="<file>" (compile-time only)     : xenstat_get_node logs "get_node_wait" and
+ *                                                     waits until <file> exists (a hung library)
  *   FAKE_NO_VBD_ERROR   (compile-time only)          : omit xenstat_vbd_error (Xen < 4.13)
  *   FAKE_NO_DOMAIN_SSID (compile-time only)          : omit a required symbol
  */
@@ -20,6 +22,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #if defined(__has_include)
 #if __has_include(<xenstat.h>)
@@ -297,6 +301,13 @@ xenstat_node *xenstat_get_node(xenstat_handle *handle, unsigned int flags)
 	(void)flags;
 	if (handle == NULL)
 		return NULL;
+#ifdef FAKE_GATE_PATH
+	log_call("get_node_wait");
+	while (access(FAKE_GATE_PATH, F_OK) != 0) {
+		struct timespec pause = { .tv_sec = 0, .tv_nsec = 1000000 };
+		nanosleep(&pause, NULL);
+	}
+#endif
 	handle->nodes_taken++;
 	xenstat_node *node = zalloc(1, sizeof(*node));
 	/* 03-xl-info.txt: nr_cpus 2, cpu_mhz 2299.999, total_memory 2047 MiB, free 1256 MiB */
