@@ -354,6 +354,21 @@ fn missing_required_symbol_is_named() {
 }
 
 #[test]
+fn unresolved_dependency_fails_at_load_not_at_first_call() {
+    let lib = fake::build(&["FAKE_UNRESOLVED"]);
+    let err = Libxenstat::load(Some(&lib.path)).expect_err("RTLD_NOW refuses the library");
+    let message = err.to_string();
+    assert!(
+        message.contains("undefined symbol: fake_symbol_nobody_defines"),
+        "{message}"
+    );
+    assert!(
+        message.contains(&lib.path.display().to_string()),
+        "{message}"
+    );
+}
+
+#[test]
 fn init_returning_null_is_unavailable_not_a_crash() {
     let lib = fake::build(&["FAKE_INIT_FAIL"]);
     match LibXenstat::open(Some(&lib.path), None) {

@@ -128,6 +128,12 @@ impl LibXenstat {
         })
     }
 
+    /// Adds xenstore access, for the domains' UUIDs.
+    pub fn with_xenstore(mut self, store: Box<dyn XenStore>) -> Self {
+        self.store = Some(store);
+        self
+    }
+
     /// The loaded library's path.
     pub fn library_path(&self) -> &Path {
         self.lib.path()

@@ -34,7 +34,12 @@ pub fn open_source(
     match kind {
         SourceKind::Simulated => Ok(simulated()),
         SourceKind::Auto | SourceKind::Libxenstat => {
-            let source = LibXenstat::open(library, open_xenstore())?;
+            // xenstore only once libxenstat works: on a machine without Xen, one log line
+            // (the caller's, with this error's reason) is enough.
+            let mut source = LibXenstat::open(library, None)?;
+            if let Some(store) = open_xenstore() {
+                source = source.with_xenstore(store);
+            }
             tracing::info!(library = %source.library_path().display(), "Xen source: libxenstat");
             Ok(Box::new(source))
         }

@@ -15,6 +15,8 @@
  *                                                     waits until <file> exists (a hung library)
  *   FAKE_NO_VBD_ERROR   (compile-time only)          : omit xenstat_vbd_error (Xen < 4.13)
  *   FAKE_NO_DOMAIN_SSID (compile-time only)          : omit a required symbol
+ *   FAKE_UNRESOLVED     (compile-time only)          : depend on a symbol no library defines
+ *                                                     (a library built for another release)
  */
 #include <errno.h>
 #include <limits.h>
@@ -277,8 +279,16 @@ static void fill_synthetic(xenstat_node *node, unsigned n)
 	}
 }
 
+#ifdef FAKE_UNRESOLVED
+extern int fake_symbol_nobody_defines(void);
+#endif
+
 xenstat_handle *xenstat_init(void)
 {
+#ifdef FAKE_UNRESOLVED
+	if (fake_symbol_nobody_defines() != 0)
+		return NULL;
+#endif
 	if (init_fails()) {
 		/* What libxenstat does when xc_interface_open fails without a hypervisor. */
 		errno = ENOENT;

@@ -57,11 +57,16 @@ pub(crate) fn open_first(
     };
     let mut tried = Vec::with_capacity(candidates.len());
     for candidate in candidates {
+        // RTLD_NOW: a library whose own dependencies lack a symbol (a libxenstat from one Xen
+        // release next to a libxenctrl from another) fails here, with dlerror's reason, instead
+        // of aborting the process at the first call. RTLD_LOCAL keeps its symbols out of the
+        // global namespace.
+        let flags = libloading::os::unix::RTLD_NOW | libloading::os::unix::RTLD_LOCAL;
         // SAFETY: loading a library runs its ELF constructors. libxenstat's and libxenstore's
         // constructors (and those of their dependencies: libxenctrl, libyajl, libc) only set up
         // process-local state; they do not touch the hypervisor. The operator chooses the path.
-        match unsafe { Library::new(&candidate) } {
-            Ok(lib) => return Ok((lib, candidate)),
+        match unsafe { libloading::os::unix::Library::open(Some(&candidate), flags) } {
+            Ok(lib) => return Ok((Library::from(lib), candidate)),
             Err(err) => {
                 let reason = dl_reason(&err, &candidate);
                 tried.push(LoadFailure { candidate, reason });
