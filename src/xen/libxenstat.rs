@@ -254,6 +254,9 @@ fn copy_host(node: &Node<'_>) -> Host {
             domains.push(domain);
         }
     }
+    // The model promises domid order; libxenstat lists domains in hypervisor order, which is
+    // domid order today, but that is not part of its API.
+    domains.sort_by_key(|domain| domain.domid);
     Host {
         xen_version,
         cpus,
