@@ -6,6 +6,7 @@
 mod fake;
 
 use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -13,7 +14,7 @@ use xen_exporter::xen::libxenstat::{LibXenstat, BUSY_REASON};
 use xen_exporter::xen::model::{Domain, DomainState, Host, Vbd, VbdBackend, Vcpu, Vif};
 use xen_exporter::xen::select::{open_source, SourceKind};
 use xen_exporter::xen::source::{SourceError, XenSource};
-use xen_exporter::xen::xenstore::MemoryStore;
+use xen_exporter::xen::xenstore::{MemoryStore, XenStore, XenStoreError};
 use xenstat_sys::{Libxenstat, LoadError};
 
 const KIB: u64 = 1024;
@@ -553,6 +554,44 @@ fn uuid_comes_from_xenstore_vm_path() {
         host.domains[1].uuid.as_deref(),
         Some("a7c1cbd9-b1a3-4f54-9c5c-d1c8e3e35ab6")
     );
+}
+
+/// A xenstore that counts reads, over a [`MemoryStore`].
+struct CountingStore {
+    inner: MemoryStore,
+    reads: Arc<AtomicUsize>,
+}
+
+impl XenStore for CountingStore {
+    fn read(&self, path: &str) -> Result<Option<String>, XenStoreError> {
+        self.reads.fetch_add(1, Ordering::SeqCst);
+        self.inner.read(path)
+    }
+    fn directory(&self, path: &str) -> Result<Vec<String>, XenStoreError> {
+        self.inner.directory(path)
+    }
+}
+
+#[test]
+fn uuids_are_read_once_per_domain_life() {
+    let lib = fake::build(&[]);
+    let reads = Arc::new(AtomicUsize::new(0));
+    let store = CountingStore {
+        inner: MemoryStore::parse_ls_f(
+            "/local/domain/1/vm = \"/vm/a7c1cbd9-b1a3-4f54-9c5c-d1c8e3e35ab6\"\n",
+        ),
+        reads: Arc::clone(&reads),
+    };
+    let source = open(&lib.path).with_xenstore(Box::new(store));
+    for _ in 0..5 {
+        let host = source.snapshot().expect("snapshot");
+        assert_eq!(
+            host.domains[1].uuid.as_deref(),
+            Some("a7c1cbd9-b1a3-4f54-9c5c-d1c8e3e35ab6")
+        );
+    }
+    // labdomu once; Domain-0 (no vm key, not cached) at every snapshot.
+    assert_eq!(reads.load(Ordering::SeqCst), 1 + 5);
 }
 
 // ---- source selection ----

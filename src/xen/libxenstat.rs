@@ -8,10 +8,11 @@
 //! `Mutex`.
 #![allow(unsafe_code)]
 
+use std::collections::HashMap;
 use std::ffi::CStr;
 use std::path::Path;
 use std::ptr::NonNull;
-use std::sync::{Arc, Mutex, TryLockError};
+use std::sync::{Arc, Mutex, PoisonError, TryLockError};
 use std::time::Duration;
 
 use xenstat_sys::xenstat::{
@@ -66,6 +67,10 @@ pub struct LibXenstat {
     lib: Arc<Lib>,
     handle: Mutex<Handle>,
     store: Option<Box<dyn XenStore>>,
+    /// UUIDs already read, by domid, with the name they were read under. A domain keeps its
+    /// UUID for its whole life, so a 1,000-domain host costs 1,000 xenstore round trips once,
+    /// not at every scrape. Entries of domains that no longer exist are dropped.
+    uuids: Mutex<HashMap<u32, (String, String)>>,
 }
 
 impl std::fmt::Debug for LibXenstat {
@@ -125,6 +130,7 @@ impl LibXenstat {
             lib,
             handle: Mutex::new(handle),
             store,
+            uuids: Mutex::new(HashMap::new()),
         })
     }
 
@@ -174,18 +180,32 @@ impl LibXenstat {
         Ok(host)
     }
 
-    /// Fills `Domain::uuid` from xenstore `/local/domain/<id>/vm` = `/vm/<uuid>`.
+    /// Fills `Domain::uuid` from xenstore `/local/domain/<id>/vm` = `/vm/<uuid>`, reading only
+    /// domains not seen before (a new domid, or a domid reused under another name).
     fn add_uuids(&self, host: &mut Host) {
         let Some(store) = &self.store else { return };
+        // Only the collection thread takes this lock; a poisoned map is just a cache.
+        let mut cache = self.uuids.lock().unwrap_or_else(PoisonError::into_inner);
+        cache.retain(|domid, _| host.domains.iter().any(|domain| domain.domid == *domid));
         for domain in &mut host.domains {
+            if let Some((name, uuid)) = cache.get(&domain.domid) {
+                if *name == domain.name {
+                    domain.uuid = Some(uuid.clone());
+                    continue;
+                }
+            }
             let path = format!("/local/domain/{}/vm", domain.domid);
             match store.read(&path) {
                 Ok(Some(vm)) => domain.uuid = parse_vm_path(&vm),
-                // Dom0 has no `vm` key on many setups; a domain may vanish between the two reads.
+                // Dom0 has no `vm` key on many setups; a domain may vanish between the two
+                // reads. Not cached: a key that appears later is picked up.
                 Ok(None) => {}
                 Err(err) => {
                     tracing::debug!(domain = %domain.name, error = %err, "no UUID from xenstore");
                 }
+            }
+            if let Some(uuid) = &domain.uuid {
+                cache.insert(domain.domid, (domain.name.clone(), uuid.clone()));
             }
         }
     }
