@@ -186,3 +186,36 @@ macro_rules! library {
     };
 }
 pub(crate) use library;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn explicit_path_replaces_the_defaults() {
+        let defaults = vec!["libc.so.6".to_owned()];
+        let err = open_first(
+            "libtest",
+            Some(Path::new("/nonexistent/libx.so")),
+            &defaults,
+        )
+        .expect_err("the explicit path does not exist");
+        let tried: Vec<_> = err.tried().iter().map(|f| f.candidate.clone()).collect();
+        assert_eq!(tried, [PathBuf::from("/nonexistent/libx.so")]);
+    }
+
+    #[test]
+    fn first_loadable_default_wins_and_failures_are_listed() {
+        let defaults = vec!["libnone-1.so".to_owned(), "libnone-2.so".to_owned()];
+        let err = open_first("libtest", None, &defaults).expect_err("none exist");
+        assert_eq!(
+            err.to_string(),
+            "libtest could not be loaded; tried \
+             libnone-1.so (cannot open shared object file: No such file or directory), \
+             libnone-2.so (cannot open shared object file: No such file or directory)"
+        );
+        let defaults = vec!["libnone-1.so".to_owned(), "libc.so.6".to_owned()];
+        let (_, path) = open_first("libc", None, &defaults).expect("libc loads");
+        assert_eq!(path, PathBuf::from("libc.so.6"));
+    }
+}
