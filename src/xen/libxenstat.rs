@@ -246,6 +246,26 @@ fn backend_kind(vbd_type: u32) -> VbdBackend {
 /// `max_mem` of a domain without a limit: libxenstat stores `(unsigned long long)-1`.
 const UNLIMITED_MEMORY: u64 = u64::MAX;
 
+/// Domain ids below `DOMID_FIRST_RESERVED` (0x7FF0): no host has more domains.
+const MAX_DOMAINS: u32 = 0x7FF0;
+/// More VCPUs, vifs or VBDs than any domain has (Xen caps VCPUs at 4096 per domain).
+const MAX_DEVICES: u32 = 4096;
+
+/// A count from C, capped: a library built for another ABI could return garbage, and a huge
+/// count must not turn into a huge allocation (an abort) or an endless loop.
+fn bounded(count: u32, max: u32, what: &str) -> u32 {
+    if count > max {
+        tracing::warn!(
+            count,
+            max,
+            what,
+            "libxenstat reported an implausible count; capped"
+        );
+        return max;
+    }
+    count
+}
+
 /// Copies one node into owned data. Everything below the node is borrowed from it and must not
 /// escape this function.
 fn copy_host(node: &Node<'_>) -> Host {
@@ -265,6 +285,7 @@ fn copy_host(node: &Node<'_>) -> Host {
             (lib.node_num_domains)(n),
         )
     };
+    let count = bounded(count, MAX_DOMAINS, "domains");
     let mut domains = Vec::with_capacity(count as usize);
     for index in 0..count {
         // SAFETY: `n` is live; an index past the end yields NULL, which is checked.
@@ -323,6 +344,9 @@ fn copy_domain(lib: &Lib, d: NonNull<XenstatDomain>) -> Option<Domain> {
         )
     };
 
+    let num_vcpus = bounded(num_vcpus, MAX_DEVICES, "VCPUs");
+    let num_networks = bounded(num_networks, MAX_DEVICES, "networks");
+    let num_vbds = bounded(num_vbds, MAX_DEVICES, "VBDs");
     let mut vcpus = Vec::with_capacity(num_vcpus as usize);
     for id in 0..num_vcpus {
         // SAFETY: `d` is live; an index the domain lacks yields NULL, which is checked.

@@ -15,6 +15,7 @@
  *                                                     waits until <file> exists (a hung library)
  *   FAKE_NO_VBD_ERROR   (compile-time only)          : omit xenstat_vbd_error (Xen < 4.13)
  *   FAKE_NO_DOMAIN_SSID (compile-time only)          : omit a required symbol
+ *   FAKE_HUGE_COUNTS    (compile-time only)          : UINT_MAX domain and VCPU counts
  *   FAKE_UNRESOLVED     (compile-time only)          : depend on a symbol no library defines
  *                                                     (a library built for another release)
  */
@@ -371,14 +372,23 @@ const char *xenstat_node_xen_version(xenstat_node *node) { return node->xen_vers
 unsigned long long xenstat_node_tot_mem(xenstat_node *node) { return node->tot_mem; }
 unsigned long long xenstat_node_free_mem(xenstat_node *node) { return node->free_mem; }
 long xenstat_node_freeable_mb(xenstat_node *node) { (void)node; return 0; }
+#ifdef FAKE_HUGE_COUNTS
+/* An ABI-mismatched library answering garbage counts. */
+unsigned int xenstat_node_num_domains(xenstat_node *node) { (void)node; return UINT_MAX; }
+#else
 unsigned int xenstat_node_num_domains(xenstat_node *node) { return node->num_domains; }
+#endif
 unsigned int xenstat_node_num_cpus(xenstat_node *node) { return node->num_cpus; }
 unsigned long long xenstat_node_cpu_hz(xenstat_node *node) { return node->cpu_hz; }
 
 unsigned xenstat_domain_id(xenstat_domain *d) { return d->id; }
 char *xenstat_domain_name(xenstat_domain *d) { return d->name; }
 unsigned long long xenstat_domain_cpu_ns(xenstat_domain *d) { return d->cpu_ns; }
+#ifdef FAKE_HUGE_COUNTS
+unsigned int xenstat_domain_num_vcpus(xenstat_domain *d) { (void)d; return UINT_MAX; }
+#else
 unsigned int xenstat_domain_num_vcpus(xenstat_domain *d) { return d->num_vcpus; }
+#endif
 unsigned long long xenstat_domain_cur_mem(xenstat_domain *d) { return d->cur_mem; }
 unsigned long long xenstat_domain_max_mem(xenstat_domain *d) { return d->max_mem; }
 #ifndef FAKE_NO_DOMAIN_SSID
