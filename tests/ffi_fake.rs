@@ -555,7 +555,7 @@ fn uuid_comes_from_xenstore_vm_path() {
         "/local/domain/1/name = \"labdomu\"\n\
          /local/domain/1/vm = \"/vm/a7c1cbd9-b1a3-4f54-9c5c-d1c8e3e35ab6\"\n",
     );
-    let source = LibXenstat::open(Some(&lib.path), Some(Box::new(store))).expect("opens");
+    let source = LibXenstat::open(Some(&lib.path), Some(Arc::new(store))).expect("opens");
     let host = source.snapshot().expect("snapshot");
     assert_eq!(host.domains[0].uuid, None, "Domain-0 has no vm key here");
     assert_eq!(
@@ -590,7 +590,7 @@ fn uuids_are_read_once_per_domain_life() {
         ),
         reads: Arc::clone(&reads),
     };
-    let source = open(&lib.path).with_xenstore(Box::new(store));
+    let source = open(&lib.path).with_xenstore(Arc::new(store));
     for _ in 0..5 {
         let host = source.snapshot().expect("snapshot");
         assert_eq!(

@@ -66,7 +66,7 @@ pub const BUSY_REASON: &str =
 pub struct LibXenstat {
     lib: Arc<Lib>,
     handle: Mutex<Handle>,
-    store: Option<Box<dyn XenStore>>,
+    store: Option<Arc<dyn XenStore>>,
     /// UUIDs already read, by domid, with the name they were read under. A domain keeps its
     /// UUID for its whole life, so a 1,000-domain host costs 1,000 xenstore round trips once,
     /// not at every scrape. Entries of domains that no longer exist are dropped.
@@ -90,7 +90,7 @@ impl LibXenstat {
     /// [`SourceError::Unavailable`] with the reason: never a crash.
     pub fn open(
         library: Option<&Path>,
-        store: Option<Box<dyn XenStore>>,
+        store: Option<Arc<dyn XenStore>>,
     ) -> Result<Self, SourceError> {
         let lib = Lib::load(library).map_err(|err| SourceError::Unavailable {
             reason: err.to_string(),
@@ -101,7 +101,7 @@ impl LibXenstat {
     /// Opens a handle on an already loaded library.
     pub fn with_library(
         lib: Arc<Lib>,
-        store: Option<Box<dyn XenStore>>,
+        store: Option<Arc<dyn XenStore>>,
     ) -> Result<Self, SourceError> {
         // SAFETY: `xenstat_init` takes no arguments and returns an owned handle or NULL.
         let ptr = unsafe { (lib.init)() };
@@ -135,7 +135,7 @@ impl LibXenstat {
     }
 
     /// Adds xenstore access, for the domains' UUIDs.
-    pub fn with_xenstore(mut self, store: Box<dyn XenStore>) -> Self {
+    pub fn with_xenstore(mut self, store: Arc<dyn XenStore>) -> Self {
         self.store = Some(store);
         self
     }

@@ -1,6 +1,7 @@
 //! Choosing the Xen source at start: `--xen.source=auto|libxenstat|simulated`.
 
 use std::path::Path;
+use std::sync::Arc;
 
 use crate::xen::libxenstat::LibXenstat;
 use crate::xen::libxenstore::LibXenStore;
@@ -46,10 +47,11 @@ pub fn open_source(
     }
 }
 
-/// xenstore for the domains' UUIDs; without it the UUIDs are left out, nothing else.
-fn open_xenstore() -> Option<Box<dyn XenStore>> {
+/// xenstore through libxenstore (read-only), shareable with other readers (ring geometry).
+/// `None` after one `warn!` with the reason: without it the UUIDs are left out, nothing else.
+pub fn open_xenstore() -> Option<Arc<dyn XenStore>> {
     match LibXenStore::open(None) {
-        Ok(store) => Some(Box::new(store)),
+        Ok(store) => Some(Arc::new(store)),
         Err(err) => {
             tracing::warn!(error = %err, "xenstore unavailable: domain UUIDs are left out");
             None
