@@ -35,12 +35,22 @@ impl LoadError {
     }
 }
 
+/// `a, b (reason); c (other reason)`: consecutive candidates that failed for the same reason
+/// share it, so 33 "No such file or directory" stay readable on one log line.
 fn format_tried(tried: &[LoadFailure]) -> String {
-    tried
+    let mut groups: Vec<(Vec<String>, &str)> = Vec::new();
+    for failure in tried {
+        let name = failure.candidate.display().to_string();
+        match groups.last_mut() {
+            Some((names, reason)) if *reason == failure.reason => names.push(name),
+            _ => groups.push((vec![name], &failure.reason)),
+        }
+    }
+    groups
         .iter()
-        .map(|failure| format!("{} ({})", failure.candidate.display(), failure.reason))
+        .map(|(names, reason)| format!("{} ({reason})", names.join(", ")))
         .collect::<Vec<_>>()
-        .join(", ")
+        .join("; ")
 }
 
 /// Opens the first candidate that loads. `explicit` (the operator's flag) replaces the defaults:
@@ -205,14 +215,31 @@ mod tests {
     }
 
     #[test]
+    fn different_reasons_are_kept_apart() {
+        let failure = |candidate: &str, reason: &str| LoadFailure {
+            candidate: PathBuf::from(candidate),
+            reason: reason.to_owned(),
+        };
+        let tried = [
+            failure("a.so", "missing"),
+            failure("b.so", "missing"),
+            failure("c.so", "wrong ELF class"),
+            failure("d.so", "missing"),
+        ];
+        assert_eq!(
+            format_tried(&tried),
+            "a.so, b.so (missing); c.so (wrong ELF class); d.so (missing)"
+        );
+    }
+
+    #[test]
     fn first_loadable_default_wins_and_failures_are_listed() {
         let defaults = vec!["libnone-1.so".to_owned(), "libnone-2.so".to_owned()];
         let err = open_first("libtest", None, &defaults).expect_err("none exist");
         assert_eq!(
             err.to_string(),
-            "libtest could not be loaded; tried \
-             libnone-1.so (cannot open shared object file: No such file or directory), \
-             libnone-2.so (cannot open shared object file: No such file or directory)"
+            "libtest could not be loaded; tried libnone-1.so, libnone-2.so \
+             (cannot open shared object file: No such file or directory)"
         );
         let defaults = vec!["libnone-1.so".to_owned(), "libc.so.6".to_owned()];
         let (_, path) = open_first("libc", None, &defaults).expect("libc loads");
