@@ -7,7 +7,11 @@ use std::io::{Read, Write};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::sync::{Arc, Mutex};
 
+#[path = "fake-libxenstat/fake.rs"]
+mod fake;
+
 use xen_exporter::xen::libxenstore::LibXenStore;
+use xen_exporter::xen::select::{open_source, SourceKind};
 use xen_exporter::xen::xenstore::{MemoryStore, XenStore};
 use xenstat_sys::Libxenstore;
 
@@ -104,9 +108,15 @@ fn reads_and_lists_keys_through_the_real_libxenstore() {
     let server_seen = Arc::clone(&seen);
     let server = std::thread::spawn(move || {
         let store = MemoryStore::parse_ls_f(CAPTURED);
-        // One connection: the wrapper opens one handle and keeps it.
+        // The first connection is the wrapper's own handle; the test waits for it to close.
         let (stream, _) = listener.accept().expect("libxenstore connects");
         serve(stream, &store, &server_seen);
+        // Then the source selection's handle, served in the background until the process ends.
+        std::thread::spawn(move || {
+            if let Ok((stream, _)) = listener.accept() {
+                serve(stream, &store, &server_seen);
+            }
+        });
     });
     std::env::set_var("XENSTORED_PATH", &socket);
 
@@ -172,5 +182,20 @@ fn reads_and_lists_keys_through_the_real_libxenstore() {
     assert_eq!(
         seen.iter().filter(|kind| **kind == XS_READ).count(),
         3 + 200
+    );
+    drop(seen);
+
+    // The source selection wires xenstore in: libxenstat (the fake, through dlopen) gives the
+    // domains, libxenstore (the real one, through the stand-in daemon) their UUIDs.
+    let lib = fake::build(&[]);
+    let source = open_source(SourceKind::Libxenstat, Some(&lib.path), || {
+        panic!("simulated not wanted")
+    })
+    .expect("libxenstat source");
+    let host = source.snapshot().expect("snapshot");
+    assert_eq!(host.domains[0].uuid, None);
+    assert_eq!(
+        host.domains[1].uuid.as_deref(),
+        Some("a7c1cbd9-b1a3-4f54-9c5c-d1c8e3e35ab6")
     );
 }
