@@ -1,8 +1,13 @@
 //! The hypervisor side: sources that snapshot a Xen host, and the collector that encodes it.
 
+pub mod devno;
 pub mod libxenstat;
 pub mod libxenstore;
 pub mod model;
+pub mod netback;
+pub mod ring_metrics;
+pub mod rings;
 pub mod select;
 pub mod source;
+pub mod sysfs;
 pub mod xenstore;
