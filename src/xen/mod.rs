@@ -1,5 +1,6 @@
 //! The hypervisor side: sources that snapshot a Xen host, and the collector that encodes it.
 
 pub mod model;
+pub mod netback;
 pub mod source;
 pub mod xenstore;
