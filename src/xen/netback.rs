@@ -137,3 +137,75 @@ mod tests {
         assert!(parse_io_ring("").is_err());
     }
 }
+
+/// Reading side: every `io_ring_q<N>` under `<debugfs>/xen-netback/<vif>/`.
+pub mod reader {
+    use std::fs::{File, OpenOptions};
+    use std::io::{self, Read};
+    use std::path::Path;
+
+    use super::parse_io_ring;
+    use crate::xen::model::VifQueue;
+
+    /// The only way this module opens a file. Read-only on purpose: each vif directory also holds
+    /// `kick`, and writing to it raises an interrupt in the guest's queue.
+    fn open_read_only(path: &Path) -> io::Result<File> {
+        OpenOptions::new().read(true).open(path)
+    }
+
+    /// Queues of one vif (`vif3.0`), sorted by queue id. A vif that vanished returns an empty list;
+    /// a queue file that vanished mid-read or does not parse is skipped with a debug log.
+    pub fn read_vif(debugfs: &Path, interface: &str) -> io::Result<Vec<VifQueue>> {
+        let dir = debugfs.join("xen-netback").join(interface);
+        let entries = match std::fs::read_dir(&dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(e),
+        };
+        let mut queues = Vec::new();
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            if !name.to_string_lossy().starts_with("io_ring_q") {
+                continue;
+            }
+            let path = entry.path();
+            let mut text = String::new();
+            match open_read_only(&path).and_then(|mut f| f.read_to_string(&mut text)) {
+                Ok(_) => match parse_io_ring(&text) {
+                    Ok(q) => queues.push(q),
+                    Err(e) => tracing::debug!(path = %path.display(), error = %e, "skipping queue"),
+                },
+                Err(e) => tracing::debug!(path = %path.display(), error = %e, "queue vanished"),
+            }
+        }
+        queues.sort_by_key(|q| q.id);
+        Ok(queues)
+    }
+}
+
+#[cfg(test)]
+mod capture_tests {
+    use std::path::Path;
+
+    use super::reader::read_vif;
+
+    #[test]
+    fn reads_every_capture_tree() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/debugfs");
+        for tree in [root.clone(), root.join("heavyio"), root.join("trixie")] {
+            let qs = read_vif(&tree, "vif1.0").expect("fixture tree readable");
+            assert_eq!(
+                qs.iter().map(|q| q.id).collect::<Vec<_>>(),
+                [0, 1],
+                "{}",
+                tree.display()
+            );
+            assert!(qs
+                .iter()
+                .all(|q| q.tx.entries == 256 && q.rx.entries == 256));
+        }
+        assert!(read_vif(&root, "vif9.0")
+            .expect("missing vif is not an error")
+            .is_empty());
+    }
+}
