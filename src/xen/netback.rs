@@ -209,3 +209,34 @@ mod capture_tests {
             .is_empty());
     }
 }
+
+#[cfg(test)]
+mod read_only_tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    use super::reader::read_vif;
+
+    /// The reader must never write: a 0400 queue file is read, and its content and mtime stay as they were.
+    #[test]
+    fn reads_0400_file_without_changing_it() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let dir = tmp.path().join("xen-netback/vif2.0");
+        std::fs::create_dir_all(&dir).expect("mkdir");
+        let file = dir.join("io_ring_q0");
+        let text = include_str!("../../tests/fixtures/debugfs/xen-netback/vif1.0/io_ring_q0");
+        std::fs::write(&file, text).expect("write fixture");
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o400)).expect("chmod");
+        let before = std::fs::metadata(&file)
+            .and_then(|m| m.modified())
+            .expect("mtime");
+        let qs = read_vif(tmp.path(), "vif2.0").expect("read");
+        assert_eq!(qs.len(), 1);
+        assert_eq!(std::fs::read_to_string(&file).expect("reread"), text);
+        assert_eq!(
+            std::fs::metadata(&file)
+                .and_then(|m| m.modified())
+                .expect("mtime"),
+            before
+        );
+    }
+}
