@@ -2,5 +2,6 @@
 
 pub mod model;
 pub mod netback;
+pub mod rings;
 pub mod source;
 pub mod xenstore;
