@@ -57,3 +57,33 @@ mod tests {
         assert_eq!(vbd_ring(&store, 7, 1).expect("absent").queues, 1);
     }
 }
+
+/// Whether blkback's `log_stats` module parameter is on (`<sysfs>/module/xen_blkback/parameters/log_stats`).
+///
+/// When it is non-zero blkback logs and then zeroes its per-VBD counters every 10 s, so
+/// `xen_vbd_out_of_requests_total` keeps resetting and VBD_OO rates become unreliable; the caller
+/// should warn once and expose the flag. `None` when blkback is not loaded or the file is unreadable.
+pub fn blkback_log_stats(sysfs: &std::path::Path) -> Option<bool> {
+    let path = sysfs.join("module/xen_blkback/parameters/log_stats");
+    let text = std::fs::read_to_string(path).ok()?;
+    let t = text.trim();
+    // bool params read as Y/N, int params as a number.
+    Some(!(t == "0" || t.eq_ignore_ascii_case("n")))
+}
+
+#[cfg(test)]
+mod log_stats_tests {
+    use super::blkback_log_stats;
+
+    #[test]
+    fn reads_log_stats_param() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        assert_eq!(blkback_log_stats(tmp.path()), None);
+        let dir = tmp.path().join("module/xen_blkback/parameters");
+        std::fs::create_dir_all(&dir).expect("mkdir");
+        for (v, want) in [("0\n", false), ("N\n", false), ("1\n", true), ("Y\n", true)] {
+            std::fs::write(dir.join("log_stats"), v).expect("write");
+            assert_eq!(blkback_log_stats(tmp.path()), Some(want), "{v:?}");
+        }
+    }
+}
