@@ -2,6 +2,7 @@
 
 pub mod model;
 pub mod netback;
+pub mod ring_metrics;
 pub mod rings;
 pub mod source;
 pub mod xenstore;
