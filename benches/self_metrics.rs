@@ -43,9 +43,7 @@ fn main() {
         let samples: Vec<Duration> = (0..5000)
             .map(|_| {
                 let start = Instant::now();
-                let text = runtime
-                    .block_on(scraper.scrape(format, None))
-                    .expect("encode");
+                let text = runtime.block_on(scraper.scrape(format, None)).expect("encode");
                 std::hint::black_box(text);
                 start.elapsed()
             })
@@ -90,19 +88,10 @@ fn main() {
     report("HTTP round trip (new connection each), text", samples);
     std::thread::sleep(Duration::from_secs(2));
     let status = std::fs::read_to_string(format!("/proc/{}/status", child.id())).expect("status");
-    let rss = status
-        .lines()
-        .find(|line| line.starts_with("VmRSS:"))
-        .unwrap_or("VmRSS: ?");
-    let size = std::fs::metadata(binary)
-        .map(|meta| meta.len())
-        .unwrap_or(0);
+    let rss = status.lines().find(|line| line.starts_with("VmRSS:")).unwrap_or("VmRSS: ?");
+    let size = std::fs::metadata(binary).map(|meta| meta.len()).unwrap_or(0);
     println!();
-    println!(
-        "binary {binary}: {:.2} MiB; after 2000 scrapes + 2 s idle: {}",
-        size as f64 / 1048576.0,
-        rss.split_whitespace().skip(1).collect::<Vec<_>>().join(" ")
-    );
+    println!("binary {binary}: {:.2} MiB; after 2000 scrapes + 2 s idle: {}", size as f64 / 1048576.0, rss.split_whitespace().skip(1).collect::<Vec<_>>().join(" "));
     let _ = child.kill();
     let _ = child.wait();
 }

@@ -26,10 +26,7 @@ fn every_bad_config_fails_with_its_exact_message() {
         let bytes = std::fs::read(&path).expect("read corpus file");
         let text = String::from_utf8_lossy(&bytes);
         let first_line = text.lines().next().unwrap_or_default();
-        let expected = first_line
-            .strip_prefix("# expect: ")
-            .expect("first line is '# expect: ...'")
-            .to_owned();
+        let expected = first_line.strip_prefix("# expect: ").expect("first line is '# expect: ...'").to_owned();
         let port = common::free_port();
         let output = Command::new(common::exporter_binary())
             .current_dir(&dir)
@@ -38,11 +35,7 @@ fn every_bad_config_fails_with_its_exact_message() {
             .output()
             .expect("run exporter");
         let stderr = String::from_utf8_lossy(&output.stderr);
-        let error_line = stderr
-            .lines()
-            .find(|line| line.starts_with("error: "))
-            .unwrap_or("")
-            .to_owned();
+        let error_line = stderr.lines().find(|line| line.starts_with("error: ")).unwrap_or("").to_owned();
         if update && error_line != expected {
             let rest = &bytes[first_line.len()..];
             let mut rewritten = format!("# expect: {error_line}").into_bytes();
@@ -51,10 +44,7 @@ fn every_bad_config_fails_with_its_exact_message() {
             continue;
         }
         if output.status.code() != Some(2) {
-            failures.push(format!(
-                "{name}: exit status {:?}, want 2",
-                output.status.code()
-            ));
+            failures.push(format!("{name}: exit status {:?}, want 2", output.status.code()));
         }
         if error_line != expected {
             failures.push(format!("{name}:\n   got: {error_line}\n  want: {expected}"));
@@ -64,11 +54,7 @@ fn every_bad_config_fails_with_its_exact_message() {
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
-    assert!(
-        names.len() >= 30,
-        "the corpus must hold at least 30 bad files, has {}",
-        names.len()
-    );
+    assert!(names.len() >= 30, "the corpus must hold at least 30 bad files, has {}", names.len());
 }
 
 #[test]
@@ -93,20 +79,13 @@ fn config_check_accepts_the_examples() {
     let mut checked = 0;
     for entry in entries.filter_map(Result::ok) {
         let path = entry.path();
-        if path.extension().is_some_and(|extension| extension == "yml")
-            && !path.to_string_lossy().contains("web-config")
-        {
+        if path.extension().is_some_and(|extension| extension == "yml") && !path.to_string_lossy().contains("web-config") {
             let output = Command::new(common::exporter_binary())
                 .arg(format!("--config.file={}", path.display()))
                 .arg("--config.check")
                 .output()
                 .expect("run exporter");
-            assert!(
-                output.status.success(),
-                "{}: {}",
-                path.display(),
-                String::from_utf8_lossy(&output.stderr)
-            );
+            assert!(output.status.success(), "{}: {}", path.display(), String::from_utf8_lossy(&output.stderr));
             checked += 1;
         }
     }

@@ -7,11 +7,7 @@ use std::time::Duration;
 use common::{http, sample, Exporter};
 
 fn reload_successful(exporter: &Exporter) -> Option<f64> {
-    sample(
-        &exporter.get("/metrics").text(),
-        "xen_exporter_config_last_reload_successful",
-        "",
-    )
+    sample(&exporter.get("/metrics").text(), "xen_exporter_config_last_reload_successful", "")
 }
 
 #[test]
@@ -24,43 +20,19 @@ fn sighup_with_a_bad_file_keeps_serving_the_old_config() {
 
     std::fs::write(&path, "xen:\n  rings: perhaps\n").expect("write bad config");
     exporter.signal("HUP");
-    let failed = common::poll(Duration::from_secs(10), || {
-        (reload_successful(&exporter) == Some(0.0)).then_some(())
-    });
-    assert!(
-        failed.is_some(),
-        "reload failure not reported; logs:\n{}",
-        exporter.logs()
-    );
-    assert!(
-        exporter
-            .logs()
-            .contains("xen.rings: invalid type: string \\\"perhaps\\\", expected a boolean"),
-        "{}",
-        exporter.logs()
-    );
+    let failed = common::poll(Duration::from_secs(10), || (reload_successful(&exporter) == Some(0.0)).then_some(()));
+    assert!(failed.is_some(), "reload failure not reported; logs:\n{}", exporter.logs());
+    assert!(exporter.logs().contains("xen.rings: invalid type: string \\\"perhaps\\\", expected a boolean"), "{}", exporter.logs());
     assert_eq!(exporter.get("/-/healthy").status, 200);
 
     let response = http(exporter.address, "POST", "/-/reload", &[]).expect("reload request");
     assert_eq!(response.status, 500);
-    assert!(
-        response
-            .text()
-            .contains("xen_exporter.yml:2:10: xen.rings:"),
-        "{}",
-        response.text()
-    );
+    assert!(response.text().contains("xen_exporter.yml:2:10: xen.rings:"), "{}", response.text());
 
     std::fs::write(&path, "xen:\n  rings: false\n").expect("write fixed config");
     exporter.signal("HUP");
-    let recovered = common::poll(Duration::from_secs(10), || {
-        (reload_successful(&exporter) == Some(1.0)).then_some(())
-    });
-    assert!(
-        recovered.is_some(),
-        "good reload not reported; logs:\n{}",
-        exporter.logs()
-    );
+    let recovered = common::poll(Duration::from_secs(10), || (reload_successful(&exporter) == Some(1.0)).then_some(()));
+    assert!(recovered.is_some(), "good reload not reported; logs:\n{}", exporter.logs());
     let response = http(exporter.address, "POST", "/-/reload", &[]).expect("reload request");
     assert_eq!(response.status, 200);
     let timestamp = sample(

@@ -14,10 +14,7 @@ fn landing_page_links_metrics_and_names_the_version() {
     let exporter = Exporter::start(&[]);
     let response = exporter.get("/");
     assert_eq!(response.status, 200);
-    assert_eq!(
-        response.header("content-type"),
-        Some("text/html; charset=utf-8")
-    );
+    assert_eq!(response.header("content-type"), Some("text/html; charset=utf-8"));
     let page = response.text();
     assert!(page.contains(r#"<a href="/metrics">Metrics</a>"#), "{page}");
     assert!(page.contains(env!("CARGO_PKG_VERSION")));
@@ -52,21 +49,13 @@ fn head_has_headers_but_no_body() {
     let response = http(exporter.address, "HEAD", "/metrics", &[]).expect("request");
     assert_eq!(response.status, 200);
     assert!(response.body.is_empty());
-    assert!(response
-        .header("content-type")
-        .is_some_and(|value| value.starts_with("text/plain; version=0.0.4")));
+    assert!(response.header("content-type").is_some_and(|value| value.starts_with("text/plain; version=0.0.4")));
 }
 
 #[test]
 fn openmetrics_when_asked_text_otherwise() {
     let exporter = Exporter::start(&[]);
-    let open = http(
-        exporter.address,
-        "GET",
-        "/metrics",
-        &[("Accept", PROMETHEUS_ACCEPT)],
-    )
-    .expect("request");
+    let open = http(exporter.address, "GET", "/metrics", &[("Accept", PROMETHEUS_ACCEPT)]).expect("request");
     assert_eq!(
         open.header("content-type"),
         Some("application/openmetrics-text; version=1.0.0; charset=utf-8")
@@ -75,29 +64,16 @@ fn openmetrics_when_asked_text_otherwise() {
     assert!(open.text().contains("# TYPE xen_exporter_build info\n"));
 
     let text = exporter.get("/metrics");
-    assert_eq!(
-        text.header("content-type"),
-        Some("text/plain; version=0.0.4; charset=utf-8")
-    );
+    assert_eq!(text.header("content-type"), Some("text/plain; version=0.0.4; charset=utf-8"));
     assert!(!text.text().contains("# EOF"));
-    assert!(text
-        .text()
-        .contains("# TYPE xen_exporter_build_info gauge\n"));
-    assert!(text
-        .text()
-        .contains("# TYPE process_cpu_seconds_total counter\n"));
+    assert!(text.text().contains("# TYPE xen_exporter_build_info gauge\n"));
+    assert!(text.text().contains("# TYPE process_cpu_seconds_total counter\n"));
 }
 
 #[test]
 fn gzip_when_accepted() {
     let exporter = Exporter::start(&[]);
-    let response = http(
-        exporter.address,
-        "GET",
-        "/metrics",
-        &[("Accept-Encoding", "gzip")],
-    )
-    .expect("request");
+    let response = http(exporter.address, "GET", "/metrics", &[("Accept-Encoding", "gzip")]).expect("request");
     assert_eq!(response.header("content-encoding"), Some("gzip"));
     let mut decoded = String::new();
     flate2::read::GzDecoder::new(&response.body[..])
@@ -119,13 +95,7 @@ fn custom_telemetry_path() {
 #[test]
 fn oversized_request_bodies_are_refused() {
     let exporter = Exporter::start(&[]);
-    let response = http(
-        exporter.address,
-        "POST",
-        "/-/reload",
-        &[("Content-Length", "10000000")],
-    )
-    .expect("request");
+    let response = http(exporter.address, "POST", "/-/reload", &[("Content-Length", "10000000")]).expect("request");
     assert_eq!(response.status, 413);
 }
 
@@ -143,8 +113,7 @@ fn oversized_headers_are_refused() {
 
 #[test]
 fn text_output_passes_promtool_check_metrics() {
-    let Some(promtool) = common::tool("text_output_passes_promtool_check_metrics", "promtool")
-    else {
+    let Some(promtool) = common::tool("text_output_passes_promtool_check_metrics", "promtool") else {
         return;
     };
     let exporter = Exporter::start(&[]);
@@ -156,8 +125,7 @@ fn text_output_passes_promtool_check_metrics() {
         .stderr(Stdio::piped())
         .spawn()
         .expect("run promtool");
-    std::io::Write::write_all(&mut child.stdin.take().expect("stdin"), &text)
-        .expect("write metrics");
+    std::io::Write::write_all(&mut child.stdin.take().expect("stdin"), &text).expect("write metrics");
     let output = child.wait_with_output().expect("promtool output");
     assert!(
         output.status.success(),
@@ -177,10 +145,7 @@ fn bind_error_is_reported_before_serving() {
         .expect("run exporter");
     assert_eq!(output.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        stderr.contains(&format!("error: listen on {address}: ")),
-        "{stderr}"
-    );
+    assert!(stderr.contains(&format!("error: listen on {address}: ")), "{stderr}");
     assert!(!stderr.contains("msg=listening"), "{stderr}");
 }
 
@@ -188,21 +153,15 @@ fn bind_error_is_reported_before_serving() {
 fn sigterm_stops_gracefully() {
     let mut exporter = Exporter::start(&[]);
     exporter.signal("TERM");
-    let status = common::poll(std::time::Duration::from_secs(10), || {
-        exporter.child.try_wait().ok().flatten()
-    })
-    .expect("exporter exits after SIGTERM");
+    let status = common::poll(std::time::Duration::from_secs(10), || exporter.child.try_wait().ok().flatten())
+        .expect("exporter exits after SIGTERM");
     assert!(status.success(), "{status:?}");
     assert!(exporter.logs().contains("msg=\"shutting down\""));
 }
 
 #[test]
 fn version_flag() {
-    let output = Command::new(common::exporter_binary())
-        .arg("--version")
-        .output()
-        .expect("run");
+    let output = Command::new(common::exporter_binary()).arg("--version").output().expect("run");
     assert!(output.status.success());
-    assert!(String::from_utf8_lossy(&output.stdout)
-        .starts_with(&format!("xen_exporter {}", env!("CARGO_PKG_VERSION"))));
+    assert!(String::from_utf8_lossy(&output.stdout).starts_with(&format!("xen_exporter {}", env!("CARGO_PKG_VERSION"))));
 }

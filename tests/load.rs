@@ -23,17 +23,10 @@ fn hundred_concurrent_scrapers() {
             std::thread::spawn(move || {
                 while !stop.load(Ordering::Relaxed) {
                     match http(address, "GET", "/metrics", &[("Accept-Encoding", "gzip")]) {
-                        Ok(response) if response.status == 200 => {
-                            ok.fetch_add(1, Ordering::Relaxed)
-                        }
-                        Ok(response) if response.status == 503 => {
-                            busy.fetch_add(1, Ordering::Relaxed)
-                        }
+                        Ok(response) if response.status == 200 => ok.fetch_add(1, Ordering::Relaxed),
+                        Ok(response) if response.status == 503 => busy.fetch_add(1, Ordering::Relaxed),
                         Ok(response) => {
-                            other
-                                .lock()
-                                .expect("lock")
-                                .push(format!("status {}", response.status));
+                            other.lock().expect("lock").push(format!("status {}", response.status));
                             0
                         }
                         Err(error) => {
@@ -62,11 +55,7 @@ fn hundred_concurrent_scrapers() {
         other.len(),
         peak_rss as f64 / 1048576.0
     );
-    assert!(
-        other.is_empty(),
-        "unexpected results: {:?}",
-        &other[..other.len().min(10)]
-    );
+    assert!(other.is_empty(), "unexpected results: {:?}", &other[..other.len().min(10)]);
     assert!(ok.load(Ordering::Relaxed) > 100);
     assert!(peak_rss < 64 * 1024 * 1024, "peak RSS {peak_rss} bytes");
     assert_eq!(exporter.get("/-/healthy").status, 200);

@@ -29,12 +29,6 @@ fn prometheus_scrapes_the_exporter() {
         "target never came up: {}",
         prometheus.query("up")
     );
-    assert!(prometheus.wait_for_series(
-        "xen_exporter_build_info{job=\"sut\"} == 1",
-        Duration::from_secs(10)
-    ));
-    assert!(prometheus.wait_for_series(
-        "process_resident_memory_bytes{job=\"sut\"} > 0",
-        Duration::from_secs(10)
-    ));
+    assert!(prometheus.wait_for_series("xen_exporter_build_info{job=\"sut\"} == 1", Duration::from_secs(10)));
+    assert!(prometheus.wait_for_series("process_resident_memory_bytes{job=\"sut\"} > 0", Duration::from_secs(10)));
 }

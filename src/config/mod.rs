@@ -202,9 +202,7 @@ fn clean_message(message: &str) -> String {
     };
     while let Some(start) = message.find(" at line ") {
         let after = &message[start + " at line ".len()..];
-        let Some(column) = after.find(" column ") else {
-            break;
-        };
+        let Some(column) = after.find(" column ") else { break };
         let digits_end = after[column + " column ".len()..]
             .find(|c: char| !c.is_ascii_digit())
             .map_or(after.len(), |end| column + " column ".len() + end);
@@ -271,9 +269,7 @@ mod tests {
             "found unexpected end of stream, while scanning a quoted scalar"
         );
         assert_eq!(
-            clean_message(
-                "invalid type: integer `3`, expected struct XenConfig at line 2 column 6"
-            ),
+            clean_message("invalid type: integer `3`, expected struct XenConfig at line 2 column 6"),
             "invalid type: integer `3`, expected a mapping"
         );
     }

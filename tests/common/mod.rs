@@ -32,10 +32,7 @@ pub fn tool(test: &str, name: &str) -> Option<PathBuf> {
             .find(|candidate| candidate.is_file())
     });
     if found.is_none() {
-        skip(
-            test,
-            &format!("{name} is not installed (bash .ci/install-deps.sh installs it)"),
-        );
+        skip(test, &format!("{name} is not installed (bash .ci/install-deps.sh installs it)"));
     }
     found
 }
@@ -102,17 +99,10 @@ impl Exporter {
             Err(_) => {
                 let _ = child.kill();
                 let _ = child.wait();
-                panic!(
-                    "exporter did not start listening; logs:\n{}",
-                    logs.lock().expect("log lock").join("\n")
-                );
+                panic!("exporter did not start listening; logs:\n{}", logs.lock().expect("log lock").join("\n"));
             }
         };
-        Exporter {
-            child,
-            address,
-            logs,
-        }
+        Exporter { child, address, logs }
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -139,12 +129,8 @@ impl Exporter {
 
     /// Resident set size of the exporter process, in bytes.
     pub fn rss_bytes(&self) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
-            .expect("read status");
-        let line = status
-            .lines()
-            .find(|line| line.starts_with("VmRSS:"))
-            .expect("VmRSS line");
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).expect("read status");
+        let line = status.lines().find(|line| line.starts_with("VmRSS:")).expect("VmRSS line");
         let kib: u64 = line["VmRSS:".len()..]
             .split_whitespace()
             .next()
@@ -194,16 +180,10 @@ impl HttpResponse {
 
 /// A minimal HTTP/1.1 client (one request per connection), so tests see exactly what the server
 /// sends, without a client library's normalisation.
-pub fn http(
-    address: SocketAddr,
-    method: &str,
-    path: &str,
-    headers: &[(&str, &str)],
-) -> std::io::Result<HttpResponse> {
+pub fn http(address: SocketAddr, method: &str, path: &str, headers: &[(&str, &str)]) -> std::io::Result<HttpResponse> {
     let mut stream = TcpStream::connect_timeout(&address, Duration::from_secs(5))?;
     stream.set_read_timeout(Some(Duration::from_secs(30)))?;
-    let mut request =
-        format!("{method} {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n");
+    let mut request = format!("{method} {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n");
     for (name, value) in headers {
         request.push_str(&format!("{name}: {value}\r\n"));
     }
@@ -215,8 +195,7 @@ pub fn http(
 }
 
 fn parse_response(raw: &[u8], head: bool) -> std::io::Result<HttpResponse> {
-    let invalid =
-        |what: &str| std::io::Error::new(std::io::ErrorKind::InvalidData, what.to_owned());
+    let invalid = |what: &str| std::io::Error::new(std::io::ErrorKind::InvalidData, what.to_owned());
     let split = raw
         .windows(4)
         .position(|window| window == b"\r\n\r\n")
@@ -234,25 +213,20 @@ fn parse_response(raw: &[u8], head: bool) -> std::io::Result<HttpResponse> {
         .map(|(key, value)| (key.trim().to_owned(), value.trim().to_owned()))
         .collect();
     let mut body = raw[split + 4..].to_vec();
-    let chunked = headers.iter().any(|(key, value)| {
-        key.eq_ignore_ascii_case("transfer-encoding") && value.contains("chunked")
-    });
+    let chunked = headers
+        .iter()
+        .any(|(key, value)| key.eq_ignore_ascii_case("transfer-encoding") && value.contains("chunked"));
     if chunked && !head {
         body = dechunk(&body).ok_or_else(|| invalid("bad chunked body"))?;
     }
-    Ok(HttpResponse {
-        status,
-        headers,
-        body,
-    })
+    Ok(HttpResponse { status, headers, body })
 }
 
 fn dechunk(mut data: &[u8]) -> Option<Vec<u8>> {
     let mut out = Vec::new();
     loop {
         let line_end = data.windows(2).position(|window| window == b"\r\n")?;
-        let size =
-            usize::from_str_radix(std::str::from_utf8(&data[..line_end]).ok()?.trim(), 16).ok()?;
+        let size = usize::from_str_radix(std::str::from_utf8(&data[..line_end]).ok()?.trim(), 16).ok()?;
         data = &data[line_end + 2..];
         if size == 0 {
             return Some(out);
@@ -303,7 +277,5 @@ pub fn temp_dir() -> tempfile::TempDir {
 
 /// Path of a fixture below `tests/fixtures`.
 pub fn fixture(relative: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures")
-        .join(relative)
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(relative)
 }

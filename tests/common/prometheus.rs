@@ -29,16 +29,8 @@ impl Prometheus {
     /// Starts Prometheus and waits until it is ready.
     pub fn start(binary: &std::path::Path, setup: &PrometheusSetup<'_>) -> Prometheus {
         let dir = tempfile::tempdir().expect("temp dir");
-        let targets: Vec<String> = setup
-            .targets
-            .iter()
-            .map(|target| format!("'{target}'"))
-            .collect();
-        let rules: Vec<String> = setup
-            .rule_files
-            .iter()
-            .map(|path| format!("'{}'", path.display()))
-            .collect();
+        let targets: Vec<String> = setup.targets.iter().map(|target| format!("'{target}'")).collect();
+        let rules: Vec<String> = setup.rule_files.iter().map(|path| format!("'{}'", path.display())).collect();
         let alerting = setup
             .alertmanager
             .map(|address| format!("alerting:\n  alertmanagers:\n    - static_configs:\n        - targets: ['{address}']\n"))
@@ -52,15 +44,10 @@ impl Prometheus {
         );
         let config_path = dir.path().join("prometheus.yml");
         std::fs::write(&config_path, config).expect("write prometheus.yml");
-        let address: SocketAddr = format!("127.0.0.1:{}", free_port())
-            .parse()
-            .expect("address");
+        let address: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("address");
         let child = Command::new(binary)
             .arg(format!("--config.file={}", config_path.display()))
-            .arg(format!(
-                "--storage.tsdb.path={}",
-                dir.path().join("data").display()
-            ))
+            .arg(format!("--storage.tsdb.path={}", dir.path().join("data").display()))
             .arg(format!("--web.listen-address={address}"))
             .arg("--log.level=warn")
             .stdin(Stdio::null())
@@ -68,15 +55,9 @@ impl Prometheus {
             .stderr(Stdio::inherit())
             .spawn()
             .expect("start prometheus");
-        let prometheus = Prometheus {
-            child,
-            address,
-            _dir: dir,
-        };
+        let prometheus = Prometheus { child, address, _dir: dir };
         poll(Duration::from_secs(20), || {
-            http(address, "GET", "/-/ready", &[])
-                .ok()
-                .filter(|response| response.status == 200)
+            http(address, "GET", "/-/ready", &[]).ok().filter(|response| response.status == 200)
         })
         .expect("prometheus becomes ready");
         prometheus
@@ -85,9 +66,7 @@ impl Prometheus {
     /// Runs an instant query and returns the raw JSON text of the response.
     pub fn query(&self, expression: &str) -> String {
         let path = format!("/api/v1/query?query={}", urlencode(expression));
-        http(self.address, "GET", &path, &[])
-            .map(|response| response.text())
-            .unwrap_or_default()
+        http(self.address, "GET", &path, &[]).map(|response| response.text()).unwrap_or_default()
     }
 
     /// Number of series an instant query returns (0 on errors).
@@ -101,10 +80,7 @@ impl Prometheus {
 
     /// Polls until `expression` returns at least one series, or the deadline passes.
     pub fn wait_for_series(&self, expression: &str, deadline: Duration) -> bool {
-        poll(deadline, || {
-            (self.series_count(expression) > 0).then_some(())
-        })
-        .is_some()
+        poll(deadline, || (self.series_count(expression) > 0).then_some(())).is_some()
     }
 }
 
@@ -120,9 +96,7 @@ pub fn urlencode(text: &str) -> String {
     let mut out = String::with_capacity(text.len() * 3);
     for byte in text.bytes() {
         match byte {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                out.push(byte as char)
-            }
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => out.push(byte as char),
             _ => out.push_str(&format!("%{byte:02X}")),
         }
     }
