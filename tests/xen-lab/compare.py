@@ -59,8 +59,8 @@ def parse_xentop(text):
             continue
         if f[0] == "VBD":
             devno = int(f[2])
-            kv = dict(zip(f[4::2], f[5::2]))  # OO: n RD: n ...
-            cur["vbds"][devno] = {k.rstrip(":"): int(v) for k, v in kv.items() if k.endswith(":")}
+            # "VBD BlkBack 51712 [ca: 0]  OO: 0  RD: 515  WR: 512  RSECT: 65560  WSECT: 65536"
+            cur["vbds"][devno] = {k: int(v) for k, v in re.findall(r"\b(OO|RD|WR|RSECT|WSECT):\s+(\d+)", line)}
             continue
         if len(f) >= 19:
             cur = {"state": f[1], "cpu": float(f[2]), "mem_k": int(f[4]),
