@@ -11,10 +11,12 @@ EXPORTER=/lab/bin/xen_exporter
 up() { cut -d' ' -f1 /proc/uptime; }
 mark() { echo "$(up) $*" | tee -a "$OUT/timings.txt"; }
 # cap FILE CMD: output of CMD (through bash) into $OUT/FILE
-cap() { local f=$1; shift; bash -c "$*" > "$OUT/$f" 2>&1; echo "rc=$?" >> "$OUT/$f.rc"; }
-scrape() { curl -sS --max-time 20 "http://$LISTEN/metrics" > "$OUT/$1" 2>"$OUT/$1.err" || echo "scrape failed" >> "$OUT/$1.err"; }
+# every step is bounded: a hung tool must not cost the whole boot
+cap() { local f=$1; shift; timeout -k 5 "${STEP_TIMEOUT:-30}" bash -c "$*" < /dev/null > "$OUT/$f" 2>&1; echo "rc=$?" >> "$OUT/$f.rc"; mark "  $f"; }
+scrape() { mark "  scrape $1"; curl -sS --max-time 20 "http://$LISTEN/metrics" > "$OUT/$1" 2>"$OUT/$1.err" || echo "scrape failed" >> "$OUT/$1.err"; }
 stats() { for d in /sys/bus/xen-backend/devices/vbd-*; do [ -d "$d/statistics" ] || continue; for f in "$d"/statistics/*; do echo "$(basename "$d") $(basename "$f") $(cat "$f")"; done; done; }
 debugfs() { for f in /sys/kernel/debug/xen-netback/*/io_ring_q*; do echo "== $f"; cat "$f"; done; }
+export -f stats debugfs
 
 mark "scenario start"
 modprobe -a xen-evtchn xen-gntdev xen-gntalloc xen-privcmd xenfs xen-blkback xen-netback loop bridge 2>&1
@@ -90,7 +92,7 @@ cap xenstore-backend.txt 'xenstore-ls -f /local/domain/0/backend'
 
 DOMID1=$(xl domid labdomu)
 echo "$DOMID1" > "$OUT/domid-1.txt"
-xl destroy labdomu > "$OUT/xl-destroy.txt" 2>&1
+timeout 60 xl destroy labdomu > "$OUT/xl-destroy.txt" 2>&1
 sleep 1
 [ -x "$EXPORTER" ] && scrape metrics-after-destroy.txt
 cap xl-list-after-destroy.txt 'xl list'
@@ -105,4 +107,5 @@ mark "domu #2 up"
 xl destroy labdomu >/dev/null 2>&1
 [ -n "${EXPID:-}" ] && kill "$EXPID" 2>/dev/null
 cap dmesg.txt dmesg
+tail -n 40 "$OUT/exporter.log"
 mark "scenario end"
