@@ -43,7 +43,7 @@ QEMU_L=()
 for d in "$QEMU_DIR/usr/share/qemu" /usr/share/qemu /usr/share/seabios /usr/lib/ipxe/qemu; do [ -d "$d" ] && QEMU_L+=(-L "$d"); done
 W=$(mktemp -d "$CACHE_DIR/run.XXXXXX")
 QPID=
-cleanup() { [ -n "$QPID" ] && kill "$QPID" 2>/dev/null; rm -rf "$W"; }
+cleanup() { if [ -n "$QPID" ]; then kill "$QPID" 2>/dev/null || true; fi; rm -rf "$W"; }
 trap cleanup EXIT
 mkdir -p "$W/payload/bin"
 cp -a "$HERE/payload/." "$W/payload/"
@@ -73,7 +73,7 @@ QPID=$!
 while kill -0 "$QPID" 2>/dev/null; do
   if grep -aq "XENLAB: results written" "$OUT/serial.log" 2>/dev/null; then
     for _ in $(seq 1 30); do kill -0 "$QPID" 2>/dev/null || break; sleep 0.5; done
-    kill "$QPID" 2>/dev/null; break
+    kill "$QPID" 2>/dev/null || true; break
   fi
   sleep 1
 done
