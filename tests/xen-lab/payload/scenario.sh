@@ -55,7 +55,8 @@ else
 fi
 
 # guest -> Dom0 bulk sink (each connection's bytes discarded)
-( while true; do busybox nc -l -p 5001 > /dev/null 2>&1 || sleep 0.2; done ) &
+# (busybox nc closes the connection at EOF on its stdin: feed it one that stays open)
+( while true; do sleep 600 | busybox nc -l -p 5001 > /dev/null 2>&1 || sleep 0.2; done ) &
 SINK=$!
 
 start_domu() {  # waits for the DomU's "io-done" line on its console
