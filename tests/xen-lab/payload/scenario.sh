@@ -56,7 +56,8 @@ fi
 
 # guest -> Dom0 bulk sink (each connection's bytes discarded)
 # (busybox nc closes the connection at EOF on its stdin: feed it one that stays open)
-( while true; do sleep 600 | busybox nc -l -p 5001 > /dev/null 2>&1 || sleep 0.2; done ) &
+# (its fds must not hold the init's console pipe open after the scenario ends)
+( while true; do sleep 600 | busybox nc -l -p 5001 || sleep 0.2; done ) < /dev/null > /dev/null 2>&1 &
 SINK=$!
 
 start_domu() {  # waits for the DomU's "io-done" line on its console
@@ -74,7 +75,7 @@ mark "domu create #1"
 start_domu 1 || mark "WARNING: DomU #1 did not finish its workload"
 cp /var/log/xen/console/guest-labdomu.log "$OUT/domu-console-1.txt" 2>/dev/null
 mark "domu #1 io-done"
-kill "$SINK" 2>/dev/null
+kill "$SINK" 2>/dev/null  # its sleep/nc children exit with the sink's next connection or the power-off
 sleep 2   # quiet: the guest only sleeps now (IPv6 off, no pings)
 
 # ---- the quiet moment: every view back to back ----
