@@ -1,0 +1,253 @@
+#!/usr/bin/env python3
+"""Compare the exporter's /metrics with xentop, xl, blkback sysfs and netback
+debugfs captured in Dom0 at the same quiet moment; print a table and exit 1 on
+any mismatch. usage: compare.py RESULT_DIR"""
+import os
+import re
+import sys
+
+SECTOR = 512
+
+
+def read(d, name):
+    try:
+        with open(os.path.join(d, name), encoding="utf-8", errors="replace") as f:
+            return f.read()
+    except OSError:
+        return None
+
+
+LINE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})?\s+(\S+)')
+LABEL = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"')
+
+
+def parse_metrics(text):
+    """Prometheus text format -> list of (name, labels dict, float)."""
+    out = []
+    for line in (text or "").splitlines():
+        if not line or line.startswith("#"):
+            continue
+        m = LINE.match(line)
+        if not m:
+            continue
+        labels = dict(LABEL.findall(m.group(2) or ""))
+        try:
+            out.append((m.group(1), labels, float(m.group(3))))
+        except ValueError:
+            pass
+    return out
+
+
+def get(samples, name, **want):
+    vals = [v for n, l, v in samples if n == name and all(l.get(k) == w for k, w in want.items())]
+    return vals[0] if len(vals) == 1 else (None if not vals else vals)
+
+
+def parse_xentop(text):
+    """xentop -b -i 1 -f -x -n -v -> {name: {...}} (vbds keyed by devno, nets by index)."""
+    doms, cur = {}, None
+    for line in (text or "").splitlines():
+        f = line.split()
+        if not f or f[0] == "NAME":
+            continue
+        if f[0] == "VCPUs(sec):":
+            continue
+        if f[0].startswith("Net") and "RX:" in f:
+            rx, tx = f[f.index("RX:") + 1:f.index("TX:")], f[f.index("TX:") + 1:]
+            num = lambda xs: [int(re.sub(r"\D", "", x)) for x in xs[:4]]
+            cur["nets"][int(f[0][3:])] = {"rx": num(rx), "tx": num(tx)}
+            continue
+        if f[0] == "VBD":
+            devno = int(f[2])
+            # "VBD BlkBack 51712 [ca: 0]  OO: 0  RD: 515  WR: 512  RSECT: 65560  WSECT: 65536"
+            cur["vbds"][devno] = {k: int(v) for k, v in re.findall(r"\b(OO|RD|WR|RSECT|WSECT):\s+(\d+)", line)}
+            continue
+        if len(f) >= 19:
+            cur = {"state": f[1], "cpu": float(f[2]), "mem_k": int(f[4]),
+                   "maxmem_k": None if f[6] == "no" else int(f[6]), "vcpus": int(f[8]),
+                   "nets": {}, "vbds": {}}
+            doms[f[0]] = cur
+    return doms
+
+
+def parse_xl_list(text):
+    doms = {}
+    for line in (text or "").splitlines()[1:]:
+        f = line.split()
+        if len(f) >= 6:
+            doms[f[0]] = {"id": int(f[1]), "mem_m": int(f[2]), "vcpus": int(f[3])}
+    return doms
+
+
+def parse_sysfs(text):
+    """'vbd-<domid>-<devno> <stat> <value>' lines -> {(domid, devno): {stat: value}}."""
+    out = {}
+    for line in (text or "").splitlines():
+        f = line.split()
+        if len(f) == 3 and f[0].startswith("vbd-"):
+            _, domid, devno = f[0].split("-")
+            out.setdefault((int(domid), int(devno)), {})[f[1]] = int(f[2])
+    return out
+
+
+def parse_net_dev(text):
+    out = {}
+    for line in (text or "").splitlines():
+        if ":" not in line:
+            continue
+        name, rest = line.split(":", 1)
+        f = [int(x) for x in rest.split()]
+        if len(f) >= 12:
+            out[name.strip()] = {"rx": f[0:4], "tx": f[8:12]}  # bytes packets errs drop
+    return out
+
+
+def parse_debugfs(text):
+    """netback io_ring_qN text -> {(vif, queue, dir): {entries, req_prod, req_cons, rsp_prod, rsp_pvt}}."""
+    out, key, d = {}, None, None
+    for line in (text or "").splitlines():
+        m = re.match(r"== .*/(vif[0-9.]+)/io_ring_q(\d+)", line)
+        if m:
+            key = (m.group(1), m.group(2))
+            continue
+        m = re.match(r"(TX|RX): nr_ents (\d+)", line)
+        if m and key:
+            d = {"entries": int(m.group(2))}
+            out[(key[0], key[1], m.group(1).lower())] = d
+            continue
+        m = re.match(r"req prod (\d+) \(-?\d+\) cons (\d+)", line)
+        if m and d is not None:
+            d["req_prod"], d["req_cons"] = int(m.group(1)), int(m.group(2))
+            continue
+        m = re.match(r"rsp prod (\d+) \(base\) pvt (\d+)", line)
+        if m and d is not None:
+            d["rsp_prod"], d["rsp_pvt"] = int(m.group(1)), int(m.group(2))
+    return out
+
+
+def vbd_name(devno):
+    """Xen virtual device number -> xvdX (major 202, 16 minors per disk)."""
+    if devno >> 8 == 202:
+        return "xvd" + chr(ord("a") + ((devno & 0xFF) >> 4))
+    if devno & (1 << 28):
+        return "xvd" + chr(ord("a") + ((devno & ~(1 << 28)) >> 8))
+    return str(devno)
+
+
+class Table:
+    def __init__(self):
+        self.rows, self.failed = [], 0
+
+    def row(self, field, exporter, xentop="", sysfs="", ok=None):
+        if ok is None:
+            vals = [v for v in (exporter, xentop, sysfs) if v not in ("", None)]
+            ok = len(vals) >= 2 and all(v == vals[0] for v in vals)
+        self.failed += 0 if ok else 1
+        fmt = lambda v: "-" if v in ("", None) else (f"{v:g}" if isinstance(v, float) else str(v))
+        self.rows.append((field, fmt(exporter), fmt(xentop), fmt(sysfs), "ok" if ok else "MISMATCH"))
+
+    def print(self):
+        head = ("field", "exporter", "xentop", "sysfs/debugfs", "verdict")
+        w = [max(len(r[i]) for r in self.rows + [head]) for i in range(5)]
+        for r in [head] + self.rows:
+            print("  ".join(c.ljust(w[i]) for i, c in enumerate(r)))
+
+
+def main(d):
+    t = Table()
+    m = parse_metrics(read(d, "snap-metrics.txt"))
+    if not m:
+        print(f"FAIL: no exporter scrape in {d}/snap-metrics.txt "
+              f"({(read(d, 'snap-metrics.txt.err') or read(d, 'exporter.log') or '').strip()[:300]})")
+        return 1
+    xt = parse_xentop(read(d, "snap-xentop.txt"))
+    xl = parse_xl_list(read(d, "snap-xl-list.txt"))
+    sysfs = parse_sysfs(read(d, "snap-sysfs.txt"))
+    netdev = parse_net_dev(read(d, "snap-proc-net-dev.txt"))
+    rings = parse_debugfs(read(d, "snap-debugfs.txt"))
+
+    t.row("xen_up", get(m, "xen_up"), ok=get(m, "xen_up") == 1)
+    for n, l, v in m:
+        if n == "xen_exporter_collector_success":
+            t.row(f"collector_success{{{l.get('collector')}}}", v, ok=v == 1)
+    exp_doms = {l["domain"] for n, l, v in m if n == "xen_domain_info"}
+    t.row("domains", " ".join(sorted(exp_doms)), " ".join(sorted(xt)), " ".join(sorted(xl)))
+
+    for name, x in sorted(xt.items()):
+        domid = xl.get(name, {}).get("id")
+        t.row(f"{name} domid", get(m, "xen_domain_info", domain=name) and
+              next((l.get("domid") for n, l, v in m if n == "xen_domain_info" and l.get("domain") == name), None),
+              "", str(domid))
+        t.row(f"{name} vcpus", get(m, "xen_domain_vcpus", domain=name), float(x["vcpus"]), float(xl.get(name, {}).get("vcpus", 0)))
+        t.row(f"{name} memory_bytes", get(m, "xen_domain_memory_bytes", domain=name), float(x["mem_k"] * 1024))
+        if x["maxmem_k"] is not None:
+            t.row(f"{name} memory_max_bytes", get(m, "xen_domain_memory_max_bytes", domain=name), float(x["maxmem_k"] * 1024))
+        cpu = get(m, "xen_domain_cpu_seconds_total", domain=name)
+        t.row(f"{name} cpu_seconds (±1 s)", cpu, x["cpu"], ok=isinstance(cpu, float) and abs(cpu - x["cpu"]) <= 1.0)
+
+        for devno, vb in sorted(x["vbds"].items()):
+            dev = vbd_name(devno)
+            s = sysfs.get((domid, devno), {})
+            lab = dict(domain=name, device=dev)
+            for metric, xkey, skey, mult in (
+                ("xen_vbd_read_requests_total", "RD", "rd_req", 1),
+                ("xen_vbd_write_requests_total", "WR", "wr_req", 1),
+                ("xen_vbd_read_bytes_total", "RSECT", "rd_sect", SECTOR),
+                ("xen_vbd_write_bytes_total", "WSECT", "wr_sect", SECTOR),
+                ("xen_vbd_out_of_requests_total", "OO", "oo_req", 1),
+            ):
+                sv = s.get(skey)
+                t.row(f"{name} {dev} {metric}", get(m, metric, **lab),
+                      float(vb[xkey] * mult) if xkey in vb else None,
+                      None if sv is None else float(sv * mult))
+            t.row(f"{name} {dev} xen_vbd_ring_pages present", get(m, "xen_vbd_ring_pages", **lab),
+                  ok=isinstance(get(m, "xen_vbd_ring_pages", **lab), float))
+
+        for idx, nt in sorted(x["nets"].items()):
+            vif = f"vif{domid}.{idx}"
+            nd = netdev.get(vif)
+            # does xentop label its columns from the guest's view (RX = Dom0's transmit)?
+            swapped = nd is not None and nt["rx"][0] == nd["tx"][0] and nt["rx"][0] != nd["rx"][0]
+            t.row(f"{name} {vif} xentop RX column is", "", "guest view" if swapped else "Dom0 view",
+                  "bulk guest->Dom0: Dom0 rx bytes %s" % (nd["rx"][0] if nd else "?"), ok=True)
+            # Dom0 backend view: receive = what the guest sent (the bulk went guest -> Dom0)
+            for i, what in enumerate(("bytes", "packets", "errors", "drops")):
+                for direction in ("receive", "transmit"):
+                    metric = f"xen_vif_{direction}_{what}_total"
+                    dev_view = None if nd is None else float(nd["rx" if direction == "receive" else "tx"][i])
+                    # xentop's "RX" column: which one matches the backend receive is settled below
+                    col = "rx" if (direction == "receive") != swapped else "tx"
+                    xt_val = float(nt[col][i])
+                    t.row(f"{name} {vif} {metric}", get(m, metric, domain=name, device=vif), xt_val, dev_view)
+            qs = sorted({k for k in rings if k[0] == vif})
+            t.row(f"{name} {vif} xen_vif_queues", get(m, "xen_vif_queues", domain=name, device=vif), "",
+                  float(len({q for _, q, _ in qs})))
+            for v, q, direction in qs:
+                r = rings[(v, q, direction)]
+                lab = dict(domain=name, device=vif, queue=q, direction=direction)
+                t.row(f"{name} {vif} q{q} {direction} ring_entries", get(m, "xen_vif_ring_entries", **lab), "", float(r["entries"]))
+                if "req_prod" in r:
+                    t.row(f"{name} {vif} q{q} {direction} requests_outstanding",
+                          get(m, "xen_vif_ring_requests_outstanding", **lab), "", float(r["req_prod"] - r["req_cons"]))
+
+    # lifecycle: destroyed domain's series gone; recreated domain back under the same label
+    after = parse_metrics(read(d, "metrics-after-destroy.txt"))
+    gone = [n for n, l, v in after if l.get("domain") == "labdomu"]
+    t.row("after destroy: labdomu series", len(gone), ok=bool(after) and not gone and get(after, "xen_up") == 1)
+    again = parse_metrics(read(d, "metrics-recreated.txt"))
+    newid = (read(d, "domid-2.txt") or "").strip()
+    oldid = (read(d, "domid-1.txt") or "").strip()
+    info = [l.get("domid") for n, l, v in again if n == "xen_domain_info" and l.get("domain") == "labdomu"]
+    t.row(f"recreated labdomu domid (was {oldid})", info[0] if info else None, "", newid,
+          ok=bool(info) and info[0] == newid and newid != oldid
+          and get(again, "xen_domain_vcpus", domain="labdomu") is not None)
+    t.print()
+    print(f"\n{len(t.rows) - t.failed} ok, {t.failed} mismatched")
+    return 1 if t.failed else 0
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 2:
+        print(__doc__, file=sys.stderr)
+        sys.exit(2)
+    sys.exit(main(sys.argv[1]))

@@ -1,0 +1,113 @@
+#!/bin/bash
+# Lab scenario, run in Dom0 by /sbin/xenlab-init (cwd /lab). $1 = output dir.
+# One boot does every check: DomU workload, quiet-moment snapshot (exporter
+# scrape + xentop + xl + blkback sysfs + netback debugfs), destroy, re-create.
+OUT=${1:-/lab/out}; mkdir -p "$OUT"
+[ -f /lab/env.sh ] && . /lab/env.sh
+: "${DOMU_VCPUS:=2}" "${DOMU_MEM:=128}" "${DOMU_DISK_MB:=64}" "${DOMU_IO_MB:=32}" "${DOMU_IO_JOBS:=4}"
+: "${BULK_KB:=4096}" "${DOMU_WAIT:=300}" "${LISTEN:=127.0.0.1:9417}"
+BR=xenbr0
+EXPORTER=/lab/bin/xen_exporter
+up() { cut -d' ' -f1 /proc/uptime; }
+mark() { echo "$(up) $*" | tee -a "$OUT/timings.txt"; }
+# cap FILE CMD: output of CMD (through bash) into $OUT/FILE
+# every step is bounded: a hung tool must not cost the whole boot
+cap() { local f=$1; shift; timeout -k 5 "${STEP_TIMEOUT:-30}" bash -c "$*" < /dev/null > "$OUT/$f" 2>&1; echo "rc=$?" >> "$OUT/$f.rc"; mark "  $f"; }
+scrape() { mark "  scrape $1"; curl -sS --max-time 20 "http://$LISTEN/metrics" > "$OUT/$1" 2>"$OUT/$1.err" || echo "scrape failed" >> "$OUT/$1.err"; }
+stats() { for d in /sys/bus/xen-backend/devices/vbd-*; do [ -d "$d/statistics" ] || continue; for f in "$d"/statistics/*; do echo "$(basename "$d") $(basename "$f") $(cat "$f")"; done; done; }
+debugfs() { for f in /sys/kernel/debug/xen-netback/*/io_ring_q*; do echo "== $f"; cat "$f"; done; }
+export -f stats debugfs
+
+mark "scenario start"
+modprobe -a xen-evtchn xen-gntdev xen-gntalloc xen-privcmd xenfs xen-blkback xen-netback loop bridge 2>&1
+mount -t debugfs none /sys/kernel/debug 2>/dev/null
+export XENCONSOLED_ARGS="--log=guest"
+/etc/init.d/xen start > "$OUT/xen-start.txt" 2>&1
+mark "xen daemons up"
+cap versions.txt 'xl info | grep -E "^xen_(major|minor|extra)|^release"; ls /usr/lib/x86_64-linux-gnu/libxenstat* /usr/lib/libxenstat* 2>/dev/null; xentop -h 2>&1 | head -40'
+
+ip link add "$BR" type bridge && ip addr add 10.99.0.1/24 dev "$BR" && ip link set "$BR" up
+truncate -s "${DOMU_DISK_MB}M" /var/lib/xen/domu-disk.img
+LOOP=$(losetup -f --show /var/lib/xen/domu-disk.img)
+cat > /lab/domu.cfg <<CFG
+name    = "labdomu"
+type    = "pv"
+kernel  = "/boot/vmlinuz-$(uname -r)"
+ramdisk = "/lab/domu-initrd.gz"
+extra   = "console=hvc0 loglevel=4 xenlab_io_mb=$DOMU_IO_MB xenlab_io_jobs=$DOMU_IO_JOBS xenlab_bulk_kb=$BULK_KB"
+memory  = $DOMU_MEM
+vcpus   = $DOMU_VCPUS
+disk    = [ 'phy:$LOOP,xvda,w' ]
+vif     = [ 'mac=00:16:3e:0a:63:02,bridge=$BR' ]
+on_crash = "preserve"
+CFG
+
+if [ -x "$EXPORTER" ]; then
+  "$EXPORTER" --web.listen-address="$LISTEN" --xen.source=libxenstat \
+    --path.sysfs=/sys --path.procfs=/proc --path.debugfs=/sys/kernel/debug --log.level=debug \
+    > "$OUT/exporter.log" 2>&1 &
+  EXPID=$!
+  for i in $(seq 1 100); do curl -s -o /dev/null "http://$LISTEN/metrics" && break; sleep 0.2; done
+  mark "exporter up (pid $EXPID)"
+  scrape metrics-dom0-only.txt
+else
+  echo "no exporter binary in payload" > "$OUT/exporter.log"
+fi
+
+# guest -> Dom0 bulk sink (each connection's bytes discarded)
+# (busybox nc closes the connection at EOF on its stdin: feed it one that stays open)
+# (its fds must not hold the init's console pipe open after the scenario ends)
+( while true; do sleep 600 | busybox nc -l -p 5001 || sleep 0.2; done ) < /dev/null > /dev/null 2>&1 &
+SINK=$!
+
+start_domu() {  # waits for the DomU's "io-done" line on its console
+  rm -f /var/log/xen/console/guest-labdomu.log
+  xl create /lab/domu.cfg > "$OUT/xl-create-$1.txt" 2>&1
+  for i in $(seq 1 "$DOMU_WAIT"); do
+    grep -q "DOMU: io-done" /var/log/xen/console/guest-labdomu.log 2>/dev/null && return 0
+    xl list labdomu >/dev/null 2>&1 || return 1
+    sleep 1
+  done
+  return 1
+}
+
+mark "domu create #1"
+start_domu 1 || mark "WARNING: DomU #1 did not finish its workload"
+cp /var/log/xen/console/guest-labdomu.log "$OUT/domu-console-1.txt" 2>/dev/null
+mark "domu #1 io-done"
+kill "$SINK" 2>/dev/null  # its sleep/nc children exit with the sink's next connection or the power-off
+sleep 2   # quiet: the guest only sleeps now (IPv6 off, no pings)
+
+# ---- the quiet moment: every view back to back ----
+mark "snapshot start"
+cap snap-proc-net-dev-before.txt 'cat /proc/net/dev'
+cap snap-sysfs-before.txt stats
+[ -x "$EXPORTER" ] && scrape snap-metrics.txt
+cap snap-xentop.txt 'xentop -b -i 1 -f -x -n -v'
+cap snap-xl-list.txt 'xl list'
+cap snap-sysfs.txt stats
+cap snap-debugfs.txt debugfs
+cap snap-proc-net-dev.txt 'cat /proc/net/dev'
+mark "snapshot end"
+cap xl-list-long.txt 'xl list -l'
+cap xenstore-backend.txt 'xenstore-ls -f /local/domain/0/backend'
+
+DOMID1=$(xl domid labdomu)
+echo "$DOMID1" > "$OUT/domid-1.txt"
+timeout 60 xl destroy labdomu > "$OUT/xl-destroy.txt" 2>&1
+sleep 1
+[ -x "$EXPORTER" ] && scrape metrics-after-destroy.txt
+cap xl-list-after-destroy.txt 'xl list'
+mark "domu destroyed"
+
+mark "domu create #2"
+start_domu 2 || mark "WARNING: DomU #2 did not finish its workload"
+xl domid labdomu > "$OUT/domid-2.txt"
+[ -x "$EXPORTER" ] && scrape metrics-recreated.txt
+cap xentop-recreated.txt 'xentop -b -i 1 -f -x -n -v'
+mark "domu #2 up"
+xl destroy labdomu >/dev/null 2>&1
+[ -n "${EXPID:-}" ] && kill "$EXPID" 2>/dev/null
+cap dmesg.txt dmesg
+tail -n 40 "$OUT/exporter.log"
+mark "scenario end"
