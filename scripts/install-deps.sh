@@ -11,7 +11,7 @@ packages=(
   prometheus-alertmanager       # alert delivery end to end
   prometheus-smokeping-prober   # peer for the probe benchmark
   prometheus-blackbox-exporter  # peer for the probe benchmark
-  libxen-dev                    # the real libxenstat for the FFI tests
+  libxen-dev gcc libc6-dev valgrind  # the real libxenstat, the fake one built by the tests, leak checks
   iproute2 iputils-ping         # network namespaces and TUN routes for the probe tests
   curl jq procps ca-certificates
   python3 python3-venv          # dashboard schema checks, hadolint from PyPI

@@ -1,10 +1,9 @@
 #!/usr/bin/env bash
 # The whole test suite, as CI runs it: installs what the tests need, then lint, unit and
 # integration tests (real Prometheus, promtool, Alertmanager, network namespaces), alert rule
-# tests, dashboard checks, the Docker image, and the real-Xen lab under qemu.
+# tests and dashboard checks. The real-Xen lab under qemu runs separately: `make xen-lab`.
 #
-#   sudo bash scripts/test.sh            # everything
-#   SKIP_XEN_LAB=1 bash scripts/test.sh  # everything but the qemu boots (~5 min less)
+#   sudo bash scripts/test.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -28,6 +27,9 @@ RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --workspace --locked --quiet
 
 step "tests"
 cargo nextest run --workspace --locked --no-fail-fast
+
+step "alert rules (promtool check + unit tests)"
+bash .ci/dashboards.sh
 
 step "generated files are current"
 git diff --exit-code -- docs/ tests/golden/ || {

@@ -66,6 +66,13 @@ pub async fn run(cli: Cli) -> ExitCode {
         enabled.push((name.to_owned(), "collected at scrape time".to_owned()));
     }
 
+    let signals = match install_signals() {
+        Ok(signals) => signals,
+        Err(error) => {
+            eprintln!("error: installing signal handlers: {error}");
+            return ExitCode::from(EXIT_FAILURE);
+        }
+    };
     let listeners = match server::bind(&cli.listen_addresses).await {
         Ok(listeners) => listeners,
         Err(error) => {
@@ -96,23 +103,36 @@ pub async fn run(cli: Cli) -> ExitCode {
         web,
     });
 
-    let signals = tokio::spawn(handle_signals(reloader.clone(), shutdown.clone()));
+    let signals = tokio::spawn(handle_signals(reloader.clone(), shutdown.clone(), signals));
     server::serve(listeners, routes, shutdown.clone()).await;
     signals.abort();
     tracing::info!("stopped");
     ExitCode::SUCCESS
 }
 
+/// The signal streams, installed before the first "listening" line so that a signal sent right
+/// after start is handled, not fatal.
+struct Signals {
+    hangup: tokio::signal::unix::Signal,
+    terminate: tokio::signal::unix::Signal,
+    interrupt: tokio::signal::unix::Signal,
+}
+
+fn install_signals() -> std::io::Result<Signals> {
+    Ok(Signals {
+        hangup: signal(SignalKind::hangup())?,
+        terminate: signal(SignalKind::terminate())?,
+        interrupt: signal(SignalKind::interrupt())?,
+    })
+}
+
 /// SIGHUP reloads the configuration; SIGTERM and SIGINT start a graceful shutdown.
-async fn handle_signals(reloader: Arc<Reloader>, shutdown: CancellationToken) {
-    let (Ok(mut hangup), Ok(mut terminate), Ok(mut interrupt)) = (
-        signal(SignalKind::hangup()),
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) else {
-        tracing::error!("cannot install signal handlers; SIGHUP reload is unavailable");
-        return;
-    };
+async fn handle_signals(reloader: Arc<Reloader>, shutdown: CancellationToken, signals: Signals) {
+    let Signals {
+        mut hangup,
+        mut terminate,
+        mut interrupt,
+    } = signals;
     loop {
         tokio::select! {
             _ = hangup.recv() => {

@@ -5,7 +5,7 @@
 //! one [`Outcome`] per part it collected; the scrape path turns outcomes into
 //! `xen_exporter_collector_success{collector}` and `xen_exporter_collector_duration_seconds{collector}`.
 //! Background subsystems (the latency probes) instead register long-lived families once, in
-//! [`crate::registry`].
+//! the long-lived registry built in [`crate::app`].
 
 use std::time::Duration;
 

@@ -31,12 +31,12 @@ fn every_bad_config_fails_with_its_exact_message() {
             .expect("first line is '# expect: ...'")
             .to_owned();
         let port = common::free_port();
-        let output = Command::new(common::exporter_binary())
-            .current_dir(&dir)
-            .arg(format!("--config.file={name}"))
-            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-            .output()
-            .expect("run exporter");
+        let output = run_with_deadline(
+            Command::new(common::exporter_binary())
+                .current_dir(&dir)
+                .arg(format!("--config.file={name}"))
+                .arg(format!("--web.listen-address=127.0.0.1:{port}")),
+        );
         let stderr = String::from_utf8_lossy(&output.stderr);
         let error_line = stderr
             .lines()
@@ -111,4 +111,22 @@ fn config_check_accepts_the_examples() {
         }
     }
     assert!(checked > 0, "no example configs found");
+}
+
+/// Runs the exporter; one that is still running after 10 s (it accepted the file and serves) is
+/// killed and reported through its exit status.
+fn run_with_deadline(command: &mut Command) -> std::process::Output {
+    let child = command
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run exporter");
+    let pid = child.id();
+    let killer = std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_secs(10));
+        let _ = Command::new("kill").arg(pid.to_string()).status();
+    });
+    let output = child.wait_with_output().expect("exporter output");
+    drop(killer);
+    output
 }

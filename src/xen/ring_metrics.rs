@@ -8,11 +8,6 @@ use crate::xen::model::Host;
 
 type Labels = Vec<(&'static str, String)>;
 
-/// VBD `device` label. Stub until `crate::xen::devno::name` lands on main; the lead swaps it in.
-fn vbd_device_name(devno: u32) -> String {
-    devno.to_string()
-}
-
 /// Owned snapshot; `encode` writes every ring gauge family.
 #[derive(Debug, Default)]
 pub struct RingMetrics {
@@ -53,7 +48,7 @@ impl Collector for RingMetrics {
                 let Some(r) = &b.ring else { continue };
                 let l: Labels = vec![
                     ("domain", d.name.clone()),
-                    ("device", vbd_device_name(b.devno)),
+                    ("device", crate::xen::devno::name(b.devno)),
                 ];
                 vbd[0].push((l.clone(), f64::from(r.queues)));
                 vbd[1].push((l.clone(), f64::from(r.pages)));
