@@ -324,16 +324,22 @@ mod tests {
         assert!(libxenstat_numbers(&host.domains[0].vbds[0]));
     }
 
-    #[test]
-    fn statistics_directory_vanishing_mid_read() {
+    /// A temporary sysfs root with every statistics file of one blkback VBD set to 42.
+    fn full_statistics_tree(domid: u32, devno: u32) -> tempfile::TempDir {
         let tree = tempfile::tempdir().expect("temporary directory");
-        let dir = statistics_dir(tree.path(), "vbd", 1, 51712);
+        let dir = statistics_dir(tree.path(), "vbd", domid, devno);
         std::fs::create_dir_all(&dir).expect("create statistics dir");
         for name in [
             "oo_req", "rd_req", "wr_req", "rd_sect", "wr_sect", "f_req", "ds_req",
         ] {
             std::fs::write(dir.join(name), "42\n").expect("write counter");
         }
+        tree
+    }
+
+    #[test]
+    fn statistics_directory_vanishing_mid_read() {
+        let tree = full_statistics_tree(1, 51712);
         let mut host = host_with(&[(1, 51712, VbdBackend::Blkback)]);
         let mut reads = 0;
         // The real files, read through the real filesystem; after the third the domain is
@@ -358,14 +364,7 @@ mod tests {
 
     #[test]
     fn optional_file_of_a_vanished_directory_is_a_failure() {
-        let tree = tempfile::tempdir().expect("temporary directory");
-        let dir = statistics_dir(tree.path(), "vbd", 1, 51712);
-        std::fs::create_dir_all(&dir).expect("create statistics dir");
-        for name in [
-            "oo_req", "rd_req", "wr_req", "rd_sect", "wr_sect", "f_req", "ds_req",
-        ] {
-            std::fs::write(dir.join(name), "42\n").expect("write counter");
-        }
+        let tree = full_statistics_tree(1, 51712);
         let mut host = host_with(&[(1, 51712, VbdBackend::Blkback)]);
         let mut reads = 0;
         let mut vanishing = |path: &Path, buffer: &mut String| {
