@@ -51,6 +51,7 @@ impl Routes {
         if self
             .web
             .authorize(request.headers().get(header::AUTHORIZATION))
+            .await
             == Authorization::Denied
         {
             let mut response = plain(StatusCode::UNAUTHORIZED, "Unauthorized\n");

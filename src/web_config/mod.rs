@@ -1,0 +1,181 @@
+//! The web configuration file (`--web.config.file`) in Prometheus exporter-toolkit's format: TLS,
+//! basic auth and extra response headers, loaded and checked before anything listens.
+//!
+//! Every key exporter-toolkit knows is accepted, so an operator's existing file works unchanged;
+//! the few we cannot honour exactly log a warning (or fail, where ignoring them would weaken
+//! security). A key exporter-toolkit does not know is a typo and fails with its position.
+
+mod auth;
+mod file;
+mod tls;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use hyper::header::{HeaderName, HeaderValue};
+
+pub use auth::{Authorization, BasicAuth};
+
+/// A loaded web configuration. The default serves plain HTTP with no authentication.
+#[derive(Debug, Default)]
+pub struct WebConfig {
+    tls: Option<Arc<tokio_rustls::rustls::ServerConfig>>,
+    auth: BasicAuth,
+    headers: Vec<(HeaderName, HeaderValue)>,
+    warnings: Vec<String>,
+}
+
+/// A web configuration file that could not be loaded. Printed once before exiting with status 2.
+#[derive(Debug, thiserror::Error)]
+pub enum WebConfigError {
+    #[error("{file}: cannot read: {source}")]
+    Read {
+        file: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{file}:{line}:{column}: {field}: {reason}")]
+    Invalid {
+        file: String,
+        line: usize,
+        column: usize,
+        field: String,
+        reason: String,
+    },
+    #[error("{file}: {field}: {reason}")]
+    InvalidUnlocated {
+        file: String,
+        field: String,
+        reason: String,
+    },
+}
+
+/// A problem found after parsing (a certificate that does not load, a bad bcrypt hash): the field
+/// it belongs to, and text on the offending line so that the error can still carry a position.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Problem {
+    pub field: String,
+    pub reason: String,
+    /// Text that occurs on the offending line, e.g. `cert_file:`; the first that is found wins,
+    /// so later entries are fallbacks (the section's own line).
+    pub near: Vec<String>,
+}
+
+impl WebConfig {
+    /// Reads and checks `path`: parses it, loads certificates and keys (relative paths resolve
+    /// against the file's directory, as in exporter-toolkit) and checks every bcrypt hash.
+    pub fn load(path: &Path) -> Result<Self, WebConfigError> {
+        let file = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|source| WebConfigError::Read {
+            file: file.clone(),
+            source,
+        })?;
+        let directory = path.parent().unwrap_or_else(|| Path::new("."));
+        let config = Self::parse(&text, &file, directory)?;
+        for warning in &config.warnings {
+            tracing::warn!(file = %file, "{warning}");
+        }
+        Ok(config)
+    }
+
+    /// Parses configuration text; `file` names it in errors and `directory` anchors relative paths.
+    pub fn parse(text: &str, file: &str, directory: &Path) -> Result<Self, WebConfigError> {
+        let parsed = file::parse(text).map_err(|error| match error {
+            file::ParseError::Located {
+                line,
+                column,
+                field,
+                reason,
+            } => WebConfigError::Invalid {
+                file: file.to_owned(),
+                line,
+                column,
+                field,
+                reason,
+            },
+            file::ParseError::Unlocated { field, reason } => WebConfigError::InvalidUnlocated {
+                file: file.to_owned(),
+                field,
+                reason,
+            },
+        })?;
+        let at =
+            |problem: Problem| match problem.near.iter().find_map(|needle| locate(text, needle)) {
+                Some((line, column)) => WebConfigError::Invalid {
+                    file: file.to_owned(),
+                    line,
+                    column,
+                    field: problem.field,
+                    reason: problem.reason,
+                },
+                None => WebConfigError::InvalidUnlocated {
+                    file: file.to_owned(),
+                    field: problem.field,
+                    reason: problem.reason,
+                },
+            };
+        let mut warnings = parsed.warnings;
+        let tls = match parsed.tls {
+            Some(section) => {
+                Some(tls::server_config(section, directory, &mut warnings).map_err(at)?)
+            }
+            None => None,
+        };
+        let auth = BasicAuth::new(parsed.users).map_err(at)?;
+        Ok(WebConfig {
+            tls,
+            auth,
+            headers: parsed.headers,
+            warnings,
+        })
+    }
+
+    /// The TLS acceptor, or `None` when the file configures no TLS (plain HTTP).
+    pub fn tls_acceptor(&self) -> Option<tokio_rustls::TlsAcceptor> {
+        self.tls.clone().map(tokio_rustls::TlsAcceptor::from)
+    }
+
+    /// Whether a request with this `Authorization` header may proceed. Without configured users
+    /// every request may; otherwise the header must carry a user's password (bcrypt-checked on a
+    /// blocking thread, then remembered so that a scraper pays the cost once).
+    pub async fn authorize(&self, authorization: Option<&HeaderValue>) -> Authorization {
+        self.auth.authorize(authorization).await
+    }
+
+    /// Extra headers added to every response (`http_server_config.headers`).
+    pub fn headers(&self) -> Vec<(HeaderName, HeaderValue)> {
+        self.headers.clone()
+    }
+
+    /// What the file asked for that we cannot honour exactly; each was logged once at load.
+    pub fn warnings(&self) -> &[String] {
+        &self.warnings
+    }
+
+    /// Whether basic auth is required.
+    pub fn requires_auth(&self) -> bool {
+        self.auth.enabled()
+    }
+}
+
+/// Joins a path from the file with the file's directory, unless it is absolute.
+pub(crate) fn resolve(directory: &Path, path: &Path) -> PathBuf {
+    if path.is_absolute() {
+        path.to_owned()
+    } else {
+        directory.join(path)
+    }
+}
+
+/// Finds the first line containing `needle` and the column where it starts, both 1-based.
+fn locate(text: &str, needle: &str) -> Option<(usize, usize)> {
+    if needle.is_empty() {
+        return None;
+    }
+    text.lines()
+        .enumerate()
+        .find_map(|(index, line)| line.find(needle).map(|column| (index + 1, column + 1)))
+}
+
+#[cfg(test)]
+mod tests;
