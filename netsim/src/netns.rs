@@ -1,0 +1,134 @@
+//! Network namespaces for tests: create one (`ip netns add`), run code or commands inside it,
+//! set its sysctls, and delete it when the guard drops.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use crate::command::run_ip;
+use crate::{sys, Error};
+
+/// A named network namespace that is deleted when dropped.
+#[derive(Debug)]
+pub struct Netns {
+    name: String,
+}
+
+impl Netns {
+    /// Creates namespace `name` with its loopback up. A leftover namespace of the same name (a
+    /// crashed earlier run of the same test and PID) is deleted first.
+    pub fn create(name: &str) -> Result<Netns, Error> {
+        if netns_path(name).exists() {
+            let _ = run_ip(&["netns", "delete", name]);
+        }
+        run_ip(&["netns", "add", name])?;
+        let netns = Netns {
+            name: name.to_owned(),
+        };
+        run_ip(&["-n", name, "link", "set", "lo", "up"])?;
+        Ok(netns)
+    }
+
+    /// Creates `xe-<test>-<pid>`, the naming the project's tests use.
+    pub fn for_test(test: &str) -> Result<Netns, Error> {
+        Netns::create(&test_netns_name(test))
+    }
+
+    /// The namespace's name (as `ip netns` knows it).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The bind-mounted namespace file, `/run/netns/<name>`.
+    pub fn path(&self) -> PathBuf {
+        netns_path(&self.name)
+    }
+
+    /// A command that runs `program` inside the namespace (`ip netns exec <name> <program>`);
+    /// `ip` execs the program, so the child's PID is the program's PID.
+    pub fn command(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
+        let mut command = Command::new("ip");
+        command.args(["netns", "exec", &self.name]).arg(program);
+        command
+    }
+
+    /// Runs `f` on a new thread that has entered the namespace, and returns its result. Sockets
+    /// created inside `f` stay in the namespace wherever they are used later.
+    pub fn run<R: Send>(&self, f: impl FnOnce() -> R + Send) -> Result<R, Error> {
+        let path = self.path();
+        std::thread::scope(|scope| {
+            let thread = std::thread::Builder::new()
+                .name("netsim-netns".into())
+                .spawn_scoped(scope, || {
+                    sys::enter_netns(&path)?;
+                    Ok(f())
+                })
+                .map_err(|source| Error::Thread {
+                    name: "netsim-netns",
+                    source,
+                })?;
+            match thread.join() {
+                Ok(result) => result.map_err(|source| Error::Netns {
+                    name: self.name.clone(),
+                    source,
+                }),
+                Err(panic) => std::panic::resume_unwind(panic),
+            }
+        })
+    }
+
+    /// Sets a network sysctl inside the namespace, e.g. `net.ipv4.ping_group_range`.
+    pub fn set_sysctl(&self, key: &str, value: &str) -> Result<(), Error> {
+        let path = PathBuf::from("/proc/sys").join(key.replace('.', "/"));
+        self.run(|| std::fs::write(&path, value))?
+            .map_err(|source| Error::Netns {
+                name: self.name.clone(),
+                source: std::io::Error::new(
+                    source.kind(),
+                    format!("write {}: {source}", path.display()),
+                ),
+            })
+    }
+
+    /// Lets every group open unprivileged ICMP (DGRAM) sockets in the namespace.
+    pub fn allow_ping_group(&self) -> Result<(), Error> {
+        self.set_sysctl("net.ipv4.ping_group_range", "0 2147483647")
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        if let Err(error) = run_ip(&["netns", "delete", &self.name]) {
+            eprintln!("netsim: {error}");
+        }
+    }
+}
+
+/// `xe-<test>-<pid>` with characters `ip netns` dislikes replaced.
+pub fn test_netns_name(test: &str) -> String {
+    let test: String = test
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    format!("xe-{test}-{}", std::process::id())
+}
+
+fn netns_path(name: &str) -> PathBuf {
+    PathBuf::from("/run/netns").join(name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn test_names_carry_the_pid_and_only_safe_characters() {
+        let name = test_netns_name("probe::icmp loss");
+        assert_eq!(name, format!("xe-probe--icmp-loss-{}", std::process::id()));
+    }
+}

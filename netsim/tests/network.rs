@@ -1,0 +1,398 @@
+//! The simulator against real kernel tools: iputils `ping` and std TCP sockets, each test in its
+//! own namespace (or on the host with a route only to its own TUN prefix).
+
+use std::net::{IpAddr, SocketAddr, TcpStream};
+use std::process::Command;
+use std::time::Duration;
+
+use netsim::{Impairment, JitterDist, Netns, Options, Responder, ResponderProcess};
+
+/// What iputils `ping -q` reports.
+#[derive(Debug)]
+struct PingSummary {
+    transmitted: u32,
+    received: u32,
+    min_ms: f64,
+    avg_ms: f64,
+    mdev_ms: f64,
+}
+
+impl PingSummary {
+    fn loss(&self) -> f64 {
+        1.0 - f64::from(self.received) / f64::from(self.transmitted)
+    }
+}
+
+fn parse_ping(output: &str) -> Option<PingSummary> {
+    let counts = output
+        .lines()
+        .find(|line| line.contains("packets transmitted"))?;
+    let mut words = counts.split_whitespace();
+    let transmitted = words.next()?.parse().ok()?;
+    let received = words.nth(2)?.parse().ok()?;
+    let Some(rtt) = output
+        .lines()
+        .find(|line| line.starts_with("rtt ") || line.starts_with("round-trip"))
+    else {
+        // Every request lost: ping prints no rtt line.
+        return Some(PingSummary {
+            transmitted,
+            received,
+            min_ms: f64::NAN,
+            avg_ms: f64::NAN,
+            mdev_ms: f64::NAN,
+        });
+    };
+    let values: Vec<f64> = rtt
+        .split('=')
+        .nth(1)?
+        .split_whitespace()
+        .next()?
+        .split('/')
+        .filter_map(|value| value.parse().ok())
+        .collect();
+    Some(PingSummary {
+        transmitted,
+        received,
+        min_ms: *values.first()?,
+        avg_ms: *values.get(1)?,
+        mdev_ms: *values.get(3)?,
+    })
+}
+
+/// Runs `ping` (quiet, 2 ms apart) inside `netns` until `count` replies arrived (or 10 s
+/// passed). With `-w`, ping keeps sending until it has `count` replies, so loss is
+/// `received / transmitted`; without it ping gives up two RTTs after the last send and would
+/// count a reply that the loaded machine delayed as lost.
+fn ping(netns: &Netns, target: &str, count: u32) -> PingSummary {
+    let output = netns
+        .command("ping")
+        .args([
+            "-q",
+            "-n",
+            "-i",
+            "0.002",
+            "-w",
+            "10",
+            "-c",
+            &count.to_string(),
+            target,
+        ])
+        .output()
+        .expect("run ping (install iputils-ping)");
+    let text = String::from_utf8_lossy(&output.stdout);
+    parse_ping(&text).unwrap_or_else(|| {
+        panic!(
+            "no ping summary: {text}{}",
+            String::from_utf8_lossy(&output.stderr)
+        )
+    })
+}
+
+fn setup(test: &str, options: Options) -> Option<(Netns, Responder)> {
+    if !netsim::require_privileged(test) {
+        return None;
+    }
+    let netns = Netns::for_test(test).expect("create namespace");
+    let responder = Responder::spawn(options.netns(netns.name())).expect("start responder");
+    Some((netns, responder))
+}
+
+#[test]
+fn injected_delay_is_a_floor_and_the_mean_stays_close() {
+    let Some((netns, responder)) = setup(
+        "netsim_delay",
+        Options::default().delay(Duration::from_millis(25)),
+    ) else {
+        return;
+    };
+    let summary = ping(&netns, "198.19.0.2", 300);
+    let stats = responder.stop();
+    eprintln!("{summary:?}\n{stats}");
+    assert_eq!(summary.received, 300, "{summary:?}");
+    assert!(
+        summary.min_ms >= 25.0,
+        "min below the injected delay: {summary:?}"
+    );
+    assert!(
+        summary.avg_ms <= 25.5,
+        "mean more than 0.5 ms late: {summary:?}"
+    );
+    assert_eq!(
+        u64::from(summary.transmitted),
+        stats.echo_requests,
+        "{stats}"
+    );
+    assert_eq!(stats.answered, stats.echo_requests, "{stats}");
+}
+
+#[test]
+fn injected_loss_is_reproduced_within_four_points() {
+    let Some((netns, responder)) = setup("netsim_loss", Options::default().loss(0.2).seed(11))
+    else {
+        return;
+    };
+    let summary = ping(&netns, "198.19.0.9", 500);
+    let stats = responder.stop();
+    eprintln!("{summary:?}\n{stats}");
+    assert!(summary.transmitted >= 500, "{summary:?}");
+    assert!((summary.loss() - 0.2).abs() <= 0.04, "{summary:?}");
+    assert_eq!(
+        u64::from(summary.transmitted),
+        stats.echo_requests,
+        "{stats}"
+    );
+    assert_eq!(
+        stats.dropped + stats.answered,
+        stats.echo_requests,
+        "{stats}"
+    );
+}
+
+#[test]
+fn uniform_jitter_has_the_distributions_spread() {
+    let Some((netns, responder)) = setup(
+        "netsim_jitter",
+        Options::default()
+            .delay(Duration::from_millis(10))
+            .jitter(Duration::from_millis(5), JitterDist::Uniform),
+    ) else {
+        return;
+    };
+    let summary = ping(&netns, "198.19.0.4", 500);
+    drop(responder);
+    // Uniform +-5 ms has standard deviation 5/sqrt(3) = 2.887 ms; ping's mdev is that estimate.
+    assert!(
+        (summary.mdev_ms - 2.887).abs() < 0.25 * 2.887,
+        "{summary:?}"
+    );
+    assert!(summary.min_ms >= 5.0, "{summary:?}");
+    assert!((summary.avg_ms - 10.0).abs() < 0.6, "{summary:?}");
+}
+
+#[test]
+fn per_target_overrides_apply_only_to_their_address() {
+    let Some((netns, _responder)) = setup(
+        "netsim_targets",
+        Options::default().delay(Duration::from_millis(2)).target(
+            "198.19.0.3".parse().expect("ip"),
+            Impairment::delay(Duration::from_millis(40)),
+        ),
+    ) else {
+        return;
+    };
+    let slow = ping(&netns, "198.19.0.3", 50);
+    let fast = ping(&netns, "198.19.0.5", 50);
+    assert!(slow.min_ms >= 40.0 && slow.avg_ms < 40.5, "{slow:?}");
+    assert!(fast.min_ms >= 2.0 && fast.avg_ms < 2.5, "{fast:?}");
+}
+
+#[test]
+fn ipv6_echo_is_answered_with_the_configured_hop_limit() {
+    let Some((netns, responder)) = setup(
+        "netsim_ipv6",
+        Options::default().delay(Duration::from_millis(5)).ttl(42),
+    ) else {
+        return;
+    };
+    let summary = ping(&netns, "fd00:198:19::7", 100);
+    assert_eq!(summary.received, 100, "{summary:?}");
+    assert!(summary.min_ms >= 5.0 && summary.avg_ms < 5.5, "{summary:?}");
+    // One verbose ping shows the hop limit the reply carried.
+    let output = netns
+        .command("ping")
+        .args(["-n", "-c", "1", "-W", "1", "fd00:198:19::7"])
+        .output()
+        .expect("run ping");
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(text.contains("ttl=42"), "{text}");
+    assert_eq!(
+        responder.stats().echo_requests,
+        u64::from(summary.transmitted) + 1
+    );
+}
+
+#[test]
+fn tcp_open_closed_and_silent_ports_behave_like_real_hosts() {
+    let Some((netns, responder)) = setup(
+        "netsim_tcp",
+        Options::default()
+            .delay(Duration::from_millis(20))
+            .closed_port(81)
+            .silent_port(82),
+    ) else {
+        return;
+    };
+    let connect = |address: &str| {
+        let address: SocketAddr = address.parse().expect("socket address");
+        netns
+            .run(move || {
+                let started = std::time::Instant::now();
+                let result = TcpStream::connect_timeout(&address, Duration::from_millis(300));
+                (result.map(drop), started.elapsed())
+            })
+            .expect("enter namespace")
+    };
+    let (open, open_time) = connect("198.19.0.2:80");
+    assert!(open.is_ok(), "open port: {open:?}");
+    assert!(open_time >= Duration::from_millis(20), "{open_time:?}");
+    let (closed, closed_time) = connect("198.19.0.2:81");
+    assert_eq!(
+        closed.expect_err("closed port").kind(),
+        std::io::ErrorKind::ConnectionRefused
+    );
+    assert!(closed_time >= Duration::from_millis(20), "{closed_time:?}");
+    let (silent, _) = connect("198.19.0.2:82");
+    assert_eq!(
+        silent.expect_err("silent port").kind(),
+        std::io::ErrorKind::TimedOut
+    );
+    let (open6, _) = connect("[fd00:198:19::2]:443");
+    assert!(open6.is_ok(), "open port over IPv6: {open6:?}");
+    let stats = responder.stats();
+    assert_eq!(stats.silent, stats.syns - 3, "{stats}");
+    assert!(stats.resets >= 1, "{stats}");
+}
+
+#[test]
+fn host_placement_routes_only_the_tun_prefix() {
+    if !netsim::require_privileged("netsim_host") {
+        return;
+    }
+    // A /24 of 198.18.0.0/15 and a device name unique to this process, so parallel runs coexist.
+    let pid = std::process::id();
+    let third = u8::try_from(pid % 250 + 2).expect("below 256");
+    let address: IpAddr = format!("198.18.{third}.1").parse().expect("ip");
+    let responder = Responder::spawn(
+        Options::default()
+            .dev(&format!("xes{}", pid % 1_000_000))
+            .prefix4(netsim::Prefix::new(address, 24))
+            .prefix6(None)
+            .delay(Duration::from_millis(3)),
+    )
+    .expect("start responder on the host");
+    let dev = responder.dev().to_owned();
+    let routes = Command::new("ip")
+        .args(["route", "show", "dev", &dev])
+        .output()
+        .expect("ip route");
+    let routes = String::from_utf8_lossy(&routes.stdout);
+    assert_eq!(routes.lines().count(), 1, "{routes}");
+    assert!(
+        routes.starts_with(&format!("198.18.{third}.0/24")),
+        "{routes}"
+    );
+    let output = Command::new("ping")
+        .args(["-q", "-n", "-i", "0.002", "-w", "10", "-c", "20"])
+        .arg(format!("198.18.{third}.77"))
+        .output()
+        .expect("ping");
+    let summary = parse_ping(&String::from_utf8_lossy(&output.stdout)).expect("summary");
+    assert_eq!(summary.received, 20);
+    assert!(summary.min_ms >= 3.0, "{summary:?}");
+    drop(responder);
+    let link = Command::new("ip")
+        .args(["link", "show", "dev", &dev])
+        .output()
+        .expect("ip link");
+    assert!(!link.status.success(), "device {dev} survived the guard");
+}
+
+#[test]
+fn binary_documents_its_flags() {
+    let output = Command::new(env!("CARGO_BIN_EXE_xe-netsim"))
+        .arg("--help")
+        .output()
+        .expect("run xe-netsim");
+    let help = String::from_utf8_lossy(&output.stdout);
+    for flag in [
+        "--dev",
+        "--prefix4",
+        "--prefix6",
+        "--delay-ms",
+        "--jitter-ms",
+        "--jitter-dist",
+        "--loss",
+        "--target",
+        "--closed-ports",
+        "--silent-ports",
+        "--seed",
+        "--netns",
+        "--ttl",
+    ] {
+        assert!(help.contains(flag), "{flag} missing from --help:\n{help}");
+    }
+    let bad = Command::new(env!("CARGO_BIN_EXE_xe-netsim"))
+        .args(["--target", "198.19.0.3:50:0:2"])
+        .output()
+        .expect("run xe-netsim");
+    assert!(!bad.status.success());
+    assert!(
+        String::from_utf8_lossy(&bad.stderr).contains("loss: \"2\" must be between 0 and 1"),
+        "{}",
+        String::from_utf8_lossy(&bad.stderr)
+    );
+}
+
+#[test]
+fn binary_in_a_namespace_answers_and_reports_counters_on_sigterm() {
+    if !netsim::require_privileged("netsim_binary") {
+        return;
+    }
+    let netns = Netns::for_test("netsim_binary").expect("create namespace");
+    let child = ResponderProcess::spawn(
+        std::path::Path::new(env!("CARGO_BIN_EXE_xe-netsim")),
+        Some(&netns),
+        &[
+            "--delay-ms",
+            "4",
+            "--target",
+            "198.19.0.8:0:0:1",
+            "--seed",
+            "5",
+        ],
+    )
+    .expect("start xe-netsim");
+    let summary = ping(&netns, "198.19.0.2", 30);
+    assert!(summary.min_ms >= 4.0, "{summary:?}");
+    // Every request to .8 is lost; -W bounds the wait for the missing replies.
+    let lost = netns
+        .command("ping")
+        .args([
+            "-q",
+            "-n",
+            "-i",
+            "0.002",
+            "-W",
+            "0.3",
+            "-c",
+            "5",
+            "198.19.0.8",
+        ])
+        .output()
+        .expect("run ping");
+    let lost = parse_ping(&String::from_utf8_lossy(&lost.stdout)).expect("ping summary");
+    assert_eq!((lost.transmitted, lost.received), (5, 0));
+    let stats = child.stop().expect("stats line");
+    assert!(
+        stats.contains("echo_requests=35 ")
+            && stats.contains("answered=30 ")
+            && stats.contains("dropped=5 "),
+        "{stats}"
+    );
+}
+
+#[test]
+fn ping_group_range_can_be_opened_per_namespace() {
+    if !netsim::require_privileged("netsim_sysctl") {
+        return;
+    }
+    let netns = Netns::for_test("netsim_sysctl").expect("create namespace");
+    netns.allow_ping_group().expect("set sysctl");
+    let value = netns
+        .run(|| std::fs::read_to_string("/proc/sys/net/ipv4/ping_group_range"))
+        .expect("enter namespace")
+        .expect("read sysctl");
+    let fields: Vec<&str> = value.split_whitespace().collect();
+    assert_eq!(fields, ["0", "2147483647"]);
+}
