@@ -26,7 +26,7 @@ pub mod process;
 pub mod responder;
 mod stats;
 mod sys;
-mod timer;
+pub mod timer;
 mod tun;
 
 pub use error::Error;

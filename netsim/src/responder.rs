@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use crate::impair::{Impairment, Impairments, JitterDist, Rng, TargetSpec};
 use crate::packet::{self, Kind, Packet, Segment};
 use crate::stats::Counters;
-use crate::timer::{Scheduler, Timer};
+use crate::timer::{Scheduler, Timer, Tuning, REALTIME_PRIORITY};
 use crate::tun::create_tun;
 use crate::{Error, Prefix, Stats};
 
@@ -42,6 +42,8 @@ pub struct Options {
     pub ttl: u8,
     /// Namespace (from `ip netns add`) to create the device in; `None` for the current one.
     pub netns: Option<String>,
+    /// Real-time scheduling and busy-wait margin of the timer.
+    pub tuning: Tuning,
 }
 
 impl Default for Options {
@@ -56,6 +58,7 @@ impl Default for Options {
             seed: 1,
             ttl: 64,
             netns: None,
+            tuning: Tuning::default(),
         }
     }
 }
@@ -162,12 +165,11 @@ impl Responder {
         let (device, dev) = create_tun(&options.dev, options.netns.as_deref(), &prefixes)?;
         let device = Arc::new(device);
         let counters = Arc::new(Counters::default());
-        let timer = Timer::spawn(Arc::clone(&device), Arc::clone(&counters)).map_err(|source| {
-            Error::Thread {
+        let timer = Timer::spawn(Arc::clone(&device), Arc::clone(&counters), options.tuning)
+            .map_err(|source| Error::Thread {
                 name: "netsim-timer",
                 source,
-            }
-        })?;
+            })?;
         let stop = Arc::new(AtomicBool::new(false));
         let mut reader = Reader {
             options,
@@ -233,6 +235,10 @@ struct Reader {
 
 impl Reader {
     fn run(&mut self, device: &File, stop: &AtomicBool) {
+        if self.options.tuning.realtime {
+            // The arrival timestamp is taken here; a preempted reader would stretch every delay.
+            let _ = crate::sys::set_realtime(REALTIME_PRIORITY);
+        }
         let mut buffer = vec![0u8; 65_536];
         while !stop.load(Ordering::Relaxed) {
             match crate::sys::poll_readable(device, STOP_POLL) {

@@ -103,6 +103,20 @@ pub fn set_timer_slack(slack: Duration) {
     }
 }
 
+/// Moves the calling thread to `SCHED_FIFO` at `priority` (1..=99), so a busy machine cannot
+/// hold back a due answer behind ordinary tasks. Needs CAP_SYS_NICE (root).
+pub fn set_realtime(priority: i32) -> io::Result<()> {
+    let param = libc::sched_param {
+        sched_priority: priority,
+    };
+    // SAFETY: pid 0 is the calling thread; `param` is a valid sched_param for the call.
+    let rc = unsafe { libc::sched_setscheduler(0, libc::SCHED_FIFO, &param) };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
 /// Blocks SIGTERM, SIGINT and SIGHUP in the calling thread (and every thread it spawns later),
 /// so [`wait_termination`] can receive them synchronously.
 pub fn block_termination_signals() -> io::Result<()> {

@@ -74,6 +74,29 @@ impl Scheduler {
     }
 }
 
+/// How hard the timer thread tries to be on time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Tuning {
+    /// Run the timer and reader threads under `SCHED_FIFO` (best effort; needs root).
+    pub realtime: bool,
+    /// Wake this much before a deadline and busy-wait the rest: trades CPU for the
+    /// tens of microseconds a futex wake-up takes.
+    pub spin: Duration,
+}
+
+impl Default for Tuning {
+    fn default() -> Tuning {
+        Tuning {
+            realtime: true,
+            spin: Duration::from_micros(50),
+        }
+    }
+}
+
+/// Real-time priority of the simulator's threads: above ordinary tasks, below kernel threads
+/// that use 50.
+pub(crate) const REALTIME_PRIORITY: i32 = 10;
+
 /// The timer thread.
 pub(crate) struct Timer {
     shared: Arc<Shared>,
@@ -82,12 +105,16 @@ pub(crate) struct Timer {
 
 impl Timer {
     /// Starts the thread writing due packets to `device`.
-    pub fn spawn(device: Arc<File>, counters: Arc<Counters>) -> std::io::Result<Timer> {
+    pub fn spawn(
+        device: Arc<File>,
+        counters: Arc<Counters>,
+        tuning: Tuning,
+    ) -> std::io::Result<Timer> {
         let shared = Arc::new(Shared::default());
         let thread_shared = Arc::clone(&shared);
         let thread = std::thread::Builder::new()
             .name("netsim-timer".into())
-            .spawn(move || run(&thread_shared, &device, &counters))?;
+            .spawn(move || run(&thread_shared, &device, &counters, tuning))?;
         Ok(Timer {
             shared,
             thread: Some(thread),
@@ -115,8 +142,12 @@ impl Drop for Timer {
     }
 }
 
-fn run(shared: &Shared, device: &File, counters: &Counters) {
+fn run(shared: &Shared, device: &File, counters: &Counters, tuning: Tuning) {
     sys::set_timer_slack(Duration::from_nanos(1));
+    if tuning.realtime {
+        // Best effort: without CAP_SYS_NICE the answers are just less punctual.
+        let _ = sys::set_realtime(REALTIME_PRIORITY);
+    }
     let mut state = shared.state.lock().unwrap_or_else(PoisonError::into_inner);
     loop {
         if state.stop {
@@ -132,11 +163,21 @@ fn run(shared: &Shared, device: &File, counters: &Counters) {
         let now = Instant::now();
         if top.at > now {
             let wait = top.at - now;
-            state = shared
-                .wake
-                .wait_timeout(state, wait)
-                .unwrap_or_else(PoisonError::into_inner)
-                .0;
+            if wait > tuning.spin {
+                state = shared
+                    .wake
+                    .wait_timeout(state, wait - tuning.spin)
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .0;
+            } else {
+                // Close enough: spin (without the lock, so the reader can keep queueing).
+                let at = top.at;
+                drop(state);
+                while Instant::now() < at {
+                    std::hint::spin_loop();
+                }
+                state = shared.state.lock().unwrap_or_else(PoisonError::into_inner);
+            }
             continue;
         }
         let Some(Reverse(due)) = state.heap.pop() else {

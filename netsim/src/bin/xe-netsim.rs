@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use clap::Parser;
 use netsim::impair::{parse_millis, parse_probability};
+use netsim::timer::Tuning;
 use netsim::{JitterDist, Options, Prefix, Responder, TargetSpec};
 
 /// Impaired-link simulator: a TUN device whose userspace side answers ICMP echo (v4 and v6)
@@ -57,6 +58,12 @@ struct Cli {
     /// Create the device inside this existing network namespace (from `ip netns add`)
     #[arg(long)]
     netns: Option<String>,
+    /// Do not move the reader and timer threads to SCHED_FIFO (they are by default, if allowed)
+    #[arg(long)]
+    no_realtime: bool,
+    /// Busy-wait this many microseconds before each deadline instead of sleeping (0 disables)
+    #[arg(long, default_value_t = 50)]
+    spin_us: u64,
 }
 
 /// A prefix flag that can also be "none".
@@ -93,6 +100,10 @@ impl Cli {
             options = options.silent_port(port);
         }
         options.netns = self.netns;
+        options.tuning = Tuning {
+            realtime: !self.no_realtime,
+            spin: Duration::from_micros(self.spin_us),
+        };
         options
     }
 }
