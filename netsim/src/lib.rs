@@ -37,4 +37,4 @@ pub use privilege::{privileged_required, require_privileged};
 pub use process::ResponderProcess;
 pub use responder::{Options, Responder};
 pub use stats::{Stats, TimerPrecision};
-pub use sys::{block_termination_signals, wait_termination};
+pub use sys::{block_termination_signals, set_realtime, wait_termination};
