@@ -249,9 +249,25 @@ fn tcp_open_closed_and_silent_ports_behave_like_real_hosts() {
     );
     let (open6, _) = connect("[fd00:198:19::2]:443");
     assert!(open6.is_ok(), "open port over IPv6: {open6:?}");
+    // Data after the handshake is answered with RST: the next read fails with a reset.
+    let address: SocketAddr = "198.19.0.2:8080".parse().expect("socket address");
+    let reset = netns
+        .run(move || -> std::io::Result<usize> {
+            use std::io::{Read, Write};
+            let mut stream = TcpStream::connect_timeout(&address, Duration::from_secs(1))?;
+            stream.set_read_timeout(Some(Duration::from_secs(2)))?;
+            stream.write_all(b"GET / HTTP/1.0\r\n\r\n")?;
+            stream.read(&mut [0u8; 64])
+        })
+        .expect("enter namespace");
+    assert_eq!(
+        reset.expect_err("reset after data").kind(),
+        std::io::ErrorKind::ConnectionReset
+    );
     let stats = responder.stats();
-    assert_eq!(stats.silent, stats.syns - 3, "{stats}");
-    assert!(stats.resets >= 1, "{stats}");
+    // One SYN for each of open, closed, IPv6 and data; the silent port's SYN is retransmitted.
+    assert_eq!(stats.silent, stats.syns - 4, "{stats}");
+    assert!(stats.resets >= 2, "{stats}");
 }
 
 #[test]
