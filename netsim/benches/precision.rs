@@ -178,19 +178,16 @@ fn cpu_seconds(pid: u32) -> f64 {
 fn load(binary: &Path, targets: u32, rate: u32, duration: Duration, extra: &[&str]) {
     let netns = Netns::for_test("load").expect("namespace");
     netns.allow_ping_group().expect("ping_group_range");
-    let child = ResponderProcess::spawn(
-        binary,
-        Some(&netns),
-        &[
-            "--prefix4",
-            "198.18.0.1/22",
-            "--prefix6",
-            "none",
-            "--delay-ms",
-            "10",
-        ],
-    )
-    .expect("xe-netsim");
+    let mut args = vec![
+        "--prefix4",
+        "198.18.0.1/22",
+        "--prefix6",
+        "none",
+        "--delay-ms",
+        "10",
+    ];
+    args.extend_from_slice(extra);
+    let child = ResponderProcess::spawn(binary, Some(&netns), &args).expect("xe-netsim");
     let prefix: Prefix = "198.18.0.1/22".parse().expect("prefix");
     let addresses: Vec<SocketAddr> = (2..2 + u128::from(targets))
         .filter_map(|index| prefix.nth(index))
