@@ -17,6 +17,7 @@
 
 mod command;
 mod error;
+pub mod host;
 pub mod impair;
 pub mod netns;
 pub mod packet;

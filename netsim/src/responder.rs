@@ -130,6 +130,18 @@ impl Options {
         self
     }
 
+    /// Host placement: a device name and IPv4/IPv6 prefixes from 198.18.0.0/15 and
+    /// fd00:198:18::/48 that no other device or route on this host uses yet; the responder
+    /// then runs in the current namespace with routes to its own prefixes only.
+    pub fn on_host(mut self) -> Options {
+        let slot = crate::host::free_host_slot();
+        self.dev = slot.dev;
+        self.prefix4 = Some(slot.prefix4);
+        self.prefix6 = Some(slot.prefix6);
+        self.netns = None;
+        self
+    }
+
     /// Sets the RNG seed.
     pub fn seed(mut self, seed: u64) -> Options {
         self.seed = seed;
