@@ -6,7 +6,7 @@ use std::io;
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// `/dev/net/tun` could not be opened or the device not created.
-    #[error("cannot create TUN device {dev:?} (needs CAP_NET_ADMIN and /dev/net/tun): {source}")]
+    #[error("cannot create TUN device {dev:?}: {source}{hint}", hint = tun_hint(source))]
     Tun {
         /// Requested device name.
         dev: String,
@@ -43,4 +43,14 @@ pub enum Error {
         /// What went wrong, with its output.
         reason: String,
     },
+}
+
+/// What to do about the usual TUN failures.
+fn tun_hint(source: &io::Error) -> &'static str {
+    match source.kind() {
+        io::ErrorKind::PermissionDenied => " (needs CAP_NET_ADMIN: run as root)",
+        io::ErrorKind::NotFound => " (no /dev/net/tun: modprobe tun)",
+        _ if source.raw_os_error() == Some(libc::EBUSY) => " (a device of that name exists)",
+        _ => "",
+    }
 }

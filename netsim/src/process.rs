@@ -1,7 +1,7 @@
 //! `xe-netsim` as a child process (inside a namespace via `ip netns exec`), for benchmarks and
 //! tests that want the responder out of their own process. Drop stops it by PID.
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
 use std::process::{Child, ChildStdout, Command, Stdio};
 use std::sync::mpsc;
@@ -49,9 +49,13 @@ impl ResponderProcess {
             }),
             Err(_) => {
                 let _ = process.child.kill();
-                let output = process.child.wait_with_output_stderr();
+                let _ = process.child.wait();
+                let mut stderr = String::new();
+                if let Some(pipe) = process.child.stderr.as_mut() {
+                    let _ = pipe.read_to_string(&mut stderr);
+                }
                 Err(Error::Child {
-                    reason: format!("no ready line within {READY_TIMEOUT:?}: {output}"),
+                    reason: format!("no ready line within {READY_TIMEOUT:?}: {}", stderr.trim()),
                 })
             }
         }
@@ -96,19 +100,4 @@ fn forward_lines(stdout: ChildStdout) -> mpsc::Receiver<String> {
         }
     });
     receiver
-}
-
-trait StderrText {
-    fn wait_with_output_stderr(&mut self) -> String;
-}
-
-impl StderrText for Child {
-    fn wait_with_output_stderr(&mut self) -> String {
-        let _ = self.wait();
-        let mut text = String::new();
-        if let Some(stderr) = self.stderr.as_mut() {
-            let _ = std::io::Read::read_to_string(stderr, &mut text);
-        }
-        text.trim().to_owned()
-    }
 }

@@ -184,12 +184,11 @@ impl Responder {
             })?;
         let stop = Arc::new(AtomicBool::new(false));
         let mut reader = Reader {
+            rng: Rng::seeded(options.seed),
             options,
-            rng: Rng::seeded(0),
             scheduler: timer.scheduler(),
             counters: Arc::clone(&counters),
         };
-        reader.rng = Rng::seeded(reader.options.seed);
         let reader_stop = Arc::clone(&stop);
         let reader = std::thread::Builder::new()
             .name("netsim-reader".into())

@@ -398,6 +398,20 @@ fn binary_documents_its_flags() {
 }
 
 #[test]
+fn a_child_that_cannot_start_reports_its_stderr() {
+    let error = ResponderProcess::spawn(
+        std::path::Path::new(env!("CARGO_BIN_EXE_xe-netsim")),
+        None,
+        &["--jitter-dist", "pareto"],
+    )
+    .err()
+    .expect("bad flag");
+    let text = error.to_string();
+    assert!(text.contains("no ready line"), "{text}");
+    assert!(text.contains("pareto"), "{text}");
+}
+
+#[test]
 fn binary_in_a_namespace_answers_and_reports_counters_on_sigterm() {
     if !netsim::require_privileged("netsim_binary") {
         return;
@@ -458,4 +472,15 @@ fn ping_group_range_can_be_opened_per_namespace() {
         .expect("read sysctl");
     let fields: Vec<&str> = value.split_whitespace().collect();
     assert_eq!(fields, ["0", "2147483647"]);
+}
+
+#[test]
+fn a_device_name_the_kernel_cannot_take_is_refused_with_the_name() {
+    let error = Responder::spawn(Options::default().dev("xe-name-too-long-for-linux"))
+        .err()
+        .expect("name longer than 15 bytes");
+    assert_eq!(
+        error.to_string(),
+        "cannot create TUN device \"xe-name-too-long-for-linux\": device name \"xe-name-too-long-for-linux\" must have 1 to 15 bytes"
+    );
 }
