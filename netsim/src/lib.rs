@@ -37,5 +37,5 @@ pub use prefix::Prefix;
 pub use privilege::{privileged_required, require_privileged};
 pub use process::ResponderProcess;
 pub use responder::{Options, Responder};
-pub use stats::{Stats, TimerPrecision};
+pub use stats::{AddressCounts, Stats, TimerPrecision};
 pub use sys::{block_termination_signals, set_realtime, wait_termination};

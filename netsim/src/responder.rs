@@ -1,7 +1,7 @@
 //! The responder: reads requests from the TUN device, decides each one's fate (answer, delay,
 //! loss) and hands the answer to the timer thread.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::io::Read;
 use std::net::IpAddr;
@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use crate::impair::{Impairment, Impairments, JitterDist, Rng, TargetSpec};
 use crate::packet::{self, Kind, Packet, Segment};
-use crate::stats::Counters;
+use crate::stats::{AddressCounts, Counters};
 use crate::timer::{Scheduler, Timer, Tuning, REALTIME_PRIORITY};
 use crate::tun::create_tun;
 use crate::{Error, Prefix, Stats};
@@ -216,6 +216,12 @@ impl Responder {
         self.counters.snapshot()
     }
 
+    /// Requests seen so far per target address (only addresses that were asked at least once):
+    /// lets a test check that every target was probed.
+    pub fn by_address(&self) -> HashMap<IpAddr, AddressCounts> {
+        self.counters.by_address()
+    }
+
     /// Stops answering, removes the device and returns the final counters.
     pub fn stop(mut self) -> Stats {
         self.shutdown();
@@ -283,7 +289,9 @@ impl Reader {
         match request.kind {
             Kind::EchoRequest { message } => {
                 Counters::add(&self.counters.echo_requests);
-                if let Some(delay) = self.fate(request.dst) {
+                let fate = self.fate(request.dst);
+                self.counters.add_request(request.dst, fate.is_none());
+                if let Some(delay) = fate {
                     let reply = packet::build_echo_reply(&request, message, self.options.ttl);
                     self.scheduler.schedule(now + delay, reply);
                 }
@@ -303,9 +311,12 @@ impl Reader {
         Counters::add(&self.counters.syns);
         if self.options.silent_ports.contains(&syn.dst_port) {
             Counters::add(&self.counters.silent);
+            self.counters.add_request(request.dst, false);
             return;
         }
-        let Some(delay) = self.fate(request.dst) else {
+        let fate = self.fate(request.dst);
+        self.counters.add_request(request.dst, fate.is_none());
+        let Some(delay) = fate else {
             return;
         };
         let answer = if self.options.closed_ports.contains(&syn.dst_port) {

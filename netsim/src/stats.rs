@@ -1,7 +1,9 @@
 //! Counters of what the responder saw and did, and the timer's own lateness distribution.
 
+use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
 /// Lateness is recorded at 1 µs resolution up to this bound; later sends land in `overflow`.
@@ -20,11 +22,30 @@ pub(crate) struct Counters {
     pub ignored: AtomicU64,
     pub write_errors: AtomicU64,
     pub lateness: Mutex<Lateness>,
+    pub by_address: Mutex<HashMap<IpAddr, AddressCounts>>,
 }
 
 impl Counters {
     pub fn add(counter: &AtomicU64) {
         counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts a request (echo or SYN) for `address`, and whether it was dropped by the loss.
+    pub fn add_request(&self, address: IpAddr, dropped: bool) {
+        let mut by_address = self
+            .by_address
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let counts = by_address.entry(address).or_default();
+        counts.requests += 1;
+        counts.dropped += u64::from(dropped);
+    }
+
+    pub fn by_address(&self) -> HashMap<IpAddr, AddressCounts> {
+        self.by_address
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 
     pub fn snapshot(&self) -> Stats {
@@ -108,6 +129,15 @@ impl Lateness {
             max: self.max,
         }
     }
+}
+
+/// Requests seen for one simulated target address.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct AddressCounts {
+    /// Echo requests and SYNs (including SYNs to silent ports).
+    pub requests: u64,
+    /// Of those, dropped by the configured loss.
+    pub dropped: u64,
 }
 
 /// How late delayed answers left, relative to their due time (1 µs resolution).

@@ -202,7 +202,7 @@ fn uniform_jitter_has_the_distributions_spread() {
 
 #[test]
 fn per_target_overrides_apply_only_to_their_address() {
-    let Some((netns, _responder)) = setup(
+    let Some((netns, responder)) = setup(
         "netsim_targets",
         Options::default().delay(Duration::from_millis(2)).target(
             "198.19.0.3".parse().expect("ip"),
@@ -215,6 +215,15 @@ fn per_target_overrides_apply_only_to_their_address() {
     let fast = ping(&netns, "198.19.0.5", 50);
     assert!(slow.min_ms >= 40.0 && slow.median() < 40.5, "{slow:?}");
     assert!(fast.min_ms >= 2.0 && fast.median() < 2.5, "{fast:?}");
+    let by_address = responder.by_address();
+    let requests = |address: &str| {
+        by_address
+            .get(&address.parse().expect("ip"))
+            .map(|counts| counts.requests)
+    };
+    assert_eq!(requests("198.19.0.3"), Some(u64::from(slow.transmitted)));
+    assert_eq!(requests("198.19.0.5"), Some(u64::from(fast.transmitted)));
+    assert_eq!(by_address.len(), 2, "{by_address:?}");
 }
 
 #[test]
