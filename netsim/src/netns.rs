@@ -89,6 +89,30 @@ impl Netns {
             })
     }
 
+    /// Writes `/etc/netns/<name>/<file>` (e.g. `hosts`, `resolv.conf`), which `ip netns exec`
+    /// bind-mounts over `/etc/<file>` for commands from [`Netns::command`]. The file is
+    /// rewritten in place, never replaced, so a command already running sees the new contents
+    /// (a hostname whose address changes). Removed with the namespace.
+    pub fn write_etc(&self, file: &str, contents: &str) -> Result<(), Error> {
+        let dir = etc_dir(&self.name);
+        let path = dir.join(file);
+        let io_error = |source: std::io::Error| Error::Netns {
+            name: self.name.clone(),
+            source: std::io::Error::new(
+                source.kind(),
+                format!("write {}: {source}", path.display()),
+            ),
+        };
+        std::fs::create_dir_all(&dir).map_err(io_error)?;
+        std::fs::OpenOptions::new()
+            .create(true)
+            .write(true)
+            .truncate(true)
+            .open(&path)
+            .and_then(|mut handle| std::io::Write::write_all(&mut handle, contents.as_bytes()))
+            .map_err(io_error)
+    }
+
     /// Lets every group open unprivileged ICMP (DGRAM) sockets in the namespace.
     pub fn allow_ping_group(&self) -> Result<(), Error> {
         self.set_sysctl("net.ipv4.ping_group_range", "0 2147483647")
@@ -97,6 +121,12 @@ impl Netns {
 
 impl Drop for Netns {
     fn drop(&mut self) {
+        let etc = etc_dir(&self.name);
+        if etc.exists() {
+            if let Err(error) = std::fs::remove_dir_all(&etc) {
+                eprintln!("netsim: remove {}: {error}", etc.display());
+            }
+        }
         if let Err(error) = run_ip(&["netns", "delete", &self.name]) {
             eprintln!("netsim: {error}");
         }
@@ -116,6 +146,10 @@ pub fn test_netns_name(test: &str) -> String {
         })
         .collect();
     format!("xe-{test}-{}", std::process::id())
+}
+
+fn etc_dir(name: &str) -> PathBuf {
+    PathBuf::from("/etc/netns").join(name)
 }
 
 fn netns_path(name: &str) -> PathBuf {

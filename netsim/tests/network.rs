@@ -493,3 +493,30 @@ fn a_device_name_the_kernel_cannot_take_is_refused_with_the_name() {
         "cannot create TUN device \"xe-name-too-long-for-linux\": device name \"xe-name-too-long-for-linux\" must have 1 to 15 bytes"
     );
 }
+
+#[test]
+fn per_namespace_hosts_file_is_seen_by_commands_and_follows_rewrites() {
+    if !netsim::require_privileged("netsim_hosts") {
+        return;
+    }
+    let netns = Netns::for_test("netsim_hosts").expect("create namespace");
+    let resolve = || {
+        let output = netns
+            .command("getent")
+            .args(["hosts", "target.netsim.test"])
+            .output()
+            .expect("run getent");
+        String::from_utf8_lossy(&output.stdout).trim().to_owned()
+    };
+    netns
+        .write_etc("hosts", "198.19.0.9 target.netsim.test\n")
+        .expect("write hosts");
+    assert!(resolve().starts_with("198.19.0.9 "), "{}", resolve());
+    netns
+        .write_etc("hosts", "198.19.0.10 target.netsim.test\n")
+        .expect("rewrite hosts");
+    assert!(resolve().starts_with("198.19.0.10 "), "{}", resolve());
+    let etc = std::path::PathBuf::from("/etc/netns").join(netns.name());
+    drop(netns);
+    assert!(!etc.exists(), "{} survived the guard", etc.display());
+}
