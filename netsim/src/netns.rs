@@ -28,8 +28,10 @@ impl Netns {
         Ok(netns)
     }
 
-    /// Creates `xe-<test>-<pid>`, the naming the project's tests use.
+    /// Creates `xe-<test>-<pid>`, the naming the project's tests use. First deletes leftovers
+    /// of that naming whose process is gone (a test killed before its guards ran).
     pub fn for_test(test: &str) -> Result<Netns, Error> {
+        sweep_leftovers();
         Netns::create(&test_netns_name(test))
     }
 
@@ -148,6 +150,34 @@ pub fn test_netns_name(test: &str) -> String {
     format!("xe-{test}-{}", std::process::id())
 }
 
+/// Deletes `xe-*-<pid>` namespaces (and their /etc/netns files) whose PID no longer runs.
+fn sweep_leftovers() {
+    let Ok(entries) = std::fs::read_dir("/run/netns") else {
+        return;
+    };
+    for name in entries
+        .flatten()
+        .filter_map(|e| e.file_name().into_string().ok())
+    {
+        let Some(pid) = leftover_pid(&name) else {
+            continue;
+        };
+        if PathBuf::from(format!("/proc/{pid}")).exists() {
+            continue;
+        }
+        if run_ip(&["netns", "delete", &name]).is_ok() {
+            let _ = std::fs::remove_dir_all(etc_dir(&name));
+        }
+    }
+}
+
+/// The PID at the end of a test namespace name `xe-<test>-<pid>`.
+fn leftover_pid(name: &str) -> Option<u32> {
+    let rest = name.strip_prefix("xe-")?;
+    let (_, pid) = rest.rsplit_once('-')?;
+    pid.parse().ok()
+}
+
 fn etc_dir(name: &str) -> PathBuf {
     PathBuf::from("/etc/netns").join(name)
 }
@@ -159,6 +189,18 @@ fn netns_path(name: &str) -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn leftover_names_yield_their_pid() {
+        assert_eq!(leftover_pid("xe-probe_icmp-4242"), Some(4242));
+        assert_eq!(leftover_pid("xe-a-b-7"), Some(7));
+        assert_eq!(leftover_pid("xe-nopid"), None);
+        assert_eq!(leftover_pid("other-12"), None);
+        assert_eq!(
+            leftover_pid(&test_netns_name("x")),
+            Some(std::process::id())
+        );
+    }
 
     #[test]
     fn test_names_carry_the_pid_and_only_safe_characters() {
