@@ -7,8 +7,7 @@ use std::time::Duration;
 
 use netsim::{Impairment, JitterDist, Netns, Options, Responder, ResponderProcess};
 
-/// What iputils `ping -q` reports.
-#[derive(Debug)]
+/// What iputils `ping` reports.
 struct PingSummary {
     transmitted: u32,
     received: u32,
@@ -16,6 +15,34 @@ struct PingSummary {
     avg_ms: f64,
     /// Each reply's RTT as ping printed it (0.01 ms resolution below 10 ms, 0.1 ms below 100).
     times_ms: Vec<f64>,
+}
+
+impl std::fmt::Debug for PingSummary {
+    /// The counts and the RTT distribution's shape; the replies themselves would drown a
+    /// failure message.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut sorted = self.times_ms.clone();
+        sorted.sort_by(f64::total_cmp);
+        let at = |q: f64| {
+            sorted
+                .get(((sorted.len().max(1) - 1) as f64 * q).round() as usize)
+                .copied()
+                .unwrap_or(f64::NAN)
+        };
+        write!(
+            f,
+            "ping: {} sent, {} received; RTT ms min {} p25 {} median {} p75 {} p99 {} max {}, mean {}",
+            self.transmitted,
+            self.received,
+            self.min_ms,
+            at(0.25),
+            at(0.5),
+            at(0.75),
+            at(0.99),
+            at(1.0),
+            self.avg_ms
+        )
+    }
 }
 
 impl PingSummary {
@@ -137,7 +164,8 @@ fn injected_delay_is_a_floor_and_the_mean_stays_close() {
     let summary = ping(&netns, "198.19.0.2", 300);
     let stats = responder.stop();
     eprintln!("{summary:?}\n{stats}");
-    assert_eq!(summary.received, 300, "{summary:?}");
+    // With -w, ping stops once `count` replies are in; one more may land before it exits.
+    assert!(summary.received >= 300, "{summary:?}");
     assert!(
         summary.min_ms >= 25.0,
         "min below the injected delay: {summary:?}"
@@ -235,7 +263,7 @@ fn ipv6_echo_is_answered_with_the_configured_hop_limit() {
         return;
     };
     let summary = ping(&netns, "fd00:198:19::7", 100);
-    assert_eq!(summary.received, 100, "{summary:?}");
+    assert!(summary.received >= 100, "{summary:?}");
     assert!(
         summary.min_ms >= 5.0 && summary.median() < 5.5,
         "{summary:?}"
@@ -338,7 +366,7 @@ fn host_placement_routes_only_the_tun_prefix() {
             .output()
             .expect("ping");
         let summary = parse_ping(&String::from_utf8_lossy(&output.stdout)).expect("summary");
-        assert_eq!(summary.received, 20, "{target}: {summary:?}");
+        assert!(summary.received >= 20, "{target}: {summary:?}");
         assert!(summary.min_ms >= 3.0, "{target}: {summary:?}");
     }
     drop(responder);
