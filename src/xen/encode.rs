@@ -37,6 +37,11 @@ impl Spec {
         }
     }
 
+    /// The help text as a sentence, like the registry's own families (it appends the period).
+    fn sentence(&self) -> String {
+        format!("{}.", self.help)
+    }
+
     pub const fn bytes(name: &'static str, help: &'static str) -> Self {
         Self {
             name,
@@ -57,7 +62,7 @@ pub fn gauges<L: EncodeLabelSet>(
         return Ok(());
     }
     let mut family =
-        encoder.encode_descriptor(spec.name, spec.help, spec.unit, MetricType::Gauge)?;
+        encoder.encode_descriptor(spec.name, &spec.sentence(), spec.unit, MetricType::Gauge)?;
     for (labels, value) in rows {
         ConstGauge::new(value).encode(family.encode_family(&labels)?)?;
     }
@@ -78,7 +83,7 @@ where
         return Ok(());
     }
     let mut family =
-        encoder.encode_descriptor(spec.name, spec.help, spec.unit, MetricType::Counter)?;
+        encoder.encode_descriptor(spec.name, &spec.sentence(), spec.unit, MetricType::Counter)?;
     for (labels, value) in rows {
         ConstCounter::new(value).encode(family.encode_family(&labels)?)?;
     }
@@ -95,7 +100,8 @@ pub fn infos<L: EncodeLabelSet>(
     if rows.peek().is_none() {
         return Ok(());
     }
-    let mut family = encoder.encode_descriptor(spec.name, spec.help, None, MetricType::Info)?;
+    let mut family =
+        encoder.encode_descriptor(spec.name, &spec.sentence(), None, MetricType::Info)?;
     for labels in rows {
         family.encode_info(&labels)?;
     }
