@@ -16,6 +16,7 @@ packages=(
   curl jq procps ca-certificates
   python3 python3-venv          # dashboard schema checks, hadolint from PyPI
   buildah                       # Docker image build and smoke run without a daemon
+  debootstrap binutils systemd  # the image's local Debian base, strip, systemd-analyze (.ci/docker.sh)
 )
 missing=()
 for package in "${packages[@]}"; do
