@@ -476,16 +476,29 @@ fn tls12_only_with_no_usable_suite_fails() {
 }
 
 #[test]
-fn client_allowed_sans_fail_closed() {
+fn client_allowed_sans_need_a_policy_that_requires_a_certificate() {
     let setup = setup();
     assert_eq!(
         setup.error(&format!(
-            "{TLS}  client_auth_type: RequireAndVerifyClientCert\n  client_ca_file: ca.crt\n  \
+            "{TLS}  client_auth_type: VerifyClientCertIfGiven\n  client_ca_file: ca.crt\n  \
              client_allowed_sans: [scraper]\n"
         )),
-        "web.yml:6:3: tls_server_config.client_allowed_sans: matching client certificate SANs \
-         (scraper) is not supported by xen_exporter; issue client certificates from a dedicated \
-         CA (client_ca_file) instead"
+        "web.yml:6:3: tls_server_config.client_allowed_sans: requires client_auth_type \
+         RequireAnyClientCert or RequireAndVerifyClientCert (other policies let a client connect \
+         without a certificate to match)"
+    );
+}
+
+#[test]
+fn client_allowed_sans_refuse_email_entries() {
+    let setup = setup();
+    assert_eq!(
+        setup.error(&format!(
+            "{TLS}  client_auth_type: RequireAnyClientCert\n  \
+             client_allowed_sans: [scraper, ops@example.org]\n"
+        )),
+        "web.yml:5:3: tls_server_config.client_allowed_sans: `ops@example.org`: e-mail SANs \
+         cannot be matched by xen_exporter (DNS names, IP addresses and URIs can)"
     );
 }
 
@@ -640,6 +653,60 @@ async fn client_auth_policies_behave_like_go() {
         );
         assert_eq!(results, (none, ours, theirs), "{policy}");
     }
+}
+
+#[tokio::test]
+async fn client_allowed_sans_admit_only_listed_names() {
+    let setup = setup();
+    let scraper = setup.pki.client();
+    let other = setup
+        .pki
+        .leaf("other", rcgen::ExtendedKeyUsagePurpose::ClientAuth);
+    let by_ip = setup
+        .pki
+        .leaf("192.0.2.7", rcgen::ExtendedKeyUsagePurpose::ClientAuth);
+    let by_uri = {
+        let key = rcgen::KeyPair::generate().expect("key");
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");
+        params.subject_alt_names = vec![rcgen::SanType::URI(
+            "spiffe://example.org/prometheus".try_into().expect("URI"),
+        )];
+        params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
+        let cert = params
+            .signed_by(&key, &setup.pki.ca, &setup.pki.ca_key)
+            .expect("sign");
+        Leaf {
+            cert: cert.pem(),
+            key: key.serialize_pem(),
+        }
+    };
+    let config = |sans: &str| {
+        setup
+            .parse(&format!(
+                "{TLS}  client_auth_type: RequireAndVerifyClientCert\n  client_ca_file: ca.crt\n  \
+                 client_allowed_sans: {sans}\n"
+            ))
+            .expect("valid")
+    };
+    let listed = config("[scraper, 192.0.2.7, \"spiffe://example.org/prometheus\"]");
+    for (leaf, expected) in [
+        (&scraper, true),
+        (&by_ip, true),
+        (&by_uri, true),
+        (&other, false),
+    ] {
+        let outcome = handshake(&listed, client_config(&setup.pki, Some(leaf), false)).await;
+        assert_eq!(accepted(&outcome), expected, "{}", leaf.cert);
+    }
+    // No certificate at all is still refused (the policy requires one).
+    assert!(!accepted(
+        &handshake(&listed, client_config(&setup.pki, None, false)).await
+    ));
+    // An empty list admits nobody, as in exporter-toolkit.
+    let empty = config("[]");
+    assert!(!accepted(
+        &handshake(&empty, client_config(&setup.pki, Some(&scraper), false)).await
+    ));
 }
 
 #[tokio::test]

@@ -10,7 +10,7 @@ use tokio_rustls::rustls;
 use tokio_rustls::rustls::client::danger::HandshakeSignatureValid;
 use tokio_rustls::rustls::crypto::{ring as provider, CryptoProvider, SupportedKxGroup};
 use tokio_rustls::rustls::pki_types::pem::PemObject;
-use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer, UnixTime};
+use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use tokio_rustls::rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use tokio_rustls::rustls::server::{ClientHello, ResolvesServerCert, WebPkiClientVerifier};
 use tokio_rustls::rustls::sign::CertifiedKey;
@@ -283,21 +283,6 @@ fn client_verifier(
         (None, Some(text)) => Some(("client_ca", CertificateSource::Inline(text.to_owned()))),
         (None, None) => None,
     };
-    if let Some(sans) = section
-        .client_allowed_sans
-        .as_ref()
-        .filter(|sans| !sans.is_empty())
-    {
-        // Refusing is safer than serving clients the operator meant to keep out.
-        return Err(problem(
-            "client_allowed_sans",
-            &format!(
-                "matching client certificate SANs ({}) is not supported by xen_exporter; issue \
-                 client certificates from a dedicated CA (client_ca_file) instead",
-                sans.join(", ")
-            ),
-        ));
-    }
     if let Some((key, _)) = &ca {
         if policy == ClientAuthType::NoClientCert {
             let mut problem = problem(
@@ -346,18 +331,135 @@ fn client_verifier(
             .build()
             .map_err(|error| problem(key, &error.to_string()))
     };
-    match policy {
-        ClientAuthType::NoClientCert => Ok(WebPkiClientVerifier::no_client_auth()),
-        ClientAuthType::RequestClientCert => Ok(Arc::new(AnyClientCert {
+    let verifier = match policy {
+        ClientAuthType::NoClientCert => WebPkiClientVerifier::no_client_auth(),
+        ClientAuthType::RequestClientCert => Arc::new(AnyClientCert {
             mandatory: false,
             crypto: crypto.clone(),
-        })),
-        ClientAuthType::RequireAnyClientCert => Ok(Arc::new(AnyClientCert {
+        }),
+        ClientAuthType::RequireAnyClientCert => Arc::new(AnyClientCert {
             mandatory: true,
             crypto: crypto.clone(),
-        })),
-        ClientAuthType::VerifyClientCertIfGiven => verified(true),
-        ClientAuthType::RequireAndVerifyClientCert => verified(false),
+        }),
+        ClientAuthType::VerifyClientCertIfGiven => verified(true)?,
+        ClientAuthType::RequireAndVerifyClientCert => verified(false)?,
+    };
+    // As in exporter-toolkit, a list (even an empty one) restricts clients to those SANs.
+    let Some(allowed) = section.client_allowed_sans.clone() else {
+        return Ok(verifier);
+    };
+    if !matches!(
+        policy,
+        ClientAuthType::RequireAnyClientCert | ClientAuthType::RequireAndVerifyClientCert
+    ) {
+        return Err(problem(
+            "client_allowed_sans",
+            "requires client_auth_type RequireAnyClientCert or RequireAndVerifyClientCert \
+             (other policies let a client connect without a certificate to match)",
+        ));
+    }
+    if let Some(email) = allowed
+        .iter()
+        .find(|san| san.contains('@') && !san.contains("://"))
+    {
+        // rustls-webpki exposes DNS, IP and URI names only; refusing beats never matching.
+        return Err(problem(
+            "client_allowed_sans",
+            &format!("`{email}`: e-mail SANs cannot be matched by xen_exporter (DNS names, IP addresses and URIs can)"),
+        ));
+    }
+    Ok(Arc::new(AllowedSans {
+        inner: verifier,
+        allowed,
+    }))
+}
+
+/// exporter-toolkit's `client_allowed_sans`: after the policy's own checks, the client
+/// certificate must carry one of these SANs, compared as exact strings (DNS names, URIs) or as
+/// addresses (IP).
+struct AllowedSans {
+    inner: Arc<dyn ClientCertVerifier>,
+    allowed: Vec<String>,
+}
+
+impl fmt::Debug for AllowedSans {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AllowedSans")
+            .field("allowed", &self.allowed)
+            .finish()
+    }
+}
+
+impl AllowedSans {
+    fn matches(&self, end_entity: &CertificateDer<'_>) -> bool {
+        let Ok(cert) = webpki::EndEntityCert::try_from(end_entity) else {
+            return false;
+        };
+        let names: Vec<&str> = cert
+            .valid_dns_names()
+            .chain(cert.valid_uri_names())
+            .collect();
+        self.allowed.iter().any(|allowed| {
+            if let Ok(address) = allowed.parse::<std::net::IpAddr>() {
+                let name = ServerName::IpAddress(address.into());
+                return cert.verify_is_valid_for_subject_name(&name).is_ok();
+            }
+            names.iter().any(|name| name == allowed)
+        })
+    }
+}
+
+impl ClientCertVerifier for AllowedSans {
+    fn offer_client_auth(&self) -> bool {
+        self.inner.offer_client_auth()
+    }
+
+    fn client_auth_mandatory(&self) -> bool {
+        self.inner.client_auth_mandatory()
+    }
+
+    fn root_hint_subjects(&self) -> &[DistinguishedName] {
+        self.inner.root_hint_subjects()
+    }
+
+    fn verify_client_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        now: UnixTime,
+    ) -> Result<ClientCertVerified, rustls::Error> {
+        let verified = self
+            .inner
+            .verify_client_cert(end_entity, intermediates, now)?;
+        if self.matches(end_entity) {
+            Ok(verified)
+        } else {
+            Err(rustls::Error::InvalidCertificate(
+                rustls::CertificateError::NotValidForName,
+            ))
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.inner.supported_verify_schemes()
     }
 }
 
