@@ -55,11 +55,12 @@ pub async fn run(cli: Cli) -> ExitCode {
     if !cli.disable_exporter_metrics {
         registry.register_collector(Box::new(crate::process::ProcessCollector));
     }
-    let (reloader, _config_updates) =
+    let (reloader, config_updates) =
         Reloader::new(cli.config_file.clone(), config.clone(), reload_metrics);
     let reloader = Arc::new(reloader);
 
-    let collectors: Vec<Arc<dyn ScrapeCollector>> = Vec::new();
+    let xen = crate::xen::setup::collector(&cli, config_updates.clone()).await;
+    let collectors: Vec<Arc<dyn ScrapeCollector>> = vec![Arc::new(xen)];
     let mut enabled = Vec::new();
     let scraper = Arc::new(Scraper::new(registry, collectors, cli.xen_timeout));
     for name in scraper.collector_names() {

@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
 
+use crate::xen::select::SourceKind;
+
 /// The port we serve on by default. The default-port-allocations range 9100-9999 has been fully
 /// allocated since 2023 (9603 is the xenlight Xen exporter, 9374 smokeping_prober), so we take a
 /// port outside it that the page's "outside the standard range" list does not name either.
@@ -66,8 +68,8 @@ pub struct Cli {
 
     /// Where hypervisor numbers come from: auto (libxenstat when it loads and a hypervisor runs),
     /// libxenstat, or simulated (a synthetic host for demos and tests).
-    #[arg(long = "xen.source", value_enum, default_value_t = XenSourceFlag::Auto)]
-    pub xen_source: XenSourceFlag,
+    #[arg(long = "xen.source", value_enum, default_value_t = SourceKind::Auto)]
+    pub xen_source: SourceKind,
 
     /// Path of libxenstat to load instead of searching `libxenstat.so` and its versioned names.
     #[arg(long = "xen.library", value_name = "FILE")]
@@ -77,20 +79,27 @@ pub struct Cli {
     #[arg(long = "xen.timeout", value_name = "DURATION", default_value = "5s", value_parser = parse_duration_flag)]
     pub xen_timeout: Duration,
 
-    /// Number of domains of the simulated host (with --xen.source=simulated).
+    /// Guests of the simulated host, Domain-0 not counted (with --xen.source=simulated).
     #[arg(long = "xen.simulated.domains", value_name = "N", default_value_t = 8)]
     pub simulated_domains: usize,
+
+    /// A guest of the simulated host (e.g. guest-0002) whose first disk saturates its ring
+    /// (sustained VBD_OO) from --xen.simulated.storm-after on.
+    #[arg(long = "xen.simulated.storm-domain", value_name = "NAME")]
+    pub simulated_storm_domain: Option<String>,
+
+    /// When the simulated VBD_OO storm starts, counted from the exporter's start.
+    #[arg(long = "xen.simulated.storm-after", value_name = "DURATION", default_value = "0s", value_parser = parse_duration_flag)]
+    pub simulated_storm_after: Duration,
+
+    /// Destroy and re-create one simulated guest (in turn, under a new domid) every DURATION;
+    /// 0s keeps the set of domains fixed.
+    #[arg(long = "xen.simulated.churn", value_name = "DURATION", default_value = "0s", value_parser = parse_duration_flag)]
+    pub simulated_churn: Duration,
 
     /// Leave out the exporter's own process_* metrics.
     #[arg(long = "web.disable-exporter-metrics")]
     pub disable_exporter_metrics: bool,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum XenSourceFlag {
-    Auto,
-    Libxenstat,
-    Simulated,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -32,7 +32,8 @@ impl Format {
 
 /// The result of running every scrape-time collector once.
 struct Collection {
-    finished: Instant,
+    /// When its sources were read: a scrape never gets a snapshot older than its request.
+    started: Instant,
     families: Vec<Arc<dyn Collector>>,
     outcomes: Vec<Outcome>,
 }
@@ -99,13 +100,15 @@ impl Scraper {
     }
 
     /// Runs the collectors, or waits for the run in progress and shares its result: a
-    /// collection that finished after this request arrived is fresh enough for it.
+    /// collection that started after this request arrived is fresh enough for it. Requests
+    /// arriving during a collection share the next one, so each shows the host as it was at or
+    /// after its arrival (a destroyed domain never reappears) and collections never pile up.
     async fn collect_shared(&self, timeout: Duration) -> Arc<Collection> {
         let requested = Instant::now();
         let mut latest = self.latest.lock().await;
         if let Some(collection) = latest
             .as_ref()
-            .filter(|collection| collection.finished >= requested)
+            .filter(|collection| collection.started >= requested)
         {
             return collection.clone();
         }
@@ -115,6 +118,7 @@ impl Scraper {
     }
 
     async fn collect_all(&self, timeout: Duration) -> Collection {
+        let started = Instant::now();
         let runs = self.collectors.iter().map(|collector| {
             let collector = collector.clone();
             async move {
@@ -144,7 +148,7 @@ impl Scraper {
             outcomes.extend(run_outcomes);
         }
         Collection {
-            finished: Instant::now(),
+            started,
             families,
             outcomes,
         }

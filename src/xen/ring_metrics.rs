@@ -1,168 +1,178 @@
-//! Encodes the ring families (collector `rings`) from an owned [`Host`] snapshot.
+//! Encodes the ring families (collector `rings`): VBD ring geometry from xenstore and netback
+//! queue state from debugfs, with the same `domain` and `device` labels as the counters.
 
-use prometheus_client::collector::Collector;
-use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
-use prometheus_client::metrics::gauge::ConstGauge;
+use std::fmt;
 
-use crate::xen::model::Host;
+use prometheus_client::encoding::DescriptorEncoder;
 
-type Labels = Vec<(&'static str, String)>;
+use crate::xen::encode::{flag, gauges, Spec};
+use crate::xen::host_metrics::LabelledHost;
+use crate::xen::model::{RingIndexes, VifQueue};
 
-/// Owned snapshot; `encode` writes every ring gauge family.
-#[derive(Debug, Default)]
-pub struct RingMetrics {
-    pub host: Host,
+/// Writes every ring family of `labelled` (families without samples are left out).
+pub fn encode(e: &mut DescriptorEncoder, labelled: &LabelledHost) -> fmt::Result {
+    encode_vbd_rings(e, labelled)?;
+    encode_vif_rings(e, labelled)
 }
 
-fn family(
-    encoder: &mut DescriptorEncoder,
-    name: &str,
-    help: &str,
-    rows: &[(Labels, f64)],
-) -> Result<(), std::fmt::Error> {
-    if rows.is_empty() {
-        return Ok(());
+fn encode_vbd_rings(e: &mut DescriptorEncoder, labelled: &LabelledHost) -> fmt::Result {
+    let rings = || {
+        labelled
+            .vbds()
+            .filter_map(|(vbd, labels)| vbd.ring.as_ref().map(|ring| (ring, labels)))
+    };
+    gauges(
+        e,
+        Spec::new(
+            "xen_vbd_ring_queues",
+            "Rings (queues) the VBD frontend set up",
+        ),
+        rings().map(|(ring, labels)| (labels, f64::from(ring.queues))),
+    )?;
+    gauges(
+        e,
+        Spec::new(
+            "xen_vbd_ring_pages",
+            "Pages per VBD ring (1 << ring-page-order)",
+        ),
+        rings().map(|(ring, labels)| (labels, f64::from(ring.pages))),
+    )?;
+    gauges(
+        e,
+        Spec::new(
+            "xen_vbd_ring_max_pages",
+            "Backend limit on pages per ring (1 << max-ring-page-order)",
+        ),
+        rings().filter_map(|(ring, labels)| ring.max_pages.map(|max| (labels, f64::from(max)))),
+    )?;
+    gauges(
+        e,
+        Spec::new(
+            "xen_vbd_ring_capacity_requests",
+            "Requests the VBD's rings hold before VBD_OO counts (queues x pages x 32)",
+        ),
+        rings().map(|(ring, labels)| (labels, ring.capacity_requests() as f64)),
+    )
+}
+
+fn encode_vif_rings(e: &mut DescriptorEncoder, labelled: &LabelledHost) -> fmt::Result {
+    let read = || labelled.vifs().filter(|(vif, _)| !vif.queues.is_empty());
+    gauges(
+        e,
+        Spec::new("xen_vif_queues", "Netback queues of the vif"),
+        read().map(|(vif, labels)| (labels, vif.queues.len() as f64)),
+    )?;
+    let queue_ids: Vec<Vec<String>> = labelled
+        .vifs()
+        .map(|(vif, _)| {
+            vif.queues
+                .iter()
+                .map(|queue| queue.id.to_string())
+                .collect()
+        })
+        .collect();
+    let queues = || {
+        labelled
+            .vifs()
+            .zip(&queue_ids)
+            .flat_map(|((vif, [domain, device]), ids)| {
+                vif.queues
+                    .iter()
+                    .zip(ids)
+                    .map(move |(queue, id)| (queue, [domain, device, ("queue", id.as_str())]))
+            })
+    };
+    type Direction = fn(&RingIndexes) -> u32;
+    let directions = || {
+        queues().flat_map(|(queue, [domain, device, id])| {
+            [("tx", &queue.tx), ("rx", &queue.rx)]
+                .into_iter()
+                .map(move |(direction, ring)| {
+                    (ring, [domain, device, id, ("direction", direction)])
+                })
+        })
+    };
+    let per_direction: [(Spec, Direction); 3] = [
+        (
+            Spec::new("xen_vif_ring_entries", "Slots in the netback ring"),
+            |ring| ring.entries,
+        ),
+        (
+            Spec::new(
+                "xen_vif_ring_requests_outstanding",
+                "Requests the guest produced that netback has not consumed (req prod - cons)",
+            ),
+            |ring| ring.requests_outstanding,
+        ),
+        (
+            Spec::new(
+                "xen_vif_ring_responses_unpublished",
+                "Responses netback produced and has not yet published to the guest",
+            ),
+            |ring| ring.responses_unconsumed,
+        ),
+    ];
+    for (spec, field) in per_direction {
+        gauges(
+            e,
+            spec,
+            directions().map(|(ring, labels)| (labels, f64::from(field(ring)))),
+        )?;
     }
-    let mut fam =
-        encoder.encode_descriptor(name, help, None, ConstGauge::new(0.0).metric_type())?;
-    for (labels, value) in rows {
-        ConstGauge::new(*value).encode(fam.encode_family(labels)?)?;
+    type Field = fn(&VifQueue) -> f64;
+    let per_queue: [(Spec, Field); 5] = [
+        (
+            Spec::new(
+                "xen_vif_tx_pending_requests",
+                "TX requests netback took from the ring and has not completed",
+            ),
+            |queue| f64::from(queue.tx_pending_requests),
+        ),
+        (
+            Spec::new(
+                "xen_vif_tx_dealloc_queue",
+                "TX buffers waiting to be given back to the guest",
+            ),
+            |queue| f64::from(queue.tx_dealloc_queue),
+        ),
+        (
+            Spec::bytes(
+                "xen_vif_rx_queue",
+                "Bytes queued inside netback for the guest",
+            ),
+            |queue| f64::from(queue.rx_queue_length),
+        ),
+        (
+            Spec::bytes(
+                "xen_vif_rx_queue_max",
+                "Limit of netback's internal RX queue",
+            ),
+            |queue| f64::from(queue.rx_queue_max),
+        ),
+        (
+            Spec::new(
+                "xen_vif_rx_queue_stalled",
+                "1 when netback stopped the RX queue: the guest posts receive buffers too slowly",
+            ),
+            |queue| flag(queue.rx_queue_stopped),
+        ),
+    ];
+    for (spec, field) in per_queue {
+        gauges(
+            e,
+            spec,
+            queues().map(|(queue, labels)| (labels, field(queue))),
+        )?;
     }
     Ok(())
-}
-
-impl Collector for RingMetrics {
-    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
-        let mut vbd: [Vec<(Labels, f64)>; 4] = Default::default();
-        let mut vif_queues = Vec::new();
-        let mut entries = Vec::new();
-        let mut outstanding = Vec::new();
-        let mut unpublished = Vec::new();
-        let mut pending = Vec::new();
-        let mut dealloc = Vec::new();
-        let mut rxq_bytes = Vec::new();
-        let mut rxq_max = Vec::new();
-        let mut stalled = Vec::new();
-        for d in &self.host.domains {
-            for b in &d.vbds {
-                let Some(r) = &b.ring else { continue };
-                let l: Labels = vec![
-                    ("domain", d.name.clone()),
-                    ("device", crate::xen::devno::name(b.devno)),
-                ];
-                vbd[0].push((l.clone(), f64::from(r.queues)));
-                vbd[1].push((l.clone(), f64::from(r.pages)));
-                if let Some(m) = r.max_pages {
-                    vbd[2].push((l.clone(), f64::from(m)));
-                }
-                vbd[3].push((l, r.capacity_requests() as f64));
-            }
-            for v in &d.vifs {
-                let dev = v.interface_name(d.domid);
-                let l: Labels = vec![("domain", d.name.clone()), ("device", dev.clone())];
-                vif_queues.push((l.clone(), v.queues.len() as f64));
-                for q in &v.queues {
-                    let mut ql = l.clone();
-                    ql.push(("queue", q.id.to_string()));
-                    for (dir, r) in [("tx", &q.tx), ("rx", &q.rx)] {
-                        let mut dl = ql.clone();
-                        dl.push(("direction", dir.to_owned()));
-                        entries.push((dl.clone(), f64::from(r.entries)));
-                        outstanding.push((dl.clone(), f64::from(r.requests_outstanding)));
-                        unpublished.push((dl, f64::from(r.responses_unconsumed)));
-                    }
-                    pending.push((ql.clone(), f64::from(q.tx_pending_requests)));
-                    dealloc.push((ql.clone(), f64::from(q.tx_dealloc_queue)));
-                    rxq_bytes.push((ql.clone(), f64::from(q.rx_queue_length)));
-                    rxq_max.push((ql.clone(), f64::from(q.rx_queue_max)));
-                    stalled.push((ql, if q.rx_queue_stopped { 1.0 } else { 0.0 }));
-                }
-            }
-        }
-        let e = &mut encoder;
-        family(
-            e,
-            "xen_vbd_ring_queues",
-            "Rings the VBD frontend set up.",
-            &vbd[0],
-        )?;
-        family(e, "xen_vbd_ring_pages", "Pages per VBD ring.", &vbd[1])?;
-        family(
-            e,
-            "xen_vbd_ring_max_pages",
-            "Backend limit on pages per ring.",
-            &vbd[2],
-        )?;
-        family(
-            e,
-            "xen_vbd_ring_capacity_requests",
-            "Requests in flight before VBD_OO counts (queues x pages x 32).",
-            &vbd[3],
-        )?;
-        family(
-            e,
-            "xen_vif_queues",
-            "Netback queues of the vif.",
-            &vif_queues,
-        )?;
-        family(
-            e,
-            "xen_vif_ring_entries",
-            "Slots in the netback ring.",
-            &entries,
-        )?;
-        family(
-            e,
-            "xen_vif_ring_requests_outstanding",
-            "Requests produced and not yet consumed (req prod - cons).",
-            &outstanding,
-        )?;
-        family(
-            e,
-            "xen_vif_ring_responses_unpublished",
-            "Responses produced but not yet published (rsp_prod_pvt - rsp_prod).",
-            &unpublished,
-        )?;
-        family(
-            e,
-            "xen_vif_tx_pending_requests",
-            "TX requests taken and not yet completed.",
-            &pending,
-        )?;
-        family(
-            e,
-            "xen_vif_tx_dealloc_queue",
-            "TX buffers waiting to be returned to the guest.",
-            &dealloc,
-        )?;
-        family(
-            e,
-            "xen_vif_rx_queue_bytes",
-            "Bytes queued in netback for the guest.",
-            &rxq_bytes,
-        )?;
-        family(
-            e,
-            "xen_vif_rx_queue_max_bytes",
-            "Limit of the RX internal queue.",
-            &rxq_max,
-        )?;
-        family(
-            e,
-            "xen_vif_rx_queue_stalled",
-            "1 when netback stopped the RX queue.",
-            &stalled,
-        )?;
-        Ok(())
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use prometheus_client::registry::Registry;
 
-    use super::*;
-    use crate::xen::model::{Domain, Vif};
+    use crate::xen::host_metrics::{HostMetrics, LabelledHost};
+    use crate::xen::model::{Domain, Host, Vif};
 
     #[test]
     fn encodes_vif_ring_series() {
@@ -183,7 +193,7 @@ mod tests {
         });
         host.domains.push(d);
         let mut reg = Registry::default();
-        reg.register_collector(Box::new(RingMetrics { host }));
+        reg.register_collector(Box::new(HostMetrics(LabelledHost::new(host))));
         let mut out = String::new();
         prometheus_client::encoding::text::encode(&mut out, &reg).expect("encode");
         assert!(out.contains(

@@ -32,17 +32,39 @@ pub fn open_source(
     library: Option<&Path>,
     simulated: impl FnOnce() -> Box<dyn XenSource>,
 ) -> Result<Box<dyn XenSource>, SourceError> {
+    open(kind, library, simulated).map(|opened| opened.source)
+}
+
+/// A source and, for libxenstat, the xenstore connection it shares with the ring readers.
+pub struct Opened {
+    pub source: Box<dyn XenSource>,
+    pub xenstore: Option<Arc<dyn XenStore>>,
+}
+
+/// [`open_source`], also handing out the xenstore connection.
+pub fn open(
+    kind: SourceKind,
+    library: Option<&Path>,
+    simulated: impl FnOnce() -> Box<dyn XenSource>,
+) -> Result<Opened, SourceError> {
     match kind {
-        SourceKind::Simulated => Ok(simulated()),
+        SourceKind::Simulated => Ok(Opened {
+            source: simulated(),
+            xenstore: None,
+        }),
         SourceKind::Auto | SourceKind::Libxenstat => {
             // xenstore only once libxenstat works: on a machine without Xen, one log line
             // (the caller's, with this error's reason) is enough.
             let mut source = LibXenstat::open(library, None)?;
-            if let Some(store) = open_xenstore() {
-                source = source.with_xenstore(store);
+            let xenstore = open_xenstore();
+            if let Some(store) = &xenstore {
+                source = source.with_xenstore(store.clone());
             }
             tracing::info!(library = %source.library_path().display(), "Xen source: libxenstat");
-            Ok(Box::new(source))
+            Ok(Opened {
+                source: Box::new(source),
+                xenstore,
+            })
         }
     }
 }

@@ -20,4 +20,9 @@ pub trait XenSource: Send + Sync {
     fn name(&self) -> &'static str;
     /// A fresh snapshot of the host and every domain that exists now.
     fn snapshot(&self) -> Result<Host, SourceError>;
+    /// Whether snapshots already carry VBD ring geometry, netback queues and blkback's own
+    /// counters, so Dom0's sysfs, debugfs and xenstore are not read (the simulated host).
+    fn includes_rings(&self) -> bool {
+        false
+    }
 }

@@ -1,0 +1,261 @@
+//! Benchmark: one full scrape of a simulated host of 1,000 guests (4 VCPUs, 2 vifs with 2
+//! netback queues, 4 VBDs each): snapshot + encode in process, in both formats, and the real
+//! binary over HTTP with its peak RSS. Then the blkback sysfs reader on a 1,000-domain fixture
+//! tree against the raw cost of reading the same files.
+//!
+//! Run: `cargo bench --bench scrape` (release profile). Results go in benches/README.md.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use prometheus_client::registry::Registry;
+use tokio::sync::watch;
+use xen_exporter::collect::ScrapeCollector;
+use xen_exporter::config::Config;
+use xen_exporter::scrape::{Format, Scraper};
+use xen_exporter::xen::collector::{HostFiles, XenCollector};
+use xen_exporter::xen::model::{Domain, Host, Vbd};
+use xen_exporter::xen::simulated::{SimulatedHost, SimulatedOptions};
+use xen_exporter::xen::sysfs;
+
+const GUESTS: usize = 1_000;
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[index.min(sorted.len() - 1)]
+}
+
+fn ms(duration: Duration) -> String {
+    format!("{:.2} ms", duration.as_secs_f64() * 1e3)
+}
+
+fn report(name: &str, mut samples: Vec<Duration>, extra: &str) {
+    samples.sort();
+    println!(
+        "| {name} | {} | {} | {} | {} | {extra} |",
+        samples.len(),
+        ms(percentile(&samples, 0.5)),
+        ms(percentile(&samples, 0.99)),
+        ms(samples[samples.len() - 1]),
+    );
+}
+
+/// `VmHWM` (peak RSS) of a process, in MiB.
+fn peak_rss_mib(pid: &str) -> f64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find(|line| line.starts_with("VmHWM:"))
+                .and_then(|line| line.split_whitespace().nth(1))
+                .and_then(|kib| kib.parse::<f64>().ok())
+        })
+        .map_or(f64::NAN, |kib| kib / 1024.0)
+}
+
+fn in_process(runtime: &tokio::runtime::Runtime) {
+    let options = SimulatedOptions {
+        guests: GUESTS,
+        ..SimulatedOptions::default()
+    };
+    let (_config, updates) = watch::channel(Arc::new(Config::default()));
+    let files = HostFiles {
+        sysfs: "/nonexistent".into(),
+        debugfs: "/nonexistent".into(),
+        xenstore: None,
+    };
+    let collector: Arc<dyn ScrapeCollector> = Arc::new(XenCollector::new(
+        Ok(Box::new(SimulatedHost::new(options))),
+        files,
+        updates,
+    ));
+    let scraper = Scraper::new(Registry::default(), vec![collector], Duration::from_secs(5));
+    for format in [Format::Text, Format::OpenMetrics] {
+        let mut bytes = 0;
+        let mut lines = 0;
+        for _ in 0..10 {
+            runtime
+                .block_on(scraper.scrape(format, None))
+                .expect("encode");
+        }
+        let samples: Vec<Duration> = (0..200)
+            .map(|_| {
+                let start = Instant::now();
+                let text = runtime
+                    .block_on(scraper.scrape(format, None))
+                    .expect("encode");
+                let elapsed = start.elapsed();
+                bytes = text.len();
+                lines = text.lines().filter(|line| !line.starts_with('#')).count();
+                elapsed
+            })
+            .collect();
+        report(
+            &format!("in process, {format:?}"),
+            samples,
+            &format!(
+                "{lines} samples, {:.1} MiB; bench process peak RSS {:.1} MiB",
+                bytes as f64 / 1048576.0,
+                peak_rss_mib("self")
+            ),
+        );
+    }
+}
+
+fn over_http() {
+    let binary = env!("CARGO_BIN_EXE_xen_exporter");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .expect("free port")
+        .port();
+    let mut child = Command::new(binary)
+        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+        .arg("--xen.source=simulated")
+        .arg(format!("--xen.simulated.domains={GUESTS}"))
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start exporter");
+    let address = format!("127.0.0.1:{port}");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while TcpStream::connect(&address).is_err() {
+        assert!(Instant::now() < deadline, "exporter did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    for (name, accept) in [
+        ("HTTP, text 0.0.4", "text/plain; version=0.0.4"),
+        (
+            "HTTP, OpenMetrics + gzip",
+            "application/openmetrics-text; version=1.0.0\r\nAccept-Encoding: gzip",
+        ),
+    ] {
+        let request = format!(
+            "GET /metrics HTTP/1.1\r\nHost: bench\r\nConnection: close\r\nAccept: {accept}\r\n\r\n"
+        );
+        let mut size = 0;
+        let samples: Vec<Duration> = (0..100)
+            .map(|_| {
+                let start = Instant::now();
+                let mut stream = TcpStream::connect(&address).expect("connect");
+                stream.write_all(request.as_bytes()).expect("write");
+                let mut response = Vec::new();
+                stream.read_to_end(&mut response).expect("read");
+                size = response.len();
+                start.elapsed()
+            })
+            .collect();
+        report(
+            name,
+            samples,
+            &format!(
+                "{:.2} MiB on the wire; exporter peak RSS {:.1} MiB",
+                size as f64 / 1048576.0,
+                peak_rss_mib(&child.id().to_string())
+            ),
+        );
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+/// A blkback sysfs tree for `domains` guests with 4 VBDs each, and the matching host.
+fn sysfs_tree(root: &Path, domains: u32) -> Host {
+    let devnos = [51712, 51728, 51744, 51760];
+    let mut host = Host::default();
+    for domid in 1..=domains {
+        let mut domain = Domain {
+            domid,
+            name: format!("guest-{domid}"),
+            ..Domain::default()
+        };
+        for devno in devnos {
+            let dir = sysfs::statistics_dir(root, "vbd", domid, devno);
+            std::fs::create_dir_all(&dir).expect("fixture dir");
+            for (file, value) in [
+                ("oo_req", 3),
+                ("rd_req", 515),
+                ("wr_req", 512),
+                ("rd_sect", 65560),
+                ("wr_sect", 65536),
+                ("f_req", 7),
+                ("ds_req", 0),
+            ] {
+                std::fs::write(dir.join(file), format!("{value}\n")).expect("fixture file");
+            }
+            domain.vbds.push(Vbd {
+                devno,
+                ..Vbd::default()
+            });
+        }
+        host.domains.push(domain);
+    }
+    host
+}
+
+fn sysfs_reader() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path();
+    let host = sysfs_tree(root, GUESTS as u32);
+    let files: Vec<_> = host
+        .domains
+        .iter()
+        .flat_map(|domain| {
+            domain.vbds.iter().flat_map(move |vbd| {
+                let stats = sysfs::statistics_dir(root, "vbd", domain.domid, vbd.devno);
+                [
+                    "oo_req", "rd_req", "wr_req", "rd_sect", "wr_sect", "f_req", "ds_req",
+                ]
+                .map(|file| stats.join(file))
+            })
+        })
+        .collect();
+    let mut reader = Vec::new();
+    let mut raw = Vec::new();
+    for round in 0..60 {
+        let mut copy = host.clone();
+        let start = Instant::now();
+        let report = sysfs::read_vbds(&mut copy, root);
+        let elapsed = start.elapsed();
+        assert_eq!(report.read, GUESTS * 4);
+        // The floor: open + read + close of the same files, nothing parsed.
+        let start = Instant::now();
+        let mut buffer = Vec::with_capacity(32);
+        for path in &files {
+            buffer.clear();
+            std::fs::File::open(path)
+                .and_then(|mut file| file.read_to_end(&mut buffer))
+                .expect("read");
+        }
+        let raw_elapsed = start.elapsed();
+        if round >= 10 {
+            reader.push(elapsed);
+            raw.push(raw_elapsed);
+        }
+    }
+    reader.sort();
+    raw.sort();
+    let ratio = percentile(&reader, 0.5).as_secs_f64() / percentile(&raw, 0.5).as_secs_f64();
+    report(
+        "sysfs reader, 1000 domains x 4 VBDs (28,000 files)",
+        reader,
+        &format!("{ratio:.2}x the raw reads (p50)"),
+    );
+    report("raw open+read of the same 28,000 files", raw, "floor");
+}
+
+fn main() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    println!("| case | runs | p50 | p99 | max | notes |");
+    println!("|---|---|---|---|---|---|");
+    in_process(&runtime);
+    over_http();
+    sysfs_reader();
+}

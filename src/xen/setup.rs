@@ -1,0 +1,58 @@
+//! Builds the Xen collector from the command line at start: opens the source the flags choose
+//! and says in one log line what serves the Xen metrics, or why nothing does.
+
+use std::sync::Arc;
+
+use tokio::sync::watch;
+
+use crate::cli::Cli;
+use crate::config::Config;
+use crate::xen::collector::{HostFiles, XenCollector};
+use crate::xen::select::{self, Opened};
+use crate::xen::simulated::{SimulatedHost, SimulatedOptions, Storm};
+use crate::xen::source::XenSource;
+
+/// The collector for `cli`'s `--xen.*` and `--path.*` flags. Loading libxenstat and connecting
+/// to xenstore block, so they run off the runtime's workers.
+pub async fn collector(cli: &Cli, config: watch::Receiver<Arc<Config>>) -> XenCollector {
+    let kind = cli.xen_source;
+    let library = cli.xen_library.clone();
+    let options = simulated_options(cli);
+    let opened = tokio::task::spawn_blocking(move || {
+        select::open(kind, library.as_deref(), || {
+            Box::new(SimulatedHost::new(options)) as Box<dyn XenSource>
+        })
+    })
+    .await;
+    let (source, xenstore) = match opened {
+        Ok(Ok(Opened { source, xenstore })) => {
+            tracing::info!(source = source.name(), "Xen metrics enabled");
+            (Ok(source), xenstore)
+        }
+        Ok(Err(error)) => {
+            tracing::warn!(reason = %error, "Xen metrics unavailable: serving xen_up 0, everything else as usual");
+            (Err(error.to_string()), None)
+        }
+        Err(join_error) => {
+            tracing::error!(error = %join_error, "opening the Xen source failed");
+            (Err(join_error.to_string()), None)
+        }
+    };
+    let files = HostFiles {
+        sysfs: cli.sysfs.clone(),
+        debugfs: cli.debugfs.clone(),
+        xenstore,
+    };
+    XenCollector::new(source, files, config)
+}
+
+fn simulated_options(cli: &Cli) -> SimulatedOptions {
+    SimulatedOptions {
+        guests: cli.simulated_domains,
+        storm: cli.simulated_storm_domain.clone().map(|domain| Storm {
+            domain,
+            after: cli.simulated_storm_after,
+        }),
+        churn: (!cli.simulated_churn.is_zero()).then_some(cli.simulated_churn),
+    }
+}

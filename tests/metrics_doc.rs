@@ -1,0 +1,156 @@
+//! `docs/METRICS.md` is the exporter's real output: its generated part is rebuilt here from
+//! what `/metrics` serves (simulated host, so every Xen family is present) and must match the
+//! committed file. After changing a metric, run with `UPDATE_DOCS=1` and commit the result.
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+
+use common::Exporter;
+
+const BEGIN: &str = "<!-- BEGIN GENERATED: tests/metrics_doc.rs -->";
+const END: &str = "<!-- END GENERATED -->";
+
+#[derive(Default)]
+struct Family {
+    kind: String,
+    help: String,
+    labels: BTreeSet<String>,
+}
+
+/// Families of a Prometheus 0.0.4 text exposition, with the label names their samples use.
+fn families(text: &str) -> BTreeMap<String, Family> {
+    let mut families: BTreeMap<String, Family> = BTreeMap::new();
+    let mut kinds: Vec<(String, String)> = Vec::new();
+    for line in text.lines() {
+        if let Some(rest) = line.strip_prefix("# HELP ") {
+            let (name, help) = rest.split_once(' ').unwrap_or((rest, ""));
+            families.entry(name.to_owned()).or_default().help = help.to_owned();
+        } else if let Some(rest) = line.strip_prefix("# TYPE ") {
+            let (name, kind) = rest.split_once(' ').unwrap_or((rest, ""));
+            families.entry(name.to_owned()).or_default().kind = kind.to_owned();
+            kinds.push((name.to_owned(), kind.to_owned()));
+        } else if !line.starts_with('#') && !line.is_empty() {
+            let name_end = line.find(['{', ' ']).unwrap_or(line.len());
+            let sample = &line[..name_end];
+            // The family a sample belongs to: the longest family name it starts with.
+            let Some((family, _)) = kinds
+                .iter()
+                .filter(|(family, _)| sample.starts_with(family.as_str()))
+                .max_by_key(|(family, _)| family.len())
+            else {
+                continue;
+            };
+            let labels = line[name_end..]
+                .strip_prefix('{')
+                .and_then(|rest| rest.split_once('}'))
+                .map(|(labels, _)| labels)
+                .unwrap_or("");
+            let entry = families.entry(family.clone()).or_default();
+            for pair in labels.split("\",").filter(|pair| !pair.is_empty()) {
+                if let Some((key, _)) = pair.split_once('=') {
+                    if key != "le" && key != "quantile" {
+                        entry.labels.insert(key.to_owned());
+                    }
+                }
+            }
+        }
+    }
+    families
+}
+
+/// The section a family is documented in.
+fn section(name: &str) -> &'static str {
+    const RINGS: [&str; 5] = [
+        "xen_vbd_ring_",
+        "xen_vif_ring_",
+        "xen_vif_queues",
+        "xen_vif_tx_",
+        "xen_vif_rx_queue",
+    ];
+    if name.starts_with("xen_exporter_") || name.starts_with("process_") {
+        "Exporter"
+    } else if RINGS.iter().any(|prefix| name.starts_with(prefix)) {
+        "I/O rings (collector `rings`)"
+    } else if name.starts_with("latency_") {
+        "Latency probes"
+    } else {
+        "Hypervisor (collectors `xen` and `vbd`)"
+    }
+}
+
+fn generate(text: &str) -> String {
+    let mut sections: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+    for (name, family) in families(text) {
+        let labels = family
+            .labels
+            .iter()
+            .map(|label| format!("`{label}`"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        sections.entry(section(&name)).or_default().push(format!(
+            "| `{name}` | {} | {labels} | {} |",
+            family.kind,
+            family.help.replace('|', "\\|")
+        ));
+    }
+    let order = [
+        "Hypervisor (collectors `xen` and `vbd`)",
+        "I/O rings (collector `rings`)",
+        "Latency probes",
+        "Exporter",
+    ];
+    let mut out = String::new();
+    for title in order {
+        let Some(rows) = sections.get(title) else {
+            continue;
+        };
+        out.push_str(&format!(
+            "\n### {title}\n\n| Metric | Type | Labels | Help |\n|---|---|---|---|\n"
+        ));
+        for row in rows {
+            out.push_str(row);
+            out.push('\n');
+        }
+    }
+    out
+}
+
+#[test]
+fn metrics_md_matches_what_metrics_serves() {
+    let exporter = Exporter::start(&["--xen.source=simulated", "--xen.simulated.domains=2"]);
+    let response = common::http(
+        exporter.address,
+        "GET",
+        "/metrics",
+        &[("Accept", "text/plain; version=0.0.4")],
+    )
+    .expect("GET /metrics");
+    assert_eq!(response.status, 200);
+    let generated = generate(&response.text());
+    assert!(
+        generated.contains("`xen_vbd_out_of_requests_total` | counter | `device`, `domain`"),
+        "the simulated host shows VBD_OO:\n{generated}"
+    );
+
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/METRICS.md");
+    let current = std::fs::read_to_string(&path).expect("docs/METRICS.md exists");
+    let (Some(begin), Some(end)) = (current.find(BEGIN), current.find(END)) else {
+        panic!("docs/METRICS.md lacks the {BEGIN} … {END} markers");
+    };
+    let wanted = format!(
+        "{}{BEGIN}\n{generated}\n{}",
+        &current[..begin],
+        &current[end..]
+    );
+    if std::env::var("UPDATE_DOCS").is_ok_and(|value| value == "1") {
+        std::fs::write(&path, &wanted).expect("write docs/METRICS.md");
+        return;
+    }
+    assert!(
+        current == wanted,
+        "docs/METRICS.md is out of date with /metrics: run `UPDATE_DOCS=1 cargo nextest run \
+         --test metrics_doc` and commit. Generated part:\n{generated}"
+    );
+}
