@@ -616,10 +616,11 @@ def domain_dashboard():
                     "properties": [{"id": "custom.lineStyle",
                                     "value": {"dash": [10, 10], "fill": "dash"}}]}])
     d.timeseries(
-        "RX internal queue packets and queues",
-        "Packets in netback's RX queue, and the vif's queue count.",
-        [target(f"xen_vif_rx_queue_packets{{{DOMAIN}}}", "{{device}} q{{queue}} packets"),
-         target(f"xen_vif_queues{{{DOMAIN}}}", "{{device}} queues")])
+        "vif queues and stalled RX queues",
+        "Netback queues per vif, and its RX queues netback stopped (1 each; see "
+        "XenNetbackRxQueueStalled).",
+        [target(f"xen_vif_queues{{{DOMAIN}}}", "{{device}} queues"),
+         target(f"xen_vif_rx_queue_stalled{{{DOMAIN}}}", "{{device}} q{{queue}} stalled")])
     return d
 
 
