@@ -756,9 +756,9 @@ def noisy_dashboard():
         "saturated), and its share now of disk requests, disk bytes, network bytes and CPU.",
         [table_target(
             f"sum_over_time((xen_domain:vbd_requests:share_rate5m{{{HOST}}}"
-            f" * on (job, instance) group_left xen_domain:vbd_saturated:bool5m{{{victim}}})[$__range:1m])"
+            f" * on (job, instance) group_left xen_domain:vbd_saturated:bool5m{{{victim}}})[$__range:$__interval])"
             f" / on (job, instance) group_left"
-            f" clamp_min(sum_over_time(xen_domain:vbd_saturated:bool5m{{{victim}}}[$__range:1m]), 1)"),
+            f" clamp_min(sum_over_time(xen_domain:vbd_saturated:bool5m{{{victim}}}[$__range:$__interval]), 1)"),
          table_target(f"xen_domain:vbd_requests:share_rate5m{{{HOST}}}"),
          table_target(f"xen_domain:vbd_bytes:share_rate5m{{{HOST}}}"),
          table_target(f"xen_domain:vif_bytes:share_rate5m{{{HOST}}}"),
