@@ -11,6 +11,9 @@
 3. The dashboards are what dashboards/generate.py writes.
 4. alerts/metrics.txt lists exactly the metric names the dashboards and rules use; every
    recording rule a dashboard uses is defined in alerts/*.yml.
+5. Every alert has severity page or ticket, summary, description and a runbook_url naming an
+   existing docs/runbooks/ page, a `# Threshold:` comment above it, and in alerts/tests/ at
+   least one firing and one silent case; every recording rule has a promql_expr_test.
 
     python3 tools/check-dashboards.py                  # check, exit 1 on any problem
     python3 tools/check-dashboards.py --write-metrics  # rewrite alerts/metrics.txt
@@ -226,6 +229,53 @@ def rule_files():
     return sorted((ROOT / "alerts").glob("*.yml"))
 
 
+def check_rules(checker):
+    """Alert metadata, threshold comments and test coverage (item 5 above)."""
+    alerts, records = set(), set()
+    for path in rule_files():
+        where = path.relative_to(ROOT)
+        lines = path.read_text().splitlines()
+        for group in (yaml.safe_load(path.read_text()) or {}).get("groups", []):
+            for rule in group.get("rules", []):
+                if "record" in rule:
+                    records.add(rule["record"])
+                    continue
+                name = rule.get("alert", "?")
+                alerts.add(name)
+                if rule.get("labels", {}).get("severity") not in ("page", "ticket"):
+                    checker.error(where, f"{name}: severity must be page or ticket")
+                annotations = rule.get("annotations", {})
+                for key in ("summary", "description", "runbook_url"):
+                    if not annotations.get(key):
+                        checker.error(where, f"{name}: annotation {key} missing")
+                runbook = annotations.get("runbook_url", "")
+                if not runbook.startswith("docs/runbooks/") or not (ROOT / runbook).is_file():
+                    checker.error(where, f"{name}: runbook_url {runbook!r} is not a docs/runbooks/ page")
+                start = next((i for i, line in enumerate(lines)
+                              if line.strip() == f"- alert: {name}"), None)
+                comment = []
+                for line in reversed(lines[:start] if start is not None else []):
+                    if not line.strip().startswith("#"):
+                        break
+                    comment.append(line)
+                if not any("Threshold:" in line for line in comment):
+                    checker.error(where, f"{name}: needs a `# Threshold:` comment giving its source")
+    firing, silent, tested_records = set(), set(), set()
+    for path in sorted((ROOT / "alerts/tests").glob("*.yml")):
+        for test in (yaml.safe_load(path.read_text()) or {}).get("tests", []):
+            for case in test.get("alert_rule_test", []):
+                (firing if case.get("exp_alerts") else silent).add(case.get("alertname"))
+            for case in test.get("promql_expr_test", []):
+                tested_records |= promql_names(case.get("expr", ""))[1]
+    for name in sorted(alerts - firing):
+        checker.error("alerts/tests/", f"{name}: no firing case")
+    for name in sorted(alerts - silent):
+        checker.error("alerts/tests/", f"{name}: no silent case")
+    for name in sorted(records - tested_records):
+        checker.error("alerts/tests/", f"recording rule {name}: no promql_expr_test")
+    return alerts, records
+
+
 def main():
     write_metrics = "--write-metrics" in sys.argv[1:]
     checker = Checker()
@@ -262,6 +312,7 @@ def main():
                 metrics, records = promql_names(rule["expr"])
                 checker.metrics |= metrics
                 checker.records_used |= records
+    alerts, _ = check_rules(checker)
     for record in sorted(checker.records_used - defined_records):
         checker.error("alerts/", f"recording rule {record} is used but not defined")
 
@@ -283,7 +334,8 @@ def main():
         return 1
     print(f"check-dashboards: {len(dashboards)} dashboards, "
           f"{sum(1 for d in dashboards.values() for _ in all_panels(d))} panels, "
-          f"{len(checker.metrics)} metric names, {len(defined_records)} recording rules: ok")
+          f"{len(checker.metrics)} metric names, {len(defined_records)} recording rules, "
+          f"{len(alerts)} alerts: ok")
     return 0
 
 
