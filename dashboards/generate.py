@@ -184,8 +184,13 @@ class Dashboard:
 
     def table(self, title, description, targets, columns, w=24, h=9, overrides=None,
               sort_by=None, hide=()):
-        """columns: refId -> (display name, unit) for the merged `Value #X` fields."""
-        rename = {f"Value #{ref}": name for ref, (name, _) in columns.items()}
+        """columns: refId -> (display name, unit) for the merged value fields; hide: display or
+        label names of columns to leave out."""
+        # Grafana names a table query's value field `Value #<refId>`, or `Value` when the panel
+        # has one query; organize's exclude and rename take those original names.
+        value_field = (lambda ref: "Value") if len(targets) == 1 else (lambda ref: f"Value #{ref}")
+        rename = {value_field(ref): name for ref, (name, _) in columns.items()}
+        original = {name: field for field, name in rename.items()}
         unit_overrides = [
             {
                 "matcher": {"id": "byName", "options": name},
@@ -194,7 +199,7 @@ class Dashboard:
             for name, unit in columns.values()
         ]
         excluded = {"Time": True, "__name__": True, "job": True, "instance": True}
-        excluded.update({name: True for name in hide})
+        excluded.update({original.get(name, name): True for name in hide})
         transformations = [
             {"id": "merge", "options": {}},
             {
@@ -337,6 +342,7 @@ def query_variable(name, label, query, multi=False, sort=1):
     }
     if multi:
         variable["allValue"] = ".+"
+        variable["current"] = {"selected": True, "text": ["All"], "value": ["$__all"]}
     return variable
 
 

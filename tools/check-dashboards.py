@@ -40,7 +40,7 @@ IMPORT_ENVELOPE = ("__inputs", "__requires", "__elements")
 BUILTIN_VARIABLES = {
     "__rate_interval", "__interval", "__interval_ms", "__range", "__range_s", "__range_ms",
     "__url_time_range", "__value", "__from", "__to", "__dashboard", "__org", "__user",
-    "__field", "__series", "__data", "__all_variables", "__timezone", "__name",
+    "__field", "__series", "__data", "__all_variables", "__timezone", "__name", "__all",
 }
 PROMQL_WORDS = {
     "sum", "avg", "min", "max", "count", "topk", "bottomk", "quantile", "stddev", "stdvar",
