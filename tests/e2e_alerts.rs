@@ -125,6 +125,7 @@ fn dashboards_and_storm_alert_end_to_end() {
     );
 
     check_dashboard_queries(&prometheus, has_latency);
+    check_rule_health(&prometheus);
 
     // The storm: XenVbdRingSaturated for the storming disk, and only for it, reaches the webhook.
     let deadline =
@@ -316,6 +317,38 @@ fn check_dashboard_queries(prometheus: &Prometheus, has_latency: bool) {
         "{TEST}: {} dashboard queries all returned series",
         queries.len()
     );
+}
+
+/// Every rule evaluates without error (many-to-many matches and the like only show at run
+/// time) once Prometheus has evaluated them all.
+fn check_rule_health(prometheus: &Prometheus) {
+    let rules = |prometheus: &Prometheus| -> Vec<Value> {
+        let response = http(prometheus.address, "GET", "/api/v1/rules", &[])
+            .map(|response| response.text())
+            .unwrap_or_default();
+        let json: Value = serde_json::from_str(&response).unwrap_or(Value::Null);
+        json["data"]["groups"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .flat_map(|group| group["rules"].as_array().cloned().unwrap_or_default())
+            .collect()
+    };
+    let evaluated = poll(Duration::from_secs(20), || {
+        let all = rules(prometheus);
+        (!all.is_empty() && all.iter().all(|rule| rule["health"] != "unknown")).then_some(all)
+    })
+    .expect("Prometheus evaluates every rule");
+    let failing: Vec<String> = evaluated
+        .iter()
+        .filter(|rule| rule["health"] != "ok")
+        .map(|rule| format!("{}: {}", rule["name"], rule["lastError"]))
+        .collect();
+    assert!(
+        failing.is_empty(),
+        "rules failing to evaluate: {failing:#?}"
+    );
+    eprintln!("{TEST}: {} rules evaluate without error", evaluated.len());
 }
 
 /// (panel title + refId, expr) of every target of every panel, rows included.
