@@ -182,6 +182,26 @@ fn dashboards_and_storm_alert_end_to_end() {
         .as_str()
         .expect("runbook_url annotation");
     assert!(repo().join(runbook).is_file(), "runbook {runbook} missing");
+    // With real probes, the closed port's target is unreachable and that page arrives too.
+    if has_latency {
+        let unreachable = poll(Duration::from_secs(30), || {
+            webhook.alerts().into_iter().find(|alert| {
+                alert["labels"]["alertname"] == "LatencyTargetUnreachable"
+                    && alert["labels"]["target"] == "loopback-closed"
+            })
+        })
+        .unwrap_or_else(|| {
+            panic!(
+                "LatencyTargetUnreachable never reached the webhook: {:?}",
+                webhook.alerts()
+            )
+        });
+        assert_eq!(unreachable["labels"]["severity"], "page", "{unreachable}");
+        assert!(webhook.alerts().iter().all(|alert| {
+            alert["labels"]["alertname"] != "LatencyTargetUnreachable"
+                || alert["labels"]["target"] == "loopback-closed"
+        }));
+    }
     for other in webhook.alerts() {
         if other["labels"]["alertname"] == "XenVbdRingSaturated" {
             assert_eq!(
@@ -643,14 +663,18 @@ impl LoopbackTcpTarget {
     }
 }
 
-/// A config file with loopback probe targets labelled like the exchange targets.
+/// A config file with loopback probe targets labelled like the exchange targets: `loopback-web`
+/// (TCP, answers), `loopback-closed` (TCP to a closed port: refused, so the errors family has
+/// series and LatencyTargetUnreachable fires), and `loopback` (ICMP echo, when `icmp`).
 fn probe_config(dir: &Path, tcp: SocketAddr, icmp: bool) -> PathBuf {
     let labels = "labels: {ix: NIX, city: Oslo, org: Example}";
+    let closed = free_port();
     let mut text = format!(
-        "probes:\n  targets:\n    - host: {}\n      protocol: tcp\n      port: {}\n      \
-         name: loopback-web\n      {labels}\n",
-        tcp.ip(),
-        tcp.port()
+        "probes:\n  targets:\n    - host: {ip}\n      protocol: tcp\n      port: {}\n      \
+         name: loopback-web\n      {labels}\n    - host: {ip}\n      protocol: tcp\n      \
+         port: {closed}\n      name: loopback-closed\n      {labels}\n",
+        tcp.port(),
+        ip = tcp.ip(),
     );
     if icmp {
         text.push_str(&format!(
