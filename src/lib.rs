@@ -6,6 +6,7 @@ pub mod build;
 pub mod cli;
 pub mod collect;
 pub mod config;
+pub mod encode_thread;
 pub mod http;
 pub mod logfmt;
 pub mod logging;

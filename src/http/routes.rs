@@ -1,7 +1,6 @@
 //! Request routing: the telemetry path, the landing page, health, readiness and reload.
 
 use std::convert::Infallible;
-use std::io::Write as _;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -133,8 +132,8 @@ impl Routes {
             .and_then(|value| value.parse::<f64>().ok())
             .filter(|seconds| seconds.is_finite() && *seconds > 0.0)
             .map(|seconds| Duration::from_secs_f64((seconds - 0.5).max(0.1)));
-        let text = match self.scraper.scrape(format, deadline).await {
-            Ok(text) => text,
+        let (body, response_gzipped) = match self.scraper.exposition(format, gzip, deadline).await {
+            Ok(exposition) => (exposition.body, exposition.gzipped),
             Err(_) => {
                 return plain(
                     StatusCode::INTERNAL_SERVER_ERROR,
@@ -142,14 +141,6 @@ impl Routes {
                 )
             }
         };
-        let mut body = Bytes::from(text);
-        let mut response_gzipped = false;
-        if gzip {
-            if let Some(compressed) = gzip_bytes(&body) {
-                body = compressed;
-                response_gzipped = true;
-            }
-        }
         let mut response = Response::new(Full::new(body));
         let response_headers = response.headers_mut();
         response_headers.insert(
@@ -162,15 +153,6 @@ impl Routes {
         }
         response
     }
-}
-
-fn gzip_bytes(data: &[u8]) -> Option<Bytes> {
-    let mut encoder = flate2::write::GzEncoder::new(
-        Vec::with_capacity(data.len() / 4),
-        flate2::Compression::fast(),
-    );
-    encoder.write_all(data).ok()?;
-    encoder.finish().ok().map(Bytes::from)
 }
 
 fn plain(status: StatusCode, text: &str) -> Response<Full<Bytes>> {

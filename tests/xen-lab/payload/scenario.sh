@@ -82,6 +82,8 @@ sleep 2   # quiet: the guest only sleeps now (IPv6 off, no pings)
 mark "snapshot start"
 cap snap-proc-net-dev-before.txt 'cat /proc/net/dev'
 cap snap-sysfs-before.txt stats
+# CPU time keeps running between two views; xentop on both sides of the scrape brackets it.
+cap snap-xentop-before.txt 'xentop -b -i 1 -f -x -n -v'
 [ -x "$EXPORTER" ] && scrape snap-metrics.txt
 cap snap-xentop.txt 'xentop -b -i 1 -f -x -n -v'
 cap snap-xl-list.txt 'xl list'
