@@ -25,3 +25,4 @@ fi
 promtool check rules alerts/*.yml
 promtool test rules alerts/tests/*.yml
 python3 tools/check-dashboards.py
+python3 tools/check-dashboards.py --self-test

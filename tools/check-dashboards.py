@@ -17,6 +17,7 @@
 
     python3 tools/check-dashboards.py                  # check, exit 1 on any problem
     python3 tools/check-dashboards.py --write-metrics  # rewrite alerts/metrics.txt
+    python3 tools/check-dashboards.py --self-test      # the checks catch broken dashboards
 
 Needs python3 jsonschema and PyYAML (Debian: python3-jsonschema python3-yaml).
 """
@@ -276,7 +277,61 @@ def check_rules(checker):
     return alerts, records
 
 
+# Broken variants of a good dashboard and the error each must produce (--self-test).
+MUTATIONS = [
+    ("misspelt top-level key", lambda d: d.update(refersh="1m"), "'refersh' was unexpected"),
+    ("bad enum", lambda d: d.update(graphTooltip=5), "5 is not one of"),
+    ("schemaVersion too old", lambda d: d.update(schemaVersion=30), "schemaVersion must be"),
+    ("legacy graph panel", lambda d: first(d).update(type="graph"), "type 'graph'"),
+    ("target without refId", lambda d: first(d)["targets"][0].pop("refId"), "unique refId"),
+    ("hard-coded datasource",
+     lambda d: first(d).update(datasource={"type": "prometheus", "uid": "abc"}),
+     "must be the ${datasource} variable"),
+    ("duplicate panel id", lambda d: d["panels"][2].update(id=d["panels"][1]["id"]),
+     "panel ids must be unique"),
+    ("undefined variable",
+     lambda d: first(d)["targets"][0].update(expr=first(d)["targets"][0]["expr"] + ' + x{a="$nope"}'),
+     "uses $nope"),
+    ("link to unknown uid", lambda d: d["links"][0].update(url="/d/nope"), "unknown dashboard uid"),
+    ("overlapping panels", lambda d: d["panels"][2].update(gridPos=dict(d["panels"][1]["gridPos"])),
+     "overlaps"),
+    ("no import input", lambda d: d.update(__inputs=[]), "DS_PROMETHEUS"),
+]
+
+
+def first(dashboard):
+    """The first panel that is not a row."""
+    return next(p for p in dashboard["panels"] if p["type"] != "row")
+
+
+def self_test():
+    """Each mutation of a valid dashboard is reported with its expected message."""
+    schema = json.loads(SCHEMA.read_text())
+    validator = jsonschema.Draft7Validator(schema)
+    path = ROOT / "dashboards/xen-host.json"
+    good = json.loads(path.read_text())
+    uids = {json.loads(p.read_text())["uid"] for p in (ROOT / "dashboards").glob("*.json")}
+    baseline = Checker()
+    baseline.check_dashboard(path, json.loads(json.dumps(good)), validator, uids)
+    failures = [f"the unchanged dashboard fails: {baseline.errors}"] if baseline.errors else []
+    for name, mutate, expected in MUTATIONS:
+        broken = json.loads(json.dumps(good))
+        mutate(broken)
+        checker = Checker()
+        checker.check_dashboard(path, broken, validator, uids)
+        if not any(expected in error for error in checker.errors):
+            failures.append(f"{name}: expected {expected!r}, got {checker.errors}")
+    for failure in failures:
+        print(f"self-test: {failure}", file=sys.stderr)
+    if failures:
+        return 1
+    print(f"check-dashboards self-test: {len(MUTATIONS)} broken dashboards caught")
+    return 0
+
+
 def main():
+    if "--self-test" in sys.argv[1:]:
+        return self_test()
     write_metrics = "--write-metrics" in sys.argv[1:]
     checker = Checker()
     schema = json.loads(SCHEMA.read_text())
