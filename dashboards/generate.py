@@ -185,7 +185,8 @@ class Dashboard:
     def table(self, title, description, targets, columns, w=24, h=9, overrides=None,
               sort_by=None, hide=()):
         """columns: refId -> (display name, unit) for the merged value fields; hide: display or
-        label names of columns to leave out."""
+        label names of columns to leave out. Grafana's merge joins rows on equal label columns,
+        so every query of a table must return the same label set (join info labels in PromQL)."""
         # Grafana names a table query's value field `Value #<refId>`, or `Value` when the panel
         # has one query; organize's exclude and rename take those original names.
         value_field = (lambda ref: "Value") if len(targets) == 1 else (lambda ref: f"Value #{ref}")
@@ -586,12 +587,11 @@ def domain_dashboard():
     d.table(
         "VBDs",
         "Every virtual disk: backend, ring geometry (from xenstore) and libxenstat's error flag.",
-        [table_target(f"xen_vbd_info{{{DOMAIN}}}"),
-         table_target(f"xen_vbd_ring_queues{{{DOMAIN}}}"),
-         table_target(f"xen_vbd_ring_pages{{{DOMAIN}}}"),
-         table_target(f"xen_vbd_ring_max_pages{{{DOMAIN}}}"),
-         table_target(f"xen_vbd_ring_capacity_requests{{{DOMAIN}}}"),
-         table_target(f"xen_vbd_error{{{DOMAIN}}}")],
+        [table_target(f"xen_vbd_info{{{DOMAIN}}}")]
+        + [table_target(f"{metric}{{{DOMAIN}}} * on (job, instance, domain, device) "
+                        f"group_left (devno, backend) xen_vbd_info{{{DOMAIN}}}")
+           for metric in ("xen_vbd_ring_queues", "xen_vbd_ring_pages", "xen_vbd_ring_max_pages",
+                          "xen_vbd_ring_capacity_requests", "xen_vbd_error")],
         {"A": ("info", "short"), "B": ("Queues", "short"), "C": ("Pages per ring", "short"),
          "D": ("Max pages", "short"), "E": ("Capacity (requests)", "short"),
          "F": ("Error", "short")}, h=7, hide=("info", "domain"))
@@ -656,11 +656,11 @@ def latency_dashboard():
         "Targets",
         "Every probed target over the last 5 minutes: median and 99th percentile RTT, loss, "
         "jitter, and the labels it was configured with.",
-        [table_target(f"latency_target_info{{{probe}}}"),
-         table_target(f"latency:rtt_seconds:p50_rate5m{{{probe}}}"),
-         table_target(f"latency:rtt_seconds:p99_rate5m{{{probe}}}"),
-         table_target(f"latency:loss:ratio_rate5m{{{probe}}}"),
-         table_target(f"latency_jitter_seconds{{{probe}}}")],
+        [table_target(f"latency_target_info{{{probe}}}")]
+        + [table_target(f"{metric}{{{probe}}} * on (job, instance, target, protocol) "
+                        f"group_left (address) latency_target_info{{{probe}}}")
+           for metric in ("latency:rtt_seconds:p50_rate5m", "latency:rtt_seconds:p99_rate5m",
+                          "latency:loss:ratio_rate5m", "latency_jitter_seconds")],
         {"A": ("info", "short"), "B": ("RTT p50", "s"), "C": ("RTT p99", "s"),
          "D": ("Loss", "percentunit"), "E": ("Jitter", "s")}, h=8, hide=("info",),
         sort_by="RTT p50")
