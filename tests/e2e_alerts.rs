@@ -4,6 +4,11 @@
 //! healthy host raises no saturation alert; then one guest's disk goes into a VBD_OO storm and
 //! `XenVbdRingSaturated` reaches a webhook through a real Alertmanager.
 //!
+//! Latency: when the exporter accepts probe targets, it probes loopback targets this test owns
+//! (a TCP listener, a closed TCP port whose `LatencyTargetUnreachable` page must arrive too, and
+//! ICMP to 127.0.0.1 as root). Before the probes are in the build, the latency dashboard's
+//! queries run against a clearly marked synthetic stand-in instead.
+//!
 //! The rules are loaded with their time windows shrunk (every `[range]` to 15 s, every `for:` to
 //! 5 s) so a storm fires in seconds instead of 20 minutes; expressions and thresholds are the
 //! committed ones. The promtool tests in `alerts/tests/` check the real windows.
