@@ -667,8 +667,8 @@ def latency_dashboard():
     d.row("RTT per target")
     d.heatmap(
         "RTT distribution: $target",
-        "Replies per RTT bucket over time (latency_rtt_seconds histogram); the darker the cell, "
-        "the more replies took that long.",
+        "Replies per RTT bucket over time (latency_rtt_seconds histogram); a cell's colour is "
+        "how many replies took that long.",
         [target(f"sum by (le) (rate(latency_rtt_seconds_bucket{{{probe}}}[$__rate_interval]))",
                 "{{le}}", fmt="heatmap")],
         repeat="target")
