@@ -1,0 +1,350 @@
+//! The responder: reads requests from the TUN device, decides each one's fate (answer, delay,
+//! loss) and hands the answer to the timer thread.
+
+use std::collections::{HashMap, HashSet};
+use std::fs::File;
+use std::io::Read;
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crate::impair::{Impairment, Impairments, JitterDist, Rng, TargetSpec};
+use crate::packet::{self, Kind, Packet, Segment};
+use crate::stats::{AddressCounts, Counters};
+use crate::timer::{Scheduler, Timer, Tuning, REALTIME_PRIORITY};
+use crate::tun::create_tun;
+use crate::{Error, Prefix, Stats};
+
+/// How often the reader thread checks whether it should stop.
+const STOP_POLL: Duration = Duration::from_millis(50);
+
+/// Everything a responder is configured with. `Options::default()` answers at once for
+/// 198.19.0.0/24 and fd00:198:19::/64 on device `xesim0`.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// TUN device name (at most 15 bytes; `%d` lets the kernel pick a number).
+    pub dev: String,
+    /// IPv4 address and prefix of the device; every other address in it is a target.
+    pub prefix4: Option<Prefix>,
+    /// IPv6 address and prefix of the device.
+    pub prefix6: Option<Prefix>,
+    /// Delay, jitter and loss, default and per address.
+    pub impairments: Impairments,
+    /// Ports that answer a SYN with RST-ACK (connection refused).
+    pub closed_ports: HashSet<u16>,
+    /// Ports that never answer a SYN (connect timeout).
+    pub silent_ports: HashSet<u16>,
+    /// Seed of the generator behind loss, jitter and TCP initial sequence numbers.
+    pub seed: u64,
+    /// TTL (IPv4) or hop limit (IPv6) of answers.
+    pub ttl: u8,
+    /// Namespace (from `ip netns add`) to create the device in; `None` for the current one.
+    pub netns: Option<String>,
+    /// Real-time scheduling and busy-wait margin of the timer.
+    pub tuning: Tuning,
+}
+
+impl Default for Options {
+    fn default() -> Options {
+        Options {
+            dev: "xesim0".into(),
+            prefix4: Prefix::new(IpAddr::from([198, 19, 0, 1]), 24),
+            prefix6: Prefix::new(IpAddr::from([0xfd00, 0x198, 0x19, 0, 0, 0, 0, 1]), 64),
+            impairments: Impairments::default(),
+            closed_ports: HashSet::new(),
+            silent_ports: HashSet::new(),
+            seed: 1,
+            ttl: 64,
+            netns: None,
+            tuning: Tuning::default(),
+        }
+    }
+}
+
+impl Options {
+    /// Sets the default delay (no jitter, no loss change).
+    pub fn delay(mut self, delay: Duration) -> Options {
+        self.impairments.default.delay = delay;
+        self
+    }
+
+    /// Sets the default jitter and its distribution.
+    pub fn jitter(mut self, jitter: Duration, dist: JitterDist) -> Options {
+        self.impairments.default.jitter = jitter;
+        self.impairments.dist = dist;
+        self
+    }
+
+    /// Sets the default loss probability.
+    pub fn loss(mut self, loss: f64) -> Options {
+        self.impairments.default.loss = loss;
+        self
+    }
+
+    /// Overrides the impairment for one address.
+    pub fn target(mut self, address: IpAddr, impairment: Impairment) -> Options {
+        self.impairments.targets.insert(address, impairment);
+        self
+    }
+
+    /// Adds a parsed `--target` override.
+    pub fn target_spec(self, spec: TargetSpec) -> Options {
+        self.target(spec.address, spec.impairment)
+    }
+
+    /// Creates the device inside namespace `name`.
+    pub fn netns(mut self, name: &str) -> Options {
+        self.netns = Some(name.to_owned());
+        self
+    }
+
+    /// Uses device name `dev`.
+    pub fn dev(mut self, dev: &str) -> Options {
+        self.dev = dev.to_owned();
+        self
+    }
+
+    /// Sets or removes the IPv4 prefix.
+    pub fn prefix4(mut self, prefix: Option<Prefix>) -> Options {
+        self.prefix4 = prefix;
+        self
+    }
+
+    /// Sets or removes the IPv6 prefix.
+    pub fn prefix6(mut self, prefix: Option<Prefix>) -> Options {
+        self.prefix6 = prefix;
+        self
+    }
+
+    /// Makes `port` refuse connections.
+    pub fn closed_port(mut self, port: u16) -> Options {
+        self.closed_ports.insert(port);
+        self
+    }
+
+    /// Makes `port` swallow SYNs.
+    pub fn silent_port(mut self, port: u16) -> Options {
+        self.silent_ports.insert(port);
+        self
+    }
+
+    /// Host placement: a device name and IPv4/IPv6 prefixes from 198.18.0.0/15 and
+    /// fd00:198:18::/48 that no other device or route on this host uses yet; the responder
+    /// then runs in the current namespace with routes to its own prefixes only.
+    pub fn on_host(mut self) -> Options {
+        let slot = crate::host::free_host_slot();
+        self.dev = slot.dev;
+        self.prefix4 = Some(slot.prefix4);
+        self.prefix6 = Some(slot.prefix6);
+        self.netns = None;
+        self
+    }
+
+    /// Sets the RNG seed.
+    pub fn seed(mut self, seed: u64) -> Options {
+        self.seed = seed;
+        self
+    }
+
+    /// Sets the TTL / hop limit of answers.
+    pub fn ttl(mut self, ttl: u8) -> Options {
+        self.ttl = ttl;
+        self
+    }
+}
+
+/// A running responder. Dropping it stops both threads and closes the device, which removes it.
+pub struct Responder {
+    dev: String,
+    stop: Arc<AtomicBool>,
+    counters: Arc<Counters>,
+    reader: Option<JoinHandle<()>>,
+    timer: Option<Timer>,
+}
+
+impl Responder {
+    /// Creates the device, gives it its addresses and starts answering. When this returns the
+    /// prefixes are routed and usable.
+    pub fn spawn(options: Options) -> Result<Responder, Error> {
+        let prefixes: Vec<Prefix> = options
+            .prefix4
+            .iter()
+            .chain(&options.prefix6)
+            .copied()
+            .collect();
+        let (device, dev) = create_tun(&options.dev, options.netns.as_deref(), &prefixes)?;
+        let device = Arc::new(device);
+        let counters = Arc::new(Counters::default());
+        let timer = Timer::spawn(Arc::clone(&device), Arc::clone(&counters), options.tuning)
+            .map_err(|source| Error::Thread {
+                name: "netsim-timer",
+                source,
+            })?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let mut reader = Reader {
+            rng: Rng::seeded(options.seed),
+            options,
+            scheduler: timer.scheduler(),
+            counters: Arc::clone(&counters),
+        };
+        let reader_stop = Arc::clone(&stop);
+        let reader = std::thread::Builder::new()
+            .name("netsim-reader".into())
+            .spawn(move || reader.run(&device, &reader_stop))
+            .map_err(|source| Error::Thread {
+                name: "netsim-reader",
+                source,
+            })?;
+        Ok(Responder {
+            dev,
+            stop,
+            counters,
+            reader: Some(reader),
+            timer: Some(timer),
+        })
+    }
+
+    /// The device name the kernel gave.
+    pub fn dev(&self) -> &str {
+        &self.dev
+    }
+
+    /// Counters so far.
+    pub fn stats(&self) -> Stats {
+        self.counters.snapshot()
+    }
+
+    /// Requests seen so far per target address (only addresses that were asked at least once):
+    /// lets a test check that every target was probed.
+    pub fn by_address(&self) -> HashMap<IpAddr, AddressCounts> {
+        self.counters.by_address()
+    }
+
+    /// Stops answering, removes the device and returns the final counters.
+    pub fn stop(mut self) -> Stats {
+        self.shutdown();
+        self.counters.snapshot()
+    }
+
+    fn shutdown(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(reader) = self.reader.take() {
+            let _ = reader.join();
+        }
+        self.timer.take();
+    }
+}
+
+impl Drop for Responder {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+struct Reader {
+    options: Options,
+    rng: Rng,
+    scheduler: Scheduler,
+    counters: Arc<Counters>,
+}
+
+impl Reader {
+    fn run(&mut self, device: &File, stop: &AtomicBool) {
+        if self.options.tuning.realtime {
+            // The arrival timestamp is taken here; a preempted reader would stretch every delay.
+            let _ = crate::sys::set_realtime(REALTIME_PRIORITY);
+        }
+        let mut buffer = vec![0u8; 65_536];
+        while !stop.load(Ordering::Relaxed) {
+            match crate::sys::poll_readable(device, STOP_POLL) {
+                Ok(true) => {}
+                Ok(false) => continue,
+                Err(error) => {
+                    eprintln!("netsim: poll {}: {error}", self.options.dev);
+                    return;
+                }
+            }
+            let len = match (&*device).read(&mut buffer) {
+                Ok(len) => len,
+                Err(error) if error.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(error) => {
+                    eprintln!("netsim: read {}: {error}", self.options.dev);
+                    return;
+                }
+            };
+            // The request's arrival time: every delay counts from here.
+            let now = Instant::now();
+            Counters::add(&self.counters.received);
+            self.handle(&buffer[..len], now);
+        }
+    }
+
+    fn handle(&mut self, bytes: &[u8], now: Instant) {
+        let Some(request) = packet::parse_packet(bytes).filter(|p| self.is_target(p.dst)) else {
+            Counters::add(&self.counters.ignored);
+            return;
+        };
+        match request.kind {
+            Kind::EchoRequest { message } => {
+                Counters::add(&self.counters.echo_requests);
+                let fate = self.fate(request.dst);
+                self.counters.add_request(request.dst, fate.is_none());
+                if let Some(delay) = fate {
+                    let reply = packet::build_echo_reply(&request, message, self.options.ttl);
+                    self.scheduler.schedule(now + delay, reply);
+                }
+            }
+            Kind::Tcp(segment) if segment.is_syn() => self.handle_syn(&request, &segment, now),
+            Kind::Tcp(segment) if segment.wants_reset() => {
+                // FIN or data after a simulated handshake: end the connection at once.
+                Counters::add(&self.counters.resets);
+                let reset = packet::build_reset(&request, &segment, self.options.ttl);
+                self.scheduler.schedule(now, reset);
+            }
+            Kind::Tcp(_) | Kind::Other => Counters::add(&self.counters.ignored),
+        }
+    }
+
+    fn handle_syn(&mut self, request: &Packet<'_>, syn: &Segment, now: Instant) {
+        Counters::add(&self.counters.syns);
+        if self.options.silent_ports.contains(&syn.dst_port) {
+            Counters::add(&self.counters.silent);
+            self.counters.add_request(request.dst, false);
+            return;
+        }
+        let fate = self.fate(request.dst);
+        self.counters.add_request(request.dst, fate.is_none());
+        let Some(delay) = fate else {
+            return;
+        };
+        let answer = if self.options.closed_ports.contains(&syn.dst_port) {
+            Counters::add(&self.counters.resets);
+            packet::build_reset(request, syn, self.options.ttl)
+        } else {
+            let isn = (self.rng.next_u64() >> 32) as u32;
+            packet::build_syn_ack(request, syn, isn, self.options.ttl)
+        };
+        self.scheduler.schedule(now + delay, answer);
+    }
+
+    /// `None` (and counted) if the request is lost, else its delay.
+    fn fate(&mut self, address: IpAddr) -> Option<Duration> {
+        let impairments = &self.options.impairments;
+        let fate = impairments
+            .for_address(address)
+            .sample(impairments.dist, &mut self.rng);
+        if fate.is_none() {
+            Counters::add(&self.counters.dropped);
+        }
+        fate
+    }
+
+    fn is_target(&self, address: IpAddr) -> bool {
+        [self.options.prefix4, self.options.prefix6]
+            .iter()
+            .flatten()
+            .any(|prefix| prefix.contains(address) && prefix.address != address)
+    }
+}
