@@ -166,6 +166,8 @@ def main(d):
     xl = parse_xl_list(read(d, "snap-xl-list.txt"))
     sysfs = parse_sysfs(read(d, "snap-sysfs.txt"))
     netdev = parse_net_dev(read(d, "snap-proc-net-dev.txt"))
+    netdev_text_before = read(d, "snap-proc-net-dev-before.txt")
+    netdev_before = parse_net_dev(netdev_text_before) if netdev_text_before else netdev
     rings = parse_debugfs(read(d, "snap-debugfs.txt"))
 
     t.row("xen_up", get(m, "xen_up"), ok=get(m, "xen_up") == 1)
@@ -218,14 +220,31 @@ def main(d):
             t.row(f"{name} {vif} xentop RX column is", "", "guest view" if swapped else "Dom0 view",
                   "bulk guest->Dom0: Dom0 rx bytes %s" % (nd["rx"][0] if nd else "?"), ok=True)
             # Dom0 backend view: receive = what the guest sent (the bulk went guest -> Dom0)
+            # A guest link is never silent (IPv6 multicast, ARP): a counter may move between two
+            # views. /proc/net/dev and xentop are read before and after the scrape; the exporter's
+            # value must lie between the two readings of each (equal when nothing moved).
+            nt_before = xt_before.get(name, x)["nets"].get(idx, nt)
+            nd_before = netdev_before.get(vif, nd)
+
+            def between(lo, hi):
+                if lo is None or hi is None:
+                    return None
+                return lo if lo == hi else f"{lo:g}..{hi:g}"
+
             for i, what in enumerate(("bytes", "packets", "errors", "drops")):
                 for direction in ("receive", "transmit"):
                     metric = f"xen_vif_{direction}_{what}_total"
-                    dev_view = None if nd is None else float(nd["rx" if direction == "receive" else "tx"][i])
-                    # xentop's "RX" column: which one matches the backend receive is settled below
+                    side = "rx" if direction == "receive" else "tx"
+                    dev_lo = None if nd_before is None else float(nd_before[side][i])
+                    dev_hi = None if nd is None else float(nd[side][i])
+                    # xentop's "RX" column: which one matches the backend receive is settled above
                     col = "rx" if (direction == "receive") != swapped else "tx"
-                    xt_val = float(nt[col][i])
-                    t.row(f"{name} {vif} {metric}", get(m, metric, domain=name, device=vif), xt_val, dev_view)
+                    xt_lo, xt_hi = float(nt_before[col][i]), float(nt[col][i])
+                    value = get(m, metric, domain=name, device=vif)
+                    ok = (isinstance(value, float) and xt_lo <= value <= xt_hi
+                          and dev_lo is not None and dev_lo <= value <= dev_hi)
+                    t.row(f"{name} {vif} {metric}", value, between(xt_lo, xt_hi),
+                          between(dev_lo, dev_hi), ok=ok)
             qs = sorted({k for k in rings if k[0] == vif})
             t.row(f"{name} {vif} xen_vif_queues", get(m, "xen_vif_queues", domain=name, device=vif), "",
                   float(len({q for _, q, _ in qs})))
