@@ -7,6 +7,9 @@
 
 #[path = "../tests/fake-libxenstat/fake.rs"]
 mod fake;
+mod support;
+
+use support::{peak_rss_kib, percentile};
 
 use std::time::{Duration, Instant};
 
@@ -16,17 +19,6 @@ use xen_exporter::xen::source::XenSource;
 const DOMAINS: usize = 1000;
 const WARMUP: usize = 20;
 const SAMPLES: usize = 500;
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[index.min(sorted.len() - 1)]
-}
-
-fn peak_rss_kib() -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|line| line.starts_with("VmHWM:"))?;
-    line.split_whitespace().nth(1)?.parse().ok()
-}
 
 fn main() {
     // Read by the fake at every xenstat_get_node; set before any other thread exists.
@@ -67,6 +59,6 @@ fn main() {
         ms(percentile(&samples, 0.5)),
         ms(percentile(&samples, 0.99)),
         ms(samples[samples.len() - 1]),
-        peak_rss_kib().map_or_else(|| "n/a".to_owned(), |kib| format!("{:.1} MiB", kib as f64 / 1024.0)),
+        peak_rss_kib("self").map_or_else(|| "n/a".to_owned(), |kib| format!("{:.1} MiB", kib as f64 / 1024.0)),
     );
 }

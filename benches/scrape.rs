@@ -5,10 +5,10 @@
 //!
 //! Run: `cargo bench --bench scrape` (release profile). Results go in benches/README.md.
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
+mod support;
+
+use std::io::Read;
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -22,12 +22,9 @@ use xen_exporter::xen::model::{Domain, Host, Vbd};
 use xen_exporter::xen::simulated::{SimulatedHost, SimulatedOptions};
 use xen_exporter::xen::sysfs;
 
-const GUESTS: usize = 1_000;
+use support::percentile;
 
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[index.min(sorted.len() - 1)]
-}
+const GUESTS: usize = 1_000;
 
 fn ms(duration: Duration) -> String {
     format!("{:.2} ms", duration.as_secs_f64() * 1e3)
@@ -42,20 +39,6 @@ fn report(name: &str, mut samples: Vec<Duration>, extra: &str) {
         ms(percentile(&samples, 0.99)),
         ms(samples[samples.len() - 1]),
     );
-}
-
-/// `VmHWM` (peak RSS) of a process, in MiB.
-fn peak_rss_mib(pid: &str) -> f64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|status| {
-            status
-                .lines()
-                .find(|line| line.starts_with("VmHWM:"))
-                .and_then(|line| line.split_whitespace().nth(1))
-                .and_then(|kib| kib.parse::<f64>().ok())
-        })
-        .map_or(f64::NAN, |kib| kib / 1024.0)
 }
 
 fn in_process(runtime: &tokio::runtime::Runtime) {
@@ -101,50 +84,29 @@ fn in_process(runtime: &tokio::runtime::Runtime) {
             &format!(
                 "{lines} samples, {:.1} MiB; bench process peak RSS {:.1} MiB",
                 bytes as f64 / 1048576.0,
-                peak_rss_mib("self")
+                support::peak_rss_kib("self").map_or(f64::NAN, |kib| kib as f64 / 1024.0)
             ),
         );
     }
 }
 
 fn over_http() {
-    let binary = env!("CARGO_BIN_EXE_xen_exporter");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .expect("free port")
-        .port();
-    let mut child = Command::new(binary)
-        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-        .arg("--xen.source=simulated")
-        .arg(format!("--xen.simulated.domains={GUESTS}"))
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start exporter");
-    let address = format!("127.0.0.1:{port}");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while TcpStream::connect(&address).is_err() {
-        assert!(Instant::now() < deadline, "exporter did not start");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    for (name, accept) in [
-        ("HTTP, text 0.0.4", "text/plain; version=0.0.4"),
+    let exporter = support::Exporter::start(&[
+        "--xen.source=simulated".to_owned(),
+        format!("--xen.simulated.domains={GUESTS}"),
+    ]);
+    for (name, headers) in [
+        ("HTTP, text 0.0.4", "Accept: text/plain; version=0.0.4\r\n"),
         (
             "HTTP, OpenMetrics + gzip",
-            "application/openmetrics-text; version=1.0.0\r\nAccept-Encoding: gzip",
+            "Accept: application/openmetrics-text; version=1.0.0\r\nAccept-Encoding: gzip\r\n",
         ),
     ] {
-        let request = format!(
-            "GET /metrics HTTP/1.1\r\nHost: bench\r\nConnection: close\r\nAccept: {accept}\r\n\r\n"
-        );
         let mut size = 0;
         let samples: Vec<Duration> = (0..100)
             .map(|_| {
                 let start = Instant::now();
-                let mut stream = TcpStream::connect(&address).expect("connect");
-                stream.write_all(request.as_bytes()).expect("write");
-                let mut response = Vec::new();
-                stream.read_to_end(&mut response).expect("read");
-                size = response.len();
+                size = exporter.scrape(headers).len();
                 start.elapsed()
             })
             .collect();
@@ -154,12 +116,10 @@ fn over_http() {
             &format!(
                 "{:.2} MiB on the wire; exporter peak RSS {:.1} MiB",
                 size as f64 / 1048576.0,
-                peak_rss_mib(&child.id().to_string())
+                exporter.peak_rss_mib()
             ),
         );
     }
-    let _ = child.kill();
-    let _ = child.wait();
 }
 
 /// A blkback sysfs tree for `domains` guests with 4 VBDs each, and the matching host.

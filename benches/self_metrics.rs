@@ -3,18 +3,14 @@
 //!
 //! Run: `cargo bench --bench self_metrics` (release profile). Results go in benches/README.md.
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
-use std::process::{Command, Stdio};
+mod support;
+
 use std::time::{Duration, Instant};
 
 use prometheus_client::registry::Registry;
 use xen_exporter::scrape::{Format, Scraper};
 
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[index.min(sorted.len() - 1)]
-}
+use support::percentile;
 
 fn report(name: &str, mut samples: Vec<Duration>) {
     samples.sort();
@@ -53,47 +49,26 @@ fn main() {
         report(&format!("in process, {format:?}"), samples);
     }
 
-    let binary = env!("CARGO_BIN_EXE_xen_exporter");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .expect("free port")
-        .port();
-    let mut child = Command::new(binary)
-        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-        .arg("--xen.source=simulated")
-        .arg("--xen.simulated.domains=0")
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start exporter");
-    let address = format!("127.0.0.1:{port}");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while TcpStream::connect(&address).is_err() {
-        assert!(Instant::now() < deadline, "exporter did not start");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let scrape = || {
-        let mut stream = TcpStream::connect(&address).expect("connect");
-        stream
-            .write_all(b"GET /metrics HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n")
-            .expect("write");
-        let mut response = Vec::new();
-        stream.read_to_end(&mut response).expect("read");
-        response
-    };
+    let exporter = support::Exporter::start(&[
+        "--xen.source=simulated".to_owned(),
+        "--xen.simulated.domains=0".to_owned(),
+    ]);
     let samples: Vec<Duration> = (0..2000)
         .map(|_| {
             let start = Instant::now();
-            std::hint::black_box(scrape());
+            std::hint::black_box(exporter.scrape(""));
             start.elapsed()
         })
         .collect();
     report("HTTP round trip (new connection each), text", samples);
     std::thread::sleep(Duration::from_secs(2));
-    let status = std::fs::read_to_string(format!("/proc/{}/status", child.id())).expect("status");
+    let status =
+        std::fs::read_to_string(format!("/proc/{}/status", exporter.child.id())).expect("status");
     let rss = status
         .lines()
         .find(|line| line.starts_with("VmRSS:"))
         .unwrap_or("VmRSS: ?");
+    let binary = env!("CARGO_BIN_EXE_xen_exporter");
     let size = std::fs::metadata(binary)
         .map(|meta| meta.len())
         .unwrap_or(0);
@@ -103,6 +78,4 @@ fn main() {
         size as f64 / 1048576.0,
         rss.split_whitespace().skip(1).collect::<Vec<_>>().join(" ")
     );
-    let _ = child.kill();
-    let _ = child.wait();
 }

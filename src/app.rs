@@ -61,11 +61,11 @@ pub async fn run(cli: Cli) -> ExitCode {
 
     let xen = crate::xen::setup::collector(&cli, config_updates.clone()).await;
     let collectors: Vec<Arc<dyn ScrapeCollector>> = vec![Arc::new(xen)];
-    let mut enabled = Vec::new();
+    let enabled: Vec<(String, String)> = collectors
+        .iter()
+        .map(|collector| (collector.name().to_owned(), collector.describe()))
+        .collect();
     let scraper = Arc::new(Scraper::new(registry, collectors, cli.xen_timeout));
-    for name in scraper.collector_names() {
-        enabled.push((name.to_owned(), "collected at scrape time".to_owned()));
-    }
 
     let signals = match install_signals() {
         Ok(signals) => signals,

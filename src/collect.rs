@@ -37,6 +37,11 @@ pub trait ScrapeCollector: Send + Sync + 'static {
     /// on bad input; a failed part logs one `warn!`, reports `success: false` and is left out.
     fn collect(&self) -> Collected;
 
+    /// One line for the landing page: where the numbers come from, or why there are none.
+    fn describe(&self) -> String {
+        "collected at scrape time".to_owned()
+    }
+
     /// Families to emit when [`collect`](Self::collect) did not finish in time (e.g. `xen_up 0`).
     fn on_timeout(&self) -> Vec<Box<dyn Collector>> {
         Vec::new()

@@ -91,14 +91,6 @@ impl Scraper {
         }
     }
 
-    /// Names of the scrape-time collectors, for the landing page.
-    pub fn collector_names(&self) -> Vec<&'static str> {
-        self.collectors
-            .iter()
-            .map(|collector| collector.name())
-            .collect()
-    }
-
     /// Collects and encodes one scrape, uncompressed, as text (for tests and tools).
     pub async fn scrape(
         &self,

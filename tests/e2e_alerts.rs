@@ -19,12 +19,12 @@ use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::prometheus::{Prometheus, PrometheusSetup};
-use common::{free_port, http, poll, Exporter};
+use common::{free_port, http, poll, Exporter, ToolServer};
 use serde_json::Value;
 
 const TEST: &str = "e2e_alerts";
@@ -116,7 +116,7 @@ fn dashboards_and_storm_alert_end_to_end() {
             targets: &targets,
             scrape_interval: "1s",
             rule_files: &rule_files,
-            alertmanager: Some(alertmanager.address),
+            alertmanager: Some(alertmanager.server.address),
             extra_job_yaml: "",
         },
     );
@@ -598,9 +598,7 @@ fn read_request_body(stream: &mut std::net::TcpStream) -> Option<Vec<u8>> {
 /// A real Alertmanager (Debian `prometheus-alertmanager`) routing everything to the webhook at
 /// once; stopped by PID on drop.
 struct Alertmanager {
-    child: Child,
-    address: SocketAddr,
-    _dir: tempfile::TempDir,
+    server: ToolServer,
 }
 
 impl Alertmanager {
@@ -613,43 +611,18 @@ impl Alertmanager {
         );
         let config_path = dir.path().join("alertmanager.yml");
         std::fs::write(&config_path, config).expect("write alertmanager.yml");
-        let address: SocketAddr = format!("127.0.0.1:{}", free_port())
-            .parse()
-            .expect("address");
-        let child = Command::new(binary)
-            .arg(format!("--config.file={}", config_path.display()))
-            .arg(format!(
-                "--storage.path={}",
-                dir.path().join("data").display()
-            ))
-            .arg(format!("--web.listen-address={address}"))
-            // No gossip cluster: a lone test instance.
-            .arg("--cluster.listen-address=")
-            .arg("--log.level=warn")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start alertmanager");
-        let alertmanager = Alertmanager {
-            child,
-            address,
-            _dir: dir,
-        };
-        poll(Duration::from_secs(20), || {
-            http(address, "GET", "/-/ready", &[])
-                .ok()
-                .filter(|response| response.status == 200)
-        })
-        .expect("alertmanager becomes ready");
-        alertmanager
-    }
-}
-
-impl Drop for Alertmanager {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        let data = dir.path().join("data");
+        let server = ToolServer::start(
+            binary,
+            dir,
+            &[
+                format!("--config.file={}", config_path.display()),
+                format!("--storage.path={}", data.display()),
+                // No gossip cluster: a lone test instance.
+                "--cluster.listen-address=".to_owned(),
+            ],
+        );
+        Alertmanager { server }
     }
 }
 

@@ -21,6 +21,17 @@ fn landing_page_links_metrics_and_names_the_version() {
     let page = response.text();
     assert!(page.contains(r#"<a href="/metrics">Metrics</a>"#), "{page}");
     assert!(page.contains(env!("CARGO_PKG_VERSION")));
+    // What is enabled, and where the Xen numbers come from.
+    assert!(
+        page.contains("<th>xen</th><td>unavailable (") || page.contains("<th>xen</th><td>source "),
+        "{page}"
+    );
+    let demo = Exporter::start(&["--xen.source=simulated", "--xen.simulated.domains=3"]);
+    let page = demo.get("/").text();
+    assert!(
+        page.contains("<th>xen</th><td>source simulated host, 3 guests"),
+        "{page}"
+    );
 }
 
 #[test]

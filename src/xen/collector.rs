@@ -223,6 +223,13 @@ impl ScrapeCollector for XenCollector {
         }
     }
 
+    fn describe(&self) -> String {
+        match &self.source {
+            Ok(source) => format!("source {}, collected at scrape time", source.describe()),
+            Err(reason) => format!("unavailable ({reason}): xen_up is 0"),
+        }
+    }
+
     fn on_timeout(&self) -> Vec<Box<dyn prometheus_client::collector::Collector>> {
         vec![Box::new(XenUp(false))]
     }

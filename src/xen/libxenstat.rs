@@ -216,6 +216,10 @@ impl XenSource for LibXenstat {
         "libxenstat"
     }
 
+    fn describe(&self) -> String {
+        format!("libxenstat ({})", self.library_path().display())
+    }
+
     fn snapshot(&self) -> Result<Host, SourceError> {
         let mut host = self.read_host()?;
         self.add_uuids(&mut host);

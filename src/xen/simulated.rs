@@ -151,6 +151,10 @@ impl XenSource for SimulatedHost {
         "simulated"
     }
 
+    fn describe(&self) -> String {
+        format!("simulated host, {} guests", self.options.guests)
+    }
+
     fn snapshot(&self) -> Result<Host, SourceError> {
         Ok(self.host_at((self.clock)()))
     }

@@ -18,6 +18,10 @@ pub enum SourceError {
 pub trait XenSource: Send + Sync {
     /// Short name for logs and the landing page: `libxenstat`, `simulated`.
     fn name(&self) -> &'static str;
+    /// The source for people: the library loaded, or the simulated host's size.
+    fn describe(&self) -> String {
+        self.name().to_owned()
+    }
     /// A fresh snapshot of the host and every domain that exists now.
     fn snapshot(&self) -> Result<Host, SourceError>;
     /// Whether snapshots already carry VBD ring geometry, netback queues and blkback's own

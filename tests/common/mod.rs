@@ -308,3 +308,49 @@ pub fn fixture(relative: &str) -> PathBuf {
         .join("tests/fixtures")
         .join(relative)
 }
+
+/// A server of the Prometheus ecosystem (Debian's `prometheus`, `prometheus-alertmanager`) on a
+/// free loopback port, started with `args` plus `--web.listen-address` and `--log.level=warn`,
+/// and ready (`/-/ready` answers 200) before `start` returns. Stopped by PID and its directory
+/// removed on drop.
+pub struct ToolServer {
+    child: Child,
+    pub address: SocketAddr,
+    _dir: tempfile::TempDir,
+}
+
+impl ToolServer {
+    pub fn start(binary: &Path, dir: tempfile::TempDir, args: &[String]) -> ToolServer {
+        let address: SocketAddr = format!("127.0.0.1:{}", free_port())
+            .parse()
+            .expect("address");
+        let child = Command::new(binary)
+            .args(args)
+            .arg(format!("--web.listen-address={address}"))
+            .arg("--log.level=warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap_or_else(|error| panic!("start {}: {error}", binary.display()));
+        let server = ToolServer {
+            child,
+            address,
+            _dir: dir,
+        };
+        poll(Duration::from_secs(20), || {
+            http(address, "GET", "/-/ready", &[])
+                .ok()
+                .filter(|response| response.status == 200)
+        })
+        .unwrap_or_else(|| panic!("{} becomes ready", binary.display()));
+        server
+    }
+}
+
+impl Drop for ToolServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -3,16 +3,14 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use super::{free_port, http, poll};
+use super::{http, poll, ToolServer};
 
 /// A running Prometheus; stopped by PID and its directory removed on drop.
 pub struct Prometheus {
-    child: Child,
+    _server: ToolServer,
     pub address: SocketAddr,
-    _dir: tempfile::TempDir,
 }
 
 /// What the server scrapes and evaluates.
@@ -52,34 +50,19 @@ impl Prometheus {
         );
         let config_path = dir.path().join("prometheus.yml");
         std::fs::write(&config_path, config).expect("write prometheus.yml");
-        let address: SocketAddr = format!("127.0.0.1:{}", free_port())
-            .parse()
-            .expect("address");
-        let child = Command::new(binary)
-            .arg(format!("--config.file={}", config_path.display()))
-            .arg(format!(
-                "--storage.tsdb.path={}",
-                dir.path().join("data").display()
-            ))
-            .arg(format!("--web.listen-address={address}"))
-            .arg("--log.level=warn")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start prometheus");
-        let prometheus = Prometheus {
-            child,
-            address,
-            _dir: dir,
-        };
-        poll(Duration::from_secs(20), || {
-            http(address, "GET", "/-/ready", &[])
-                .ok()
-                .filter(|response| response.status == 200)
-        })
-        .expect("prometheus becomes ready");
-        prometheus
+        let data = dir.path().join("data");
+        let server = ToolServer::start(
+            binary,
+            dir,
+            &[
+                format!("--config.file={}", config_path.display()),
+                format!("--storage.tsdb.path={}", data.display()),
+            ],
+        );
+        Prometheus {
+            address: server.address,
+            _server: server,
+        }
     }
 
     /// Runs an instant query and returns the raw JSON text of the response.
@@ -105,13 +88,6 @@ impl Prometheus {
             (self.series_count(expression) > 0).then_some(())
         })
         .is_some()
-    }
-}
-
-impl Drop for Prometheus {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
