@@ -29,6 +29,9 @@ RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --workspace --locked --quiet
 step "tests"
 cargo nextest run --workspace --locked --no-fail-fast
 
+step "Docker image (hadolint, buildah build and smoke run) and systemd unit"
+bash .ci/docker.sh
+
 step "alert rules (promtool check + unit tests)"
 bash .ci/dashboards.sh
 
