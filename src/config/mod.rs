@@ -194,8 +194,9 @@ fn locate(text: &str, needle: &str) -> Option<(usize, usize)> {
 
 /// serde_yaml_ng puts its own field path in front of messages and positions (" at line L column
 /// C") inside them; we print the position and the path ourselves, once. Rust type names mean
-/// nothing to an operator: "expected struct XenConfig" becomes "expected a mapping".
-fn clean_message(message: &str) -> String {
+/// nothing to an operator: "expected struct XenConfig" becomes "expected a mapping". Shared by
+/// every YAML file the exporter reads (this one and the web configuration).
+pub(crate) fn clean_message(message: &str) -> String {
     let mut message = match message.split_once(": ") {
         Some((path, rest)) if is_field_path(path) => rest.to_owned(),
         _ => message.to_owned(),
@@ -217,7 +218,11 @@ fn clean_message(message: &str) -> String {
             .map_or(message.len(), |end| name_start + end);
         message.replace_range(start..name_end, "expected a mapping");
     }
-    message
+    // serde's name for a map; "mapping" is YAML's, the word an operator's editor uses.
+    if message.ends_with("expected a map") {
+        message.push_str("ping");
+    }
+    message.replace("expected a map,", "expected a mapping,")
 }
 
 fn is_field_path(text: &str) -> bool {

@@ -241,7 +241,7 @@ pub(crate) fn parse(text: &str) -> Result<Parsed, ParseError> {
                 path => path,
             };
             let inner = error.into_inner();
-            let reason = clean_message(&inner.to_string());
+            let reason = crate::config::clean_message(&inner.to_string());
             match inner.location() {
                 Some(location) => ParseError::Located {
                     line: location.line(),
@@ -347,41 +347,4 @@ fn lowercase(name: &'static str) -> &'static str {
         "X-XSS-Protection" => "x-xss-protection",
         _ => "strict-transport-security",
     }
-}
-
-/// serde_yaml_ng puts its own path in front of messages and " at line L column C" inside them;
-/// we print the position and the path ourselves, once, and hide Rust type names.
-fn clean_message(message: &str) -> String {
-    let mut message = match message.split_once(": ") {
-        Some((path, rest))
-            if !path.is_empty()
-                && path.chars().all(|c| {
-                    c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '[' | ']' | '-')
-                }) =>
-        {
-            rest.to_owned()
-        }
-        _ => message.to_owned(),
-    };
-    while let Some(start) = message.find(" at line ") {
-        let after = &message[start + " at line ".len()..];
-        let Some(column) = after.find(" column ") else {
-            break;
-        };
-        let digits_end = after[column + " column ".len()..]
-            .find(|c: char| !c.is_ascii_digit())
-            .map_or(after.len(), |end| column + " column ".len() + end);
-        message.replace_range(start..start + " at line ".len() + digits_end, "");
-    }
-    for (rust, operator) in [
-        ("expected struct FileShape", "expected a mapping"),
-        ("expected struct TlsSection", "expected a mapping"),
-        ("expected struct HttpSection", "expected a mapping"),
-        ("expected struct HeadersSection", "expected a mapping"),
-        ("expected struct RateLimitSection", "expected a mapping"),
-        ("expected a map", "expected a mapping"),
-    ] {
-        message = message.replace(rust, operator);
-    }
-    message
 }

@@ -25,30 +25,9 @@ pub struct WebConfig {
     warnings: Vec<String>,
 }
 
-/// A web configuration file that could not be loaded. Printed once before exiting with status 2.
-#[derive(Debug, thiserror::Error)]
-pub enum WebConfigError {
-    #[error("{file}: cannot read: {source}")]
-    Read {
-        file: String,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("{file}:{line}:{column}: {field}: {reason}")]
-    Invalid {
-        file: String,
-        line: usize,
-        column: usize,
-        field: String,
-        reason: String,
-    },
-    #[error("{file}: {field}: {reason}")]
-    InvalidUnlocated {
-        file: String,
-        field: String,
-        reason: String,
-    },
-}
+/// A web configuration file that could not be loaded: the same shapes as the main configuration's
+/// errors (`file:line:column: field: reason`), printed once before exiting with status 2.
+pub type WebConfigError = crate::config::ConfigError;
 
 /// A problem found after parsing (a certificate that does not load, a bad bcrypt hash): the field
 /// it belongs to, and text on the offending line so that the error can still carry a position.
