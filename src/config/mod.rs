@@ -136,13 +136,17 @@ pub fn parse(text: &str, file: &str) -> Result<Config, ConfigError> {
         let inner = error.into_inner();
         let reason = clean_message(&inner.to_string());
         match inner.location() {
-            Some(location) => ConfigError::Invalid {
-                file: file.to_owned(),
-                line: location.line(),
-                column: location.column(),
-                field,
-                reason,
-            },
+            Some(location) => {
+                let (line, column) =
+                    refine_location(text, (location.line(), location.column()), &field);
+                ConfigError::Invalid {
+                    file: file.to_owned(),
+                    line,
+                    column,
+                    field,
+                    reason,
+                }
+            }
             None => ConfigError::InvalidUnlocated {
                 file: file.to_owned(),
                 field,
@@ -178,6 +182,43 @@ pub struct CrossFieldProblem {
     pub reason: String,
     /// Text that occurs on the offending line, e.g. `name: nix` for a duplicate target name.
     pub near: String,
+}
+
+/// serde_yaml_ng places a value's own error (a zero interval, a bad host name) at the start of the
+/// mapping that holds it; the operator wants the line of the key. Unless the position already is
+/// at the key, looks for `key:` (the last segment of `field`) from there on and points at it.
+fn refine_location(text: &str, (line, column): (usize, usize), field: &str) -> (usize, usize) {
+    let Some(key) = field.rsplit('.').next().filter(|key| {
+        !key.is_empty() && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+    }) else {
+        return (line, column);
+    };
+    let at_reported = text
+        .lines()
+        .nth(line.saturating_sub(1))
+        .and_then(|text_line| text_line.get(column.saturating_sub(1)..));
+    if at_reported.is_some_and(|rest| rest.starts_with(key)) {
+        return (line, column);
+    }
+    let pattern = format!("{key}:");
+    text.lines()
+        .enumerate()
+        .skip(line.saturating_sub(1))
+        .find_map(|(index, text_line)| {
+            let from = if index + 1 == line {
+                column.saturating_sub(1)
+            } else {
+                0
+            };
+            let found = text_line.get(from..)?.find(&pattern)? + from;
+            let before = text_line[..found].chars().next_back();
+            // `key:` must start a key, not end one (`timeout:` inside `resolve_timeout:`).
+            if before.is_some_and(|c| c.is_ascii_alphanumeric() || c == '_') {
+                return None;
+            }
+            Some((index + 1, found + 1))
+        })
+        .unwrap_or((line, column))
 }
 
 /// Finds the last line containing `needle` (a duplicate is the later occurrence) and the column
