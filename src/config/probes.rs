@@ -24,6 +24,9 @@ pub struct ProbesConfig {
     pub defaults: SettingsConfig,
     #[serde(default)]
     pub targets: Vec<TargetConfig>,
+    /// Upper bounds (seconds) of the RTT histogram's buckets, for every target. Default:
+    /// [`defaults::RTT_BUCKETS`].
+    pub rtt_buckets: Option<Buckets>,
 }
 
 /// The protocol a target is probed with.
@@ -195,6 +198,11 @@ pub mod defaults {
     pub const RESOLVE_INTERVAL: Duration = Duration::from_secs(300);
     /// Probing more often than this is a flood, not a measurement.
     pub const MIN_INTERVAL: Duration = Duration::from_millis(10);
+    /// RTT histogram buckets, seconds: 1-2-5 steps from 0.1 ms (a LAN) to 10 s (a timeout).
+    pub const RTT_BUCKETS: &[f64] = &[
+        0.0001, 0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0,
+        5.0, 10.0,
+    ];
 }
 
 /// Label names a user may not set: the probe families' own labels and the ones Prometheus owns.
@@ -303,6 +311,14 @@ impl ProbesConfig {
             }
         }
         Ok(())
+    }
+
+    /// The RTT histogram's bucket bounds in seconds.
+    pub fn rtt_buckets(&self) -> Vec<f64> {
+        self.rtt_buckets.as_ref().map_or_else(
+            || defaults::RTT_BUCKETS.to_vec(),
+            |buckets| buckets.0.clone(),
+        )
     }
 
     /// Every target with its settings decided (defaults from the file, then built-in ones).
@@ -483,6 +499,31 @@ impl<'de> Deserialize<'de> for PayloadSize {
     }
 }
 
+/// Histogram bucket bounds: finite, positive and strictly increasing.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Buckets(pub Vec<f64>);
+
+impl<'de> Deserialize<'de> for Buckets {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let bounds = Vec::<f64>::deserialize(deserializer)?;
+        if bounds.is_empty() {
+            return Err(serde::de::Error::custom("needs at least one bucket bound"));
+        }
+        if let Some(bad) = bounds.iter().find(|b| !b.is_finite() || **b <= 0.0) {
+            return Err(serde::de::Error::custom(format!(
+                "{bad} is not a positive number of seconds"
+            )));
+        }
+        if let Some(pair) = bounds.windows(2).find(|pair| pair[0] >= pair[1]) {
+            return Err(serde::de::Error::custom(format!(
+                "bounds must increase: {} comes after {}",
+                pair[1], pair[0]
+            )));
+        }
+        Ok(Self(bounds))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::parse;
@@ -586,6 +627,21 @@ mod tests {
         for (text, want) in cases {
             assert_eq!(error(text), want, "{text}");
         }
+    }
+
+    #[test]
+    fn buckets_default_and_override() {
+        assert_eq!(
+            ProbesConfig::default().rtt_buckets(),
+            defaults::RTT_BUCKETS.to_vec()
+        );
+        let config =
+            parse("probes:\n  rtt_buckets: [0.025, 0.0255, 0.03]\n", "p.yml").expect("valid");
+        assert_eq!(config.probes.rtt_buckets(), vec![0.025, 0.0255, 0.03]);
+        assert_eq!(
+            error("probes:\n  rtt_buckets: [0.03, 0.025]\n"),
+            "p.yml:2:3: probes.rtt_buckets: bounds must increase: 0.025 comes after 0.03"
+        );
     }
 
     #[test]
