@@ -73,6 +73,16 @@ pub enum Family {
 }
 
 impl Family {
+    /// The spelling in the config file.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Family::Ip4 => "ip4",
+            Family::Ip6 => "ip6",
+            Family::PreferIp4 => "prefer-ip4",
+            Family::PreferIp6 => "prefer-ip6",
+        }
+    }
+
     /// Whether `address` is allowed at all under this setting.
     pub fn allows(self, address: IpAddr) -> bool {
         match self {
@@ -613,7 +623,7 @@ mod tests {
             ),
             (
                 "probes:\n  targets:\n    - host: 192.0.2.1\n      protocol: icmp\n      family: ip6\n",
-                "p.yml:3:7: probes.targets[0].family: 192.0.2.1 is not an address of family Ip6",
+                "p.yml:3:7: probes.targets[0].family: 192.0.2.1 is not an address of family ip6",
             ),
             (
                 "probes:\n  targets:\n    - host: a.example\n      protocol: icmp\n      payload_size: 70000\n",
