@@ -289,8 +289,8 @@ impl ProbesConfig {
                     return Err(problem(
                         "family",
                         format!(
-                            "{address} is not an address of family {:?}",
-                            resolved.family
+                            "{address} is not an address of family {}",
+                            resolved.family.as_str()
                         ),
                         &host_line,
                     ));
