@@ -66,6 +66,7 @@ fn in_process(runtime: &tokio::runtime::Runtime) {
                 .block_on(scraper.scrape(format, None))
                 .expect("encode");
         }
+        let cpu_before = support::cpu_time("self");
         let samples: Vec<Duration> = (0..200)
             .map(|_| {
                 let start = Instant::now();
@@ -78,11 +79,13 @@ fn in_process(runtime: &tokio::runtime::Runtime) {
                 elapsed
             })
             .collect();
+        let cpu_per_scrape = (support::cpu_time("self") - cpu_before) / samples.len() as u32;
         report(
             &format!("in process, {format:?}"),
             samples,
             &format!(
-                "{lines} samples, {:.1} MiB; bench process peak RSS {:.1} MiB",
+                "CPU {} per scrape; {lines} samples, {:.1} MiB; bench process peak RSS {:.1} MiB",
+                ms(cpu_per_scrape),
                 bytes as f64 / 1048576.0,
                 support::peak_rss_kib("self").map_or(f64::NAN, |kib| kib as f64 / 1024.0)
             ),
@@ -103,6 +106,8 @@ fn over_http() {
         ),
     ] {
         let mut size = 0;
+        let pid = exporter.child.id().to_string();
+        let cpu_before = support::cpu_time(&pid);
         let samples: Vec<Duration> = (0..100)
             .map(|_| {
                 let start = Instant::now();
@@ -110,11 +115,13 @@ fn over_http() {
                 start.elapsed()
             })
             .collect();
+        let cpu_per_scrape = (support::cpu_time(&pid) - cpu_before) / samples.len() as u32;
         report(
             name,
             samples,
             &format!(
-                "{:.2} MiB on the wire; exporter peak RSS {:.1} MiB",
+                "exporter CPU {} per scrape; {:.2} MiB on the wire; exporter peak RSS {:.1} MiB",
+                ms(cpu_per_scrape),
                 size as f64 / 1048576.0,
                 exporter.peak_rss_mib()
             ),

@@ -23,17 +23,24 @@ pub fn peak_rss_kib(pid: &str) -> Option<u64> {
 pub struct Exporter {
     pub child: Child,
     pub address: String,
+    _config_dir: tempfile::TempDir,
 }
 
 impl Exporter {
-    /// Starts the binary with `args` and waits until it accepts connections.
+    /// Starts the binary with `args` and waits until it accepts connections. Its configuration
+    /// has no probe targets: the embedded default would probe hosts on the internet, which a
+    /// benchmark must neither depend on nor pay for.
     pub fn start(args: &[String]) -> Exporter {
+        let config_dir = tempfile::tempdir().expect("config dir");
+        let config = config_dir.path().join("xen_exporter.yml");
+        std::fs::write(&config, "probes:\n  targets: []\n").expect("write config");
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|listener| listener.local_addr())
             .expect("free port")
             .port();
         let child = Command::new(env!("CARGO_BIN_EXE_xen_exporter"))
             .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .arg(format!("--config.file={}", config.display()))
             .args(args)
             .stderr(Stdio::null())
             .spawn()
@@ -44,7 +51,11 @@ impl Exporter {
             assert!(Instant::now() < deadline, "exporter did not start");
             std::thread::sleep(Duration::from_millis(20));
         }
-        Exporter { child, address }
+        Exporter {
+            child,
+            address,
+            _config_dir: config_dir,
+        }
     }
 
     /// One `GET /metrics` on a new connection with extra request header lines; the raw response.
@@ -68,4 +79,19 @@ impl Drop for Exporter {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// CPU time used so far by every thread of process `pid` (`self` for this one), from the
+/// scheduler's per-thread nanosecond counters (`/proc/PID/task/TID/schedstat`, first field).
+/// Unlike wall time it hardly moves when other jobs load the machine.
+pub fn cpu_time(pid: &str) -> Duration {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return Duration::ZERO;
+    };
+    let nanos: u64 = tasks
+        .filter_map(Result::ok)
+        .filter_map(|task| std::fs::read_to_string(task.path().join("schedstat")).ok())
+        .filter_map(|stat| stat.split_whitespace().next()?.parse::<u64>().ok())
+        .sum();
+    Duration::from_nanos(nanos)
 }
