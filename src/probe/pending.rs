@@ -134,12 +134,7 @@ pub fn rtt(sent: SendStamp, received: SendStamp, kernel: Option<SystemTime>) -> 
     let Ok(wall) = received.wall.duration_since(sent.wall) else {
         return monotonic;
     };
-    let drift = if wall > monotonic {
-        wall - monotonic
-    } else {
-        monotonic - wall
-    };
-    if drift > CLOCK_STEP_TOLERANCE {
+    if wall.abs_diff(monotonic) > CLOCK_STEP_TOLERANCE {
         return monotonic;
     }
     match kernel.duration_since(sent.wall) {
