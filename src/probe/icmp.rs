@@ -427,6 +427,7 @@ impl IcmpPool {
                 Slot::Failed { .. } => None,
             })
             .collect();
+        kinds.sort_by_key(|kind| *kind == SocketKind::Dgram);
         kinds.dedup();
         kinds
     }
