@@ -59,56 +59,7 @@ impl Lab {
         let config_path = dir.path().join("xen_exporter.yml");
         std::fs::write(&config_path, config).expect("write config");
         set_mode(&config_path, 0o644);
-        let mut command = match user {
-            User::Root => netns.command(common::exporter_binary()),
-            User::Nobody => {
-                let mut command = netns.command("setpriv");
-                command.args([
-                    "--reuid=65534",
-                    "--regid=65534",
-                    "--clear-groups",
-                    common::exporter_binary(),
-                ]);
-                command
-            }
-        };
-        command
-            .arg("--web.listen-address=127.0.0.1:0")
-            .arg(format!("--config.file={}", config_path.display()))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
-        let mut child = command
-            .spawn()
-            .expect("start the exporter in the namespace");
-        let stderr = child.stderr.take().expect("stderr is piped");
-        let logs = Arc::new(Mutex::new(Vec::new()));
-        let (sender, receiver) = std::sync::mpsc::channel();
-        {
-            let logs = logs.clone();
-            std::thread::spawn(move || {
-                for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                    if line.contains("msg=listening") {
-                        if let Some(address) = line
-                            .split_whitespace()
-                            .find_map(|pair| pair.strip_prefix("address="))
-                            .and_then(|address| address.parse::<SocketAddr>().ok())
-                        {
-                            let _ = sender.send(address);
-                        }
-                    }
-                    logs.lock().expect("log lock").push(line);
-                }
-            });
-        }
-        let Ok(address) = receiver.recv_timeout(Duration::from_secs(20)) else {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!(
-                "exporter did not start listening:\n{}",
-                logs.lock().expect("log lock").join("\n")
-            );
-        };
+        let (child, address, logs) = spawn_exporter(&netns, &config_path, user);
         Some(Lab {
             exporter: Some(child),
             address,
@@ -196,6 +147,65 @@ impl Drop for Lab {
             let _ = child.wait();
         }
     }
+}
+
+/// Starts the exporter inside `netns` with `config`; returns it, its address and its log lines.
+fn spawn_exporter(
+    netns: &Netns,
+    config_path: &Path,
+    user: User,
+) -> (Child, SocketAddr, Arc<Mutex<Vec<String>>>) {
+    let mut command = match user {
+        User::Root => netns.command(common::exporter_binary()),
+        User::Nobody => {
+            let mut command = netns.command("setpriv");
+            command.args([
+                "--reuid=65534",
+                "--regid=65534",
+                "--clear-groups",
+                common::exporter_binary(),
+            ]);
+            command
+        }
+    };
+    command
+        .arg("--web.listen-address=127.0.0.1:0")
+        .arg(format!("--config.file={}", config_path.display()))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    let mut child = command
+        .spawn()
+        .expect("start the exporter in the namespace");
+    let stderr = child.stderr.take().expect("stderr is piped");
+    let logs = Arc::new(Mutex::new(Vec::new()));
+    let (sender, receiver) = std::sync::mpsc::channel();
+    {
+        let logs = logs.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if line.contains("msg=listening") {
+                    if let Some(address) = line
+                        .split_whitespace()
+                        .find_map(|pair| pair.strip_prefix("address="))
+                        .and_then(|address| address.parse::<SocketAddr>().ok())
+                    {
+                        let _ = sender.send(address);
+                    }
+                }
+                logs.lock().expect("log lock").push(line);
+            }
+        });
+    }
+    let Ok(address) = receiver.recv_timeout(Duration::from_secs(20)) else {
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!(
+            "exporter did not start listening:\n{}",
+            logs.lock().expect("log lock").join("\n")
+        );
+    };
+    (child, address, logs)
 }
 
 fn set_mode(path: &Path, mode: u32) {
@@ -757,4 +767,57 @@ fn without_permission_the_error_names_both_fixes_and_the_exporter_keeps_serving(
         "{logs}"
     );
     assert!(lab.get("/").contains("ICMP socket cannot be opened"));
+}
+
+#[test]
+fn two_exporters_pinging_one_host_never_take_each_others_replies() {
+    // Both run as root, so both use RAW sockets, and each RAW socket sees every echo reply in
+    // the namespace: the other exporter's replies must be told apart (identifier, sequence
+    // and the per-probe token), never counted as ours or as duplicates (surge-ping #73).
+    let config = "probes:\n  defaults:\n    interval: 10ms\n    timeout: 10ms\n  targets:\n\
+                  \x20   - {host: 198.19.0.2, protocol: icmp}\n";
+    let Some(lab) = Lab::start(
+        "probes_two",
+        Options::default().delay(Duration::from_millis(1)),
+        config,
+        User::Root,
+    ) else {
+        return;
+    };
+    let (mut second, second_address, _logs) = spawn_exporter(&lab.netns, &lab.config, User::Root);
+    let target = "198.19.0.2";
+    let first = lab.wait_for("300 probes", Duration::from_secs(20), |m| {
+        m.requests(target) >= 300.0
+    });
+    let other = Metrics(
+        lab.netns
+            .run(move || common::http(second_address, "GET", "/metrics", &[]))
+            .expect("enter namespace")
+            .expect("scrape the second exporter")
+            .text(),
+    );
+    let _ = second.kill();
+    let _ = second.wait();
+    for (name, metrics) in [("first", &first), ("second", &other)] {
+        let requests = metrics.requests(target);
+        let responses = metrics.responses(target);
+        assert!(requests >= 100.0, "{name}: {}", metrics.latency());
+        assert!(
+            responses <= requests && requests - responses <= 2.0,
+            "{name}: {}",
+            metrics.latency()
+        );
+        assert_eq!(
+            metrics.get("latency_duplicates_total", target),
+            0.0,
+            "{name}: {}",
+            metrics.latency()
+        );
+    }
+    // Both really were pinging at once: the responder saw both streams.
+    let answered = lab.responder.stats().answered as f64;
+    assert!(
+        answered >= first.requests(target) + other.requests(target) - 4.0,
+        "{answered}"
+    );
 }
