@@ -370,7 +370,7 @@ pub struct IcmpPool {
 
 impl IcmpPool {
     /// The socket for `binding`, opening it if needed. A failure is logged once (with both
-    /// fixes) and retried after [`REOPEN_DELAY`].
+    /// fixes) and retried after `REOPEN_DELAY` (30 s).
     pub fn get(&self, binding: &Binding) -> Result<Arc<IcmpSocket>, OpenError> {
         let mut slots = self
             .slots
