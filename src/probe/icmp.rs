@@ -186,6 +186,21 @@ impl IcmpSocket {
         }
     }
 
+    /// A router said one of our requests cannot be delivered: it fails now, as unreachable,
+    /// instead of timing out. (The quote carries no token; identifier and sequence decide.)
+    fn unreachable(&self, id: u16, seq: u16, to: IpAddr) {
+        if self.kind != SocketKind::Raw || id != self.id {
+            return;
+        }
+        let removed = {
+            let mut pending = self.lock();
+            pending.remove_unanswered(seq, to)
+        };
+        if let Some(entry) = removed {
+            entry.owner.failed(Reason::Unreachable);
+        }
+    }
+
     /// Reads one packet if one is queued; `Ok(false)` when none is.
     fn receive_one(&self, buffer: &mut [u8], control: &mut [u8]) -> Result<bool, Errno> {
         let (length, source, kernel, ttl) = {
@@ -227,10 +242,11 @@ impl IcmpSocket {
         };
         let received = SendStamp::now();
         let raw_v4 = self.kind == SocketKind::Raw && !self.v6;
-        let Some(reply) = buffer
-            .get(..length)
-            .and_then(|packet| echo::parse_reply(self.v6, raw_v4, packet))
-        else {
+        let packet = buffer.get(..length).unwrap_or_default();
+        let Some(reply) = echo::parse_reply(self.v6, raw_v4, packet) else {
+            if let Some((id, seq, to)) = echo::parse_unreachable(self.v6, raw_v4, packet) {
+                self.unreachable(id, seq, to);
+            }
             return Ok(true);
         };
         if self.kind == SocketKind::Raw && reply.id != self.id {
