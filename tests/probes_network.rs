@@ -821,3 +821,65 @@ fn two_exporters_pinging_one_host_never_take_each_others_replies() {
         "{answered}"
     );
 }
+
+#[test]
+fn an_icmp_unreachable_from_a_router_fails_the_probe_as_unreachable() {
+    // The exporter's namespace reaches 203.0.113.0/24 through a router namespace (veth pair)
+    // whose route for it is `unreachable`: the router answers echo requests with ICMP host
+    // unreachable quoting them. The kernel rate-limits these hard (`ip_error`, tuned by the
+    // host-wide net.ipv4.route.error_cost, left alone here): only a few arrive and the other
+    // probes time out. Each one that arrives must fail its probe as `unreachable`.
+    let config = "probes:\n  defaults:\n    interval: 50ms\n    timeout: 50ms\n  targets:\n\
+                  \x20   - {host: 203.0.113.1, protocol: icmp}\n";
+    let mut router = None;
+    let Some(lab) = Lab::start_with(
+        "probes_unreach",
+        Options::default(),
+        config,
+        User::Root,
+        |netns| {
+            let r = Netns::create(&format!("{}-r", netns.name())).expect("router namespace");
+            let ip = |args: &[&str]| {
+                let status = Command::new("ip").args(args).status().expect("run ip");
+                assert!(status.success(), "ip {args:?}");
+            };
+            let (a, b) = (netns.name(), r.name());
+            ip(&[
+                "-n", a, "link", "add", "xe-u0", "type", "veth", "peer", "name", "xe-u1", "netns",
+                b,
+            ]);
+            ip(&["-n", a, "addr", "add", "192.0.2.1/30", "dev", "xe-u0"]);
+            ip(&["-n", a, "link", "set", "xe-u0", "up"]);
+            ip(&["-n", b, "addr", "add", "192.0.2.2/30", "dev", "xe-u1"]);
+            ip(&["-n", b, "link", "set", "xe-u1", "up"]);
+            ip(&[
+                "-n",
+                a,
+                "route",
+                "add",
+                "203.0.113.0/24",
+                "via",
+                "192.0.2.2",
+            ]);
+            ip(&["-n", b, "route", "add", "unreachable", "203.0.113.0/24"]);
+            r.set_sysctl("net.ipv4.ip_forward", "1")
+                .expect("forwarding");
+            router = Some(r);
+        },
+    ) else {
+        return;
+    };
+    let target = "203.0.113.1";
+    let metrics = lab.wait_for("unreachable errors", Duration::from_secs(20), |m| {
+        m.errors(target, "unreachable") >= 1.0
+    });
+    // Every probe is either unreachable or timed out (at most one in flight), never answered.
+    let failed = metrics.errors(target, "unreachable") + metrics.errors(target, "timeout");
+    assert!(
+        metrics.requests(target) - failed <= 1.0 && metrics.responses(target) == 0.0,
+        "{}",
+        metrics.latency()
+    );
+    drop(lab);
+    drop(router);
+}
