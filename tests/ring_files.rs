@@ -4,7 +4,8 @@
 //!
 //! - no code path writes to debugfs: a full scrape under inotify shows only opens for reading;
 //! - an unreadable vif and a vif that vanished mid-read fail alone, the other vifs are served;
-//! - a missing debugfs is told once, at start, with how to mount it.
+//! - a missing debugfs is told once, at start, with how to mount it;
+//! - blkback zeroing its counters is a counter reset to a real Prometheus, not a negative rate.
 
 mod common;
 #[path = "fake-libxenstat/fake.rs"]
@@ -18,6 +19,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use common::prometheus::{Prometheus, PrometheusSetup};
 use common::xenstored::StandIn;
 use common::Exporter;
 use xen_exporter::xen::xenstore::MemoryStore;
@@ -324,5 +326,77 @@ fn missing_debugfs_is_told_once_at_start() {
         hint(&logs).len(),
         1,
         "still one line after scrapes:\n{logs}"
+    );
+}
+
+/// blkback zeroes a VBD's counters when its rings reconnect (and every 10 s with `log_stats`).
+/// The exporter passes the kernel's value through as a counter, so a real Prometheus scraping it
+/// sees the value go down, counts one reset, and never computes a negative rate.
+#[test]
+fn blkback_counter_reset_is_a_reset_to_prometheus() {
+    let test = "blkback_counter_reset_is_a_reset_to_prometheus";
+    let Some(binary) = common::tool(test, "prometheus") else {
+        return;
+    };
+    let lib = fake::build(&[]);
+    let root = common::temp_dir();
+    // The capture's one blkback VBD: labdomu (domid 1), xvda (51712).
+    let stats = root
+        .path()
+        .join("sys/bus/xen-backend/devices/vbd-1-51712/statistics");
+    std::fs::create_dir_all(&stats).expect("mkdir");
+    let write = |value: u64| {
+        for name in [
+            "oo_req", "rd_req", "wr_req", "rd_sect", "wr_sect", "f_req", "ds_req",
+        ] {
+            std::fs::write(stats.join(name), format!("{value}\n")).expect("write counter");
+        }
+    };
+    write(1000);
+    std::fs::create_dir_all(root.path().join("debug")).expect("mkdir");
+    let exporter = Exporter::start(&[
+        "--xen.source=libxenstat",
+        &format!("--xen.library={}", lib.path.display()),
+        &format!("--path.sysfs={}", root.path().join("sys").display()),
+        &format!("--path.debugfs={}", root.path().join("debug").display()),
+    ]);
+    let prometheus = Prometheus::start(
+        &binary,
+        &PrometheusSetup {
+            targets: &[exporter.address],
+            scrape_interval: "1s",
+            rule_files: &[],
+            alertmanager: None,
+            extra_job_yaml: "",
+        },
+    );
+    let oo = "xen_vbd_out_of_requests_total{domain=\"labdomu\",device=\"xvda\"}";
+    assert!(
+        prometheus.wait_for_series(&format!("{oo} == 1000"), Duration::from_secs(30)),
+        "Prometheus never scraped the first value: {}",
+        prometheus.query(oo)
+    );
+    // Let a second sample at 1000 land, then the rings reconnect: blkback starts from zero.
+    assert!(prometheus.wait_for_series(
+        &format!("count_over_time({oo}[1m]) >= 2"),
+        Duration::from_secs(10)
+    ));
+    write(5);
+    assert!(
+        prometheus.wait_for_series(&format!("{oo} == 5"), Duration::from_secs(10)),
+        "the value that went down reached Prometheus: {}",
+        prometheus.query(oo)
+    );
+    assert_eq!(
+        prometheus.series_count(&format!("resets({oo}[1m]) == 1")),
+        1,
+        "one counter reset: {}",
+        prometheus.query(&format!("resets({oo}[1m])"))
+    );
+    assert_eq!(
+        prometheus.series_count(&format!("rate({oo}[1m]) > 0")),
+        1,
+        "the rate after a reset counts the 5 new requests, it is not negative: {}",
+        prometheus.query(&format!("rate({oo}[1m])"))
     );
 }
