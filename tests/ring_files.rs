@@ -4,7 +4,8 @@
 //!
 //! - no code path writes to debugfs: a full scrape under inotify shows only opens for reading;
 //! - an unreadable vif and a vif that vanished mid-read fail alone, the other vifs are served;
-//! - a missing debugfs is told once, at start, with how to mount it;
+//! - a missing debugfs is told once, at start, with how to mount it, an unreadable one with
+//!   that it needs root;
 //! - blkback zeroing its counters is a counter reset to a real Prometheus, not a negative rate.
 
 mod common;
@@ -160,6 +161,22 @@ impl Drop for Watch {
     }
 }
 
+/// As root: `setpriv` dropping every capability but CAP_NET_RAW, as the shipped systemd unit's
+/// CapabilityBoundingSet does, so root is held to mode bits like any user (no CAP_DAC_OVERRIDE,
+/// no CAP_DAC_READ_SEARCH). As another user: nothing, mode bits already apply.
+fn without_dac_override(test: &str) -> Option<Vec<String>> {
+    if !common::is_root() {
+        return Some(Vec::new());
+    }
+    let setpriv = common::tool(test, "setpriv")?;
+    Some(vec![
+        setpriv.display().to_string(),
+        "--bounding-set=-all,+net_raw".to_owned(),
+        "--inh-caps=-all".to_owned(),
+        "--".to_owned(),
+    ])
+}
+
 /// A full scrape (start, two `/metrics`, stop) never writes to debugfs: under inotify the tree
 /// sees opens, reads and closes of files opened read-only, and nothing else. The opens must be
 /// seen on every queue file, so the test fails if the watch saw nothing.
@@ -228,18 +245,8 @@ fn a_full_scrape_never_writes_to_debugfs() {
 #[test]
 fn unreadable_and_vanished_vifs_fail_alone() {
     let test = "unreadable_and_vanished_vifs_fail_alone";
-    let wrapper: Vec<String> = if common::is_root() {
-        let Some(setpriv) = common::tool(test, "setpriv") else {
-            return;
-        };
-        vec![
-            setpriv.display().to_string(),
-            "--bounding-set=-all,+net_raw".to_owned(),
-            "--inh-caps=-all".to_owned(),
-            "--".to_owned(),
-        ]
-    } else {
-        Vec::new()
+    let Some(wrapper) = without_dac_override(test) else {
+        return;
     };
     let wrapper: Vec<&str> = wrapper.iter().map(String::as_str).collect();
     let Some(host) = Host::new(test) else {
@@ -399,4 +406,39 @@ fn blkback_counter_reset_is_a_reset_to_prometheus() {
         "the rate after a reset counts the 5 new requests, it is not negative: {}",
         prometheus.query(&format!("rate({oo}[1m])"))
     );
+}
+
+/// debugfs mounted but not readable (mode 0700, owned by another user, as `/sys/kernel/debug` is
+/// to a non-root exporter): the line at start says it needs root, not how to mount it.
+#[test]
+fn unreadable_debugfs_says_it_needs_root() {
+    let test = "unreadable_debugfs_says_it_needs_root";
+    let Some(wrapper) = without_dac_override(test) else {
+        return;
+    };
+    let wrapper: Vec<&str> = wrapper.iter().map(String::as_str).collect();
+    let Some(host) = Host::new(test) else {
+        return;
+    };
+    let root = common::temp_dir();
+    let debugfs = root.path().join("debug");
+    debugfs_tree(&debugfs);
+    if common::is_root() {
+        std::os::unix::fs::chown(&debugfs, Some(65534), Some(65534)).expect("chown");
+        std::fs::set_permissions(&debugfs, std::fs::Permissions::from_mode(0o700)).expect("chmod");
+    } else {
+        std::fs::set_permissions(&debugfs, std::fs::Permissions::from_mode(0o000)).expect("chmod");
+    }
+    let exporter = host.start(&wrapper, &debugfs);
+    let text = exporter.get("/metrics").text();
+    assert_eq!(success(&text, "rings"), Some(0.0), "{text}");
+    let logs = exporter.logs();
+    let lines = logs
+        .lines()
+        .filter(|line| line.contains("readable by root only"))
+        .count();
+    assert_eq!(lines, 1, "one line says what is wrong:\n{logs}");
+    assert!(!logs.contains("mount -t debugfs"), "{logs}");
+    // Let the temp dir be removed again.
+    std::fs::set_permissions(&debugfs, std::fs::Permissions::from_mode(0o755)).expect("chmod");
 }

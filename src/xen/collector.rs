@@ -134,6 +134,12 @@ impl XenCollector {
         match std::fs::metadata(&netback) {
             Ok(metadata) if metadata.is_dir() => None,
             Ok(_) => Some(format!("{} is not a directory", netback.display())),
+            // debugfs is mode 0700 root: mounted, but this user may not look inside.
+            Err(error) if error.kind() == std::io::ErrorKind::PermissionDenied => Some(format!(
+                "{}: {error}: debugfs is readable by root only; run the exporter as root (the \
+                 systemd unit does) to read netback rings",
+                netback.display()
+            )),
             Err(error) => Some(format!(
                 "{}: {error}: mount debugfs (mount -t debugfs none /sys/kernel/debug, or point \
                  --path.debugfs at it) and load xen-netback to read netback rings",
