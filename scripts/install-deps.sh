@@ -15,6 +15,7 @@ packages=(
   iproute2 iputils-ping         # network namespaces and TUN routes for the probe tests (ip, ss)
   util-linux                    # setpriv: the unprivileged (DGRAM) probe tests
   curl jq procps ca-certificates
+  inotify-tools util-linux      # inotifywait: the exporter never writes to debugfs; setpriv drops root's DAC override
   python3 python3-venv          # dashboard schema checks, hadolint from PyPI
   python3-jsonschema python3-yaml  # tools/check-dashboards.py (Grafana schema, rule checks)
   buildah                       # Docker image build and smoke run without a daemon

@@ -46,6 +46,9 @@ struct Logged {
     xen: Option<String>,
     vbd: Option<String>,
     rings: Option<String>,
+    /// The `rings` problem already told at start (debugfs missing): scrapes failing for it
+    /// stay quiet, and a scrape that has nothing to read (no vifs yet) does not claim recovery.
+    rings_at_start: Option<String>,
 }
 
 impl XenCollector {
@@ -71,50 +74,108 @@ impl XenCollector {
         self.config.borrow().xen.clone()
     }
 
-    /// Logs `problem` for `part` when it differs from what was last logged for it.
-    fn report(&self, part: &'static str, problem: Option<String>) {
+    /// Logs `problem` for `part` when its first problem differs from what was last logged for
+    /// it (a changing count of failing devices alone does not repeat the line).
+    fn report(&self, part: &'static str, problem: Option<Failure>) {
         let mut logged = self
             .logged
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let told_at_start = part == "rings"
+            && problem.as_ref().is_some_and(|failure| {
+                logged.rings_at_start.as_deref() == Some(failure.first.as_str())
+            });
         let slot = match part {
             "xen" => &mut logged.xen,
             "vbd" => &mut logged.vbd,
             _ => &mut logged.rings,
         };
-        if *slot == problem {
+        if slot.as_deref() == problem.as_ref().map(|failure| failure.first.as_str()) {
+            return;
+        }
+        if told_at_start {
+            *slot = problem.map(|failure| failure.first);
             return;
         }
         match &problem {
-            Some(reason) => tracing::warn!(collector = part, %reason, "collection failed"),
+            Some(failure) => {
+                tracing::warn!(collector = part, reason = %failure, "collection failed")
+            }
             None => tracing::info!(collector = part, "collection works again"),
         }
-        *slot = problem;
+        *slot = problem.map(|failure| failure.first);
     }
 
-    /// Overwrites blkback VBD counters with sysfs's; `Err` names the first unreadable VBD.
-    fn read_vbd_counters(&self, host: &mut Host) -> Result<(), String> {
-        let report = sysfs::read_vbds(host, &self.files.sysfs);
-        match report.failures.first() {
-            None => Ok(()),
-            Some(first) => Err(format!(
-                "{} of {} VBDs unreadable, first: {first}",
-                report.failures.len(),
-                report.failures.len() + report.read
+    /// Says once, at start, what keeps a part from ever working on this host as configured
+    /// (today: debugfs not mounted), so the operator reads the fix before the first scrape. The
+    /// scrapes that then fail for the same reason do not repeat it.
+    pub fn log_start_problems(&self) {
+        let reads_files = self
+            .source
+            .as_ref()
+            .is_ok_and(|source| !source.includes_rings());
+        if !reads_files || !self.settings().rings {
+            return;
+        }
+        if let Some(hint) = self.debugfs_problem() {
+            tracing::warn!(collector = "rings", reason = %hint, "netback ring statistics unavailable");
+            let mut logged = self
+                .logged
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            logged.rings_at_start = Some(hint);
+        }
+    }
+
+    /// Why netback's debugfs files cannot be read at all, with how to fix it; `None` when the
+    /// `xen-netback` directory is there.
+    fn debugfs_problem(&self) -> Option<String> {
+        let netback = self.files.debugfs.join("xen-netback");
+        match std::fs::metadata(&netback) {
+            Ok(metadata) if metadata.is_dir() => None,
+            Ok(_) => Some(format!("{} is not a directory", netback.display())),
+            // debugfs is mode 0700 root: mounted, but this user may not look inside.
+            Err(error) if error.kind() == std::io::ErrorKind::PermissionDenied => Some(format!(
+                "{}: {error}: debugfs is readable by root only; run the exporter as root (the \
+                 systemd unit does) to read netback rings",
+                netback.display()
+            )),
+            Err(error) => Some(format!(
+                "{}: {error}: mount debugfs (mount -t debugfs none /sys/kernel/debug, or point \
+                 --path.debugfs at it) and load xen-netback to read netback rings",
+                netback.display()
             )),
         }
     }
 
+    /// Overwrites blkback VBD counters with sysfs's; `Err` names the first unreadable VBD.
+    fn read_vbd_counters(&self, host: &mut Host) -> Result<(), Failure> {
+        let report = sysfs::read_vbds(host, &self.files.sysfs);
+        match report.failures.first() {
+            None => Ok(()),
+            Some(first) => Err(Failure {
+                summary: format!(
+                    "{} of {} VBDs unreadable",
+                    report.failures.len(),
+                    report.failures.len() + report.read
+                ),
+                first: first.to_string(),
+            }),
+        }
+    }
+
     /// Fills VBD ring geometry (xenstore) and vif queues (debugfs); `Err` says what is missing.
-    fn read_rings(&self, host: &mut Host) -> Result<(), String> {
+    /// A vif whose queues cannot be read gets none (never some of them); the others are filled.
+    fn read_rings(&self, host: &mut Host) -> Result<(), Failure> {
         let mut problems = Vec::new();
         let has_vifs = host.domains.iter().any(|domain| !domain.vifs.is_empty());
-        if has_vifs && !self.files.debugfs.join("xen-netback").is_dir() {
-            problems.push(format!(
-                "{} does not exist: mount debugfs (mount -t debugfs none /sys/kernel/debug) to \
-                 read netback rings",
-                self.files.debugfs.join("xen-netback").display()
-            ));
+        let debugfs_problem = if has_vifs {
+            self.debugfs_problem()
+        } else {
+            None
+        };
+        if let Some(problem) = debugfs_problem {
+            problems.push(problem);
         } else {
             for domain in &mut host.domains {
                 for vif in &mut domain.vifs {
@@ -153,7 +214,36 @@ impl XenCollector {
         }
         match problems.first() {
             None => Ok(()),
-            Some(first) => Err(format!("{} problems, first: {first}", problems.len())),
+            Some(first) => Err(Failure {
+                summary: format!("{} problems", problems.len()),
+                first: first.clone(),
+            }),
+        }
+    }
+}
+
+/// Why a part failed: how much failed, and the first problem, which names a path or device.
+#[derive(Debug)]
+struct Failure {
+    summary: String,
+    first: String,
+}
+
+impl Failure {
+    fn single(reason: String) -> Self {
+        Self {
+            summary: String::new(),
+            first: reason,
+        }
+    }
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.summary.is_empty() {
+            f.write_str(&self.first)
+        } else {
+            write!(f, "{}, first: {}", self.summary, self.first)
         }
     }
 }
@@ -162,7 +252,7 @@ impl XenCollector {
 fn timed(
     collector: &XenCollector,
     name: &'static str,
-    part: impl FnOnce() -> Result<(), String>,
+    part: impl FnOnce() -> Result<(), Failure>,
 ) -> Outcome {
     let started = Instant::now();
     let result = part();
@@ -197,7 +287,7 @@ impl ScrapeCollector for XenCollector {
                 host
             }
             Err(reason) => {
-                self.report("xen", Some(reason));
+                self.report("xen", Some(Failure::single(reason)));
                 return Collected {
                     families: vec![Box::new(XenUp(false))],
                     outcomes,
@@ -232,5 +322,209 @@ impl ScrapeCollector for XenCollector {
 
     fn on_timeout(&self) -> Vec<Box<dyn prometheus_client::collector::Collector>> {
         vec![Box::new(XenUp(false))]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+    use std::sync::Arc;
+
+    use prometheus_client::registry::Registry;
+    use tokio::sync::watch;
+
+    use super::*;
+    use crate::config::Config;
+    use crate::xen::model::{Domain, Vbd, Vif};
+    use crate::xen::source::SourceError;
+
+    const Q0: &str = include_str!("../../tests/fixtures/debugfs/xen-netback/vif1.0/io_ring_q0");
+
+    /// A source that returns a fixed host, as libxenstat would: rings come from the files.
+    struct Fixed(Host);
+
+    impl XenSource for Fixed {
+        fn name(&self) -> &'static str {
+            "fixed"
+        }
+        fn snapshot(&self) -> Result<Host, SourceError> {
+            Ok(self.0.clone())
+        }
+    }
+
+    fn domain(domid: u32, vifs: &[u32], vbds: &[u32]) -> Domain {
+        Domain {
+            domid,
+            name: format!("guest{domid}"),
+            vifs: vifs
+                .iter()
+                .map(|&devid| Vif {
+                    devid,
+                    ..Vif::default()
+                })
+                .collect(),
+            vbds: vbds
+                .iter()
+                .map(|&devno| Vbd {
+                    devno,
+                    ..Vbd::default()
+                })
+                .collect(),
+            ..Domain::default()
+        }
+    }
+
+    fn collector(domains: Vec<Domain>, root: &Path) -> XenCollector {
+        let host = Host {
+            domains,
+            ..Host::default()
+        };
+        let (_, config) = watch::channel(Arc::new(Config::default()));
+        XenCollector::new(
+            Ok(Box::new(Fixed(host))),
+            HostFiles {
+                sysfs: root.join("sys"),
+                debugfs: root.join("debug"),
+                xenstore: None,
+            },
+            config,
+        )
+    }
+
+    /// One scrape: whether each part succeeded, and the exposition of its families.
+    fn scrape(collector: &XenCollector) -> (Vec<(&'static str, bool)>, String) {
+        let collected = collector.collect();
+        let mut registry = Registry::default();
+        for family in collected.families {
+            registry.register_collector(family);
+        }
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &registry).expect("encode");
+        let outcomes = collected
+            .outcomes
+            .iter()
+            .map(|outcome| (outcome.collector, outcome.success))
+            .collect();
+        (outcomes, text)
+    }
+
+    fn write_vif(root: &Path, interface: &str, queues: u32) -> PathBuf {
+        let dir = root.join("debug/xen-netback").join(interface);
+        std::fs::create_dir_all(&dir).expect("mkdir");
+        for id in 0..queues {
+            let text = Q0.replacen("Queue 0", &format!("Queue {id}"), 1);
+            std::fs::write(dir.join(format!("io_ring_q{id}")), text).expect("write queue");
+        }
+        dir
+    }
+
+    /// vif1.1's queue vanished between listing and reading (a dangling entry, as in the race):
+    /// the rings part fails and names it, vif1.1 gets no queue series, and every other vif
+    /// (with several queues) is served in full.
+    #[test]
+    fn a_failing_vif_leaves_the_others_served() {
+        let root = tempfile::tempdir().expect("tempdir");
+        write_vif(root.path(), "vif1.0", 2);
+        let broken = write_vif(root.path(), "vif1.1", 1);
+        std::os::unix::fs::symlink(broken.join("gone"), broken.join("io_ring_q1"))
+            .expect("symlink");
+        write_vif(root.path(), "vif2.0", 4);
+        let collector = collector(
+            vec![domain(1, &[0, 1], &[]), domain(2, &[0], &[])],
+            root.path(),
+        );
+        let (outcomes, text) = scrape(&collector);
+        assert_eq!(
+            outcomes,
+            [("xen", true), ("vbd", true), ("rings", false)],
+            "{text}"
+        );
+        assert!(
+            text.contains("xen_vif_queues{domain=\"guest1\",device=\"vif1.0\"} 2"),
+            "{text}"
+        );
+        assert!(
+            text.contains("xen_vif_queues{domain=\"guest2\",device=\"vif2.0\"} 4"),
+            "{text}"
+        );
+        assert!(!text.contains("device=\"vif1.1\",queue"), "{text}");
+        assert!(
+            text.contains("xen_vif_receive_bytes_total{domain=\"guest1\",device=\"vif1.1\"}"),
+            "the vif's counters still serve: {text}"
+        );
+        let logged = collector
+            .logged
+            .lock()
+            .expect("lock")
+            .rings
+            .clone()
+            .expect("logged");
+        assert!(logged.contains("vif1.1/io_ring_q1"), "{logged}");
+    }
+
+    /// blkback zeroes a VBD's counters when its rings reconnect (and every 10 s with
+    /// `log_stats`). The collector passes the kernel's value straight through as a counter, so
+    /// Prometheus sees the value go down, which it treats as a counter reset (rate stays >= 0);
+    /// nothing keeps a running maximum or turns the drop into a negative step.
+    #[test]
+    fn blkback_counter_reset_is_a_counter_going_down() {
+        let root = tempfile::tempdir().expect("tempdir");
+        let stats = sysfs::statistics_dir(&root.path().join("sys"), "vbd", 3, 51712);
+        std::fs::create_dir_all(&stats).expect("mkdir");
+        let write = |value: u64| {
+            for name in [
+                "oo_req", "rd_req", "wr_req", "rd_sect", "wr_sect", "f_req", "ds_req",
+            ] {
+                std::fs::write(stats.join(name), format!("{value}\n")).expect("write counter");
+            }
+        };
+        std::fs::create_dir_all(root.path().join("debug/xen-netback")).expect("mkdir");
+        let collector = collector(vec![domain(3, &[], &[51712])], root.path());
+        let oo = |text: &str| -> u64 {
+            let prefix = "xen_vbd_out_of_requests_total{domain=\"guest3\",device=\"xvda\"} ";
+            text.lines()
+                .find_map(|line| line.strip_prefix(prefix))
+                .and_then(|value| value.parse().ok())
+                .unwrap_or_else(|| panic!("no VBD_OO sample in {text}"))
+        };
+        write(1234);
+        let (_, before) = scrape(&collector);
+        assert!(
+            before.contains("# TYPE xen_vbd_out_of_requests counter"),
+            "{before}"
+        );
+        assert_eq!(oo(&before), 1234);
+        write(0);
+        let (outcomes, after) = scrape(&collector);
+        assert!(outcomes.contains(&("vbd", true)), "{outcomes:?}");
+        assert_eq!(oo(&after), 0, "the reset is visible: the counter went down");
+        write(7);
+        assert_eq!(oo(&scrape(&collector).1), 7, "and counts up again from 0");
+    }
+
+    /// Without debugfs the reason and the fix are logged once at start; the scrapes that fail
+    /// for that reason do not log it again.
+    #[test]
+    fn missing_debugfs_is_told_once_at_start() {
+        let root = tempfile::tempdir().expect("tempdir");
+        let collector = collector(vec![domain(1, &[0], &[])], root.path());
+        collector.log_start_problems();
+        let seeded = collector
+            .logged
+            .lock()
+            .expect("lock")
+            .rings_at_start
+            .clone();
+        let hint = seeded.expect("logged at start");
+        assert!(hint.contains("mount -t debugfs"), "{hint}");
+        for _ in 0..2 {
+            let (outcomes, _) = scrape(&collector);
+            assert!(outcomes.contains(&("rings", false)), "{outcomes:?}");
+            assert_eq!(
+                collector.logged.lock().expect("lock").rings.as_deref(),
+                Some(hint.as_str()),
+                "the failure is recorded (tests/ring_files.rs counts the log lines)"
+            );
+        }
     }
 }

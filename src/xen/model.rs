@@ -163,7 +163,8 @@ pub struct VifQueue {
     pub tx_pending_requests: u32,
     /// TX buffers waiting to be given back to the guest (`dealloc_queue`).
     pub tx_dealloc_queue: u32,
-    /// Packets queued inside netback for the guest (`Rx internal queue: len`).
+    /// Bytes queued inside netback for the guest (`Rx internal queue: len`, the kernel's
+    /// `rx_queue_len`, which sums `skb->len`; `pkts` is the packet count).
     pub rx_queue_length: u32,
     pub rx_queue_max: u32,
     /// The RX internal queue is stopped: the guest is not posting receive buffers fast enough.

@@ -43,7 +43,9 @@ pub async fn collector(cli: &Cli, config: watch::Receiver<Arc<Config>>) -> XenCo
         debugfs: cli.debugfs.clone(),
         xenstore,
     };
-    XenCollector::new(source, files, config)
+    let collector = XenCollector::new(source, files, config);
+    collector.log_start_problems();
+    collector
 }
 
 fn simulated_options(cli: &Cli) -> SimulatedOptions {

@@ -36,20 +36,40 @@ impl MemoryStore {
     }
 
     /// Parses `xenstore-ls -f` output (`/path/to/key = "value"` lines), as in the lab captures.
+    /// Lines that are not such a pair, or whose path xenstored would refuse, are left out.
     pub fn parse_ls_f(text: &str) -> Self {
         let mut store = Self::new();
         for line in text.lines() {
+            // Paths hold no spaces, so the first ` = ` ends the path; the value may contain one.
             let Some((path, value)) = line.split_once(" = ") else {
                 continue;
             };
-            if !path.starts_with('/') {
+            let path = path.trim();
+            if !is_valid_path(path) {
                 continue;
             }
-            let value = value.trim().trim_matches('"');
-            store.insert(path.trim(), value);
+            // Exactly one pair of quotes: a value may itself end in a quote (`"a""`).
+            let value = value.trim();
+            let value = value
+                .strip_prefix('"')
+                .and_then(|v| v.strip_suffix('"'))
+                .unwrap_or(value);
+            store.insert(path, value);
         }
         store
     }
+}
+
+/// An absolute xenstore path xenstored accepts: `/` then non-empty segments of `[A-Za-z0-9_@-]`.
+fn is_valid_path(path: &str) -> bool {
+    path.strip_prefix('/').is_some_and(|rest| {
+        rest.split('/').all(|segment| {
+            !segment.is_empty()
+                && segment
+                    .bytes()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'@'))
+        })
+    })
 }
 
 impl XenStore for MemoryStore {
@@ -66,7 +86,52 @@ impl XenStore for MemoryStore {
             .filter_map(|rest| rest.split('/').next())
             .map(str::to_owned)
             .collect();
+        // Keys are sorted, but `a-b` sorts between `a` and `a/c`, so duplicates need not be
+        // adjacent: sort the children before removing them.
+        children.sort();
         children.dedup();
         Ok(children)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_captured_ls_f_lines() {
+        let store = MemoryStore::parse_ls_f(
+            "/local/domain/1/device/vbd/51712/ring-page-order = \"2\"\n\
+             /local/domain/1/name = \"a = b\"\r\n\
+             /local/domain/1/quoted = \"say \"hi\"\"\n\
+             not a pair\n\
+             relative/path = \"x\"\n\
+             /local//empty = \"x\"\n\
+             /local/trailing/ = \"x\"\n\
+             /local/sp ace = \"x\"\n",
+        );
+        let read = |path| store.read(path).expect("memory store");
+        assert_eq!(
+            read("/local/domain/1/device/vbd/51712/ring-page-order").as_deref(),
+            Some("2")
+        );
+        assert_eq!(read("/local/domain/1/name").as_deref(), Some("a = b"));
+        assert_eq!(
+            read("/local/domain/1/quoted").as_deref(),
+            Some("say \"hi\"")
+        );
+        assert_eq!(
+            store.directory("/local").expect("memory store"),
+            ["domain"],
+            "invalid paths are left out"
+        );
+    }
+
+    /// Seen while writing the `xenstore_ls_f` fuzz target's invariant: `a-b` sorts between `a`
+    /// and `a/c`, so the two `a` children were not adjacent and both were listed.
+    #[test]
+    fn directory_lists_each_child_once() {
+        let store = MemoryStore::parse_ls_f("/x/a = \"1\"\n/x/a-b = \"2\"\n/x/a/c = \"3\"\n");
+        assert_eq!(store.directory("/x").expect("memory store"), ["a", "a-b"]);
     }
 }

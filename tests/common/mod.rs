@@ -73,7 +73,20 @@ impl Exporter {
     }
 
     pub fn start_with_env(args: &[&str], env: &[(&str, &str)]) -> Exporter {
-        let mut command = Command::new(exporter_binary());
+        Self::start_wrapped(&[], args, env)
+    }
+
+    /// Like [`Exporter::start_with_env`], run through `wrapper` (a program and its arguments that
+    /// end with the command to run, e.g. `setpriv --bounding-set=... --`).
+    pub fn start_wrapped(wrapper: &[&str], args: &[&str], env: &[(&str, &str)]) -> Exporter {
+        let mut command = match wrapper.split_first() {
+            None => Command::new(exporter_binary()),
+            Some((program, wrapper_args)) => {
+                let mut command = Command::new(program);
+                command.args(wrapper_args).arg(exporter_binary());
+                command
+            }
+        };
         command.arg("--web.listen-address=127.0.0.1:0").args(args);
         // The embedded default config probes hosts on the internet; tests never do.
         if !args.iter().any(|arg| arg.starts_with("--config.file")) {
