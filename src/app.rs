@@ -59,8 +59,10 @@ pub async fn run(cli: Cli) -> ExitCode {
         Reloader::new(cli.config_file.clone(), config.clone(), reload_metrics);
     let reloader = Arc::new(reloader);
 
+    let shutdown = CancellationToken::new();
     let xen = crate::xen::setup::collector(&cli, config_updates.clone()).await;
-    let collectors: Vec<Arc<dyn ScrapeCollector>> = vec![Arc::new(xen)];
+    let probes = crate::probe::Probes::start(&mut registry, reloader.subscribe(), shutdown.clone());
+    let collectors: Vec<Arc<dyn ScrapeCollector>> = vec![Arc::new(xen), Arc::new(probes)];
     let enabled: Vec<(String, String)> = collectors
         .iter()
         .map(|collector| (collector.name().to_owned(), collector.describe()))
@@ -87,7 +89,6 @@ pub async fn run(cli: Cli) -> ExitCode {
         }
     }
 
-    let shutdown = CancellationToken::new();
     let routes = Arc::new(Routes {
         scraper,
         telemetry_path: cli.telemetry_path.clone(),

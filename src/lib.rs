@@ -10,6 +10,7 @@ pub mod encode_thread;
 pub mod http;
 pub mod logfmt;
 pub mod logging;
+pub mod probe;
 pub mod process;
 pub mod reload;
 pub mod scrape;

@@ -1,0 +1,181 @@
+//! ICMP and ICMPv6 echo packets: build a request, parse a reply. Pure, no I/O.
+//!
+//! The payload starts with an 8-byte per-probe token, so a reply is matched by identifier,
+//! sequence *and* token: two pingers to one host with colliding identifiers (surge-ping #73)
+//! cannot take each other's replies.
+
+/// ICMP (v4) echo request type.
+pub const ECHO_REQUEST_V4: u8 = 8;
+/// ICMP (v4) echo reply type.
+pub const ECHO_REPLY_V4: u8 = 0;
+/// ICMPv6 echo request type.
+pub const ECHO_REQUEST_V6: u8 = 128;
+/// ICMPv6 echo reply type.
+pub const ECHO_REPLY_V6: u8 = 129;
+/// Bytes of the echo header (type, code, checksum, identifier, sequence).
+pub const HEADER_LEN: usize = 8;
+/// Bytes of the token at the start of the payload.
+pub const TOKEN_LEN: usize = 8;
+
+/// An echo request for `token`, with `payload_size` bytes after the header (the token first,
+/// as much of it as fits, then a fixed pattern). The ICMPv4 checksum is filled in; ICMPv6's is
+/// left 0 because the kernel computes it (it needs the pseudo-header's addresses).
+pub fn build_request(v6: bool, id: u16, seq: u16, token: u64, payload_size: usize) -> Vec<u8> {
+    let mut packet = vec![0u8; HEADER_LEN + payload_size];
+    packet[0] = if v6 { ECHO_REQUEST_V6 } else { ECHO_REQUEST_V4 };
+    packet[4..6].copy_from_slice(&id.to_be_bytes());
+    packet[6..8].copy_from_slice(&seq.to_be_bytes());
+    let token_bytes = token.to_be_bytes();
+    let token_len = payload_size.min(TOKEN_LEN);
+    packet[HEADER_LEN..HEADER_LEN + token_len].copy_from_slice(&token_bytes[..token_len]);
+    for (index, byte) in packet[HEADER_LEN + token_len..].iter_mut().enumerate() {
+        // Like ping's pattern: a recognisable ramp, so a capture shows whose packet it is.
+        *byte = (index % 256) as u8;
+    }
+    if !v6 {
+        let sum = checksum(&packet);
+        packet[2..4].copy_from_slice(&sum.to_be_bytes());
+    }
+    packet
+}
+
+/// The Internet checksum (RFC 1071) of `data`.
+pub fn checksum(data: &[u8]) -> u16 {
+    let mut sum: u32 = 0;
+    let mut chunks = data.chunks_exact(2);
+    for pair in &mut chunks {
+        sum += u32::from(u16::from_be_bytes([pair[0], pair[1]]));
+    }
+    if let [last] = chunks.remainder() {
+        sum += u32::from(*last) << 8;
+    }
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    !(sum as u16)
+}
+
+/// What an echo reply carries that matching needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Reply {
+    pub id: u16,
+    pub seq: u16,
+    /// `None` when the payload is shorter than a token (payload_size < 8).
+    pub token: Option<u64>,
+    /// TTL from the IPv4 header, when the packet came with one (RAW IPv4 sockets).
+    pub ttl: Option<u8>,
+    /// Source address from the IPv4 header, when the packet came with one.
+    pub source_v4: Option<[u8; 4]>,
+}
+
+/// Parses an echo reply; `None` for anything else (other ICMP types, our own requests seen on
+/// loopback, truncated packets). `ip_header` says whether the packet starts with an IPv4 header
+/// (RAW IPv4 sockets); IPv6 sockets never see the IPv6 header.
+pub fn parse_reply(v6: bool, ip_header: bool, packet: &[u8]) -> Option<Reply> {
+    let (icmp, ttl, source_v4) = if ip_header && !v6 {
+        let first = *packet.first()?;
+        if first >> 4 != 4 {
+            return None;
+        }
+        let header_len = usize::from(first & 0x0f) * 4;
+        if header_len < 20 || packet.len() < header_len {
+            return None;
+        }
+        let source = [packet[12], packet[13], packet[14], packet[15]];
+        (&packet[header_len..], Some(packet[8]), Some(source))
+    } else {
+        (packet, None, None)
+    };
+    if icmp.len() < HEADER_LEN {
+        return None;
+    }
+    let reply_type = if v6 { ECHO_REPLY_V6 } else { ECHO_REPLY_V4 };
+    if icmp[0] != reply_type || icmp[1] != 0 {
+        return None;
+    }
+    let token = icmp
+        .get(HEADER_LEN..HEADER_LEN + TOKEN_LEN)
+        .and_then(|bytes| <[u8; TOKEN_LEN]>::try_from(bytes).ok())
+        .map(u64::from_be_bytes);
+    Some(Reply {
+        id: u16::from_be_bytes([icmp[4], icmp[5]]),
+        seq: u16::from_be_bytes([icmp[6], icmp[7]]),
+        token,
+        ttl,
+        source_v4,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A reply as a peer makes it: the request with its type changed and checksum redone.
+    fn reply_for(request: &[u8], v6: bool) -> Vec<u8> {
+        let mut reply = request.to_vec();
+        reply[0] = if v6 { ECHO_REPLY_V6 } else { ECHO_REPLY_V4 };
+        reply[2..4].copy_from_slice(&[0, 0]);
+        let sum = checksum(&reply);
+        reply[2..4].copy_from_slice(&sum.to_be_bytes());
+        reply
+    }
+
+    #[test]
+    fn request_has_header_token_and_valid_checksum() {
+        let packet = build_request(false, 0x1234, 7, 0xdead_beef_0102_0304, 56);
+        assert_eq!(packet.len(), 64);
+        assert_eq!(&packet[..2], &[8, 0]);
+        assert_eq!(&packet[4..8], &[0x12, 0x34, 0, 7]);
+        assert_eq!(&packet[8..16], &0xdead_beef_0102_0304u64.to_be_bytes());
+        // A correct checksum makes the sum over the whole packet come out 0.
+        assert_eq!(checksum(&packet), 0);
+    }
+
+    #[test]
+    fn checksum_matches_rfc1071_example() {
+        // RFC 1071 section 3: the sum of 00 01 f2 03 f4 f5 f6 f7 is ddf2, complemented 220d.
+        assert_eq!(
+            checksum(&[0x00, 0x01, 0xf2, 0x03, 0xf4, 0xf5, 0xf6, 0xf7]),
+            0x220d
+        );
+        // Odd length: the last byte is padded with a zero byte.
+        assert_eq!(checksum(&[0xff]), !0xff00);
+    }
+
+    #[test]
+    fn reply_round_trips_with_and_without_ip_header() {
+        let request = build_request(false, 9, 300, 42, 20);
+        let reply = reply_for(&request, false);
+        let parsed = parse_reply(false, false, &reply).expect("reply");
+        assert_eq!((parsed.id, parsed.seq, parsed.token), (9, 300, Some(42)));
+        let mut with_header = vec![
+            0x45, 0, 0, 0, 0, 0, 0, 0, 57, 1, 0, 0, 10, 0, 0, 9, 10, 0, 0, 1,
+        ];
+        with_header.extend_from_slice(&reply);
+        let parsed = parse_reply(false, true, &with_header).expect("reply");
+        assert_eq!(parsed.ttl, Some(57));
+        assert_eq!(parsed.source_v4, Some([10, 0, 0, 9]));
+        assert_eq!(parsed.token, Some(42));
+    }
+
+    #[test]
+    fn requests_other_types_and_short_packets_are_not_replies() {
+        let request = build_request(false, 1, 1, 1, 56);
+        assert_eq!(parse_reply(false, false, &request), None);
+        assert_eq!(parse_reply(false, false, &[0, 0, 0]), None);
+        assert_eq!(parse_reply(false, true, &[0x45, 0, 0]), None);
+        // Destination unreachable (type 3).
+        assert_eq!(parse_reply(false, false, &[3, 1, 0, 0, 0, 0, 0, 0]), None);
+        let v6 = reply_for(&build_request(true, 5, 6, 7, 8), true);
+        assert_eq!(parse_reply(false, false, &v6), None);
+        assert_eq!(parse_reply(true, false, &v6).map(|r| r.seq), Some(6));
+    }
+
+    #[test]
+    fn short_payload_carries_no_token() {
+        let request = build_request(true, 1, 2, u64::MAX, 4);
+        assert_eq!(request.len(), 12);
+        let parsed = parse_reply(true, false, &reply_for(&request, true)).expect("reply");
+        assert_eq!(parsed.token, None);
+    }
+}

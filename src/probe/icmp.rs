@@ -1,0 +1,444 @@
+//! ICMP / ICMPv6 echo on shared sockets: one socket per (family, source address, interface),
+//! RAW when permitted, else DGRAM ("ping sockets"), each with one receive thread.
+//!
+//! Timing: both clocks are read *before* `sendto`; the reply's time is the kernel's receive
+//! stamp (`SO_TIMESTAMPNS`) when the clocks did not step, else the receive thread's monotonic
+//! stamp (see [`pending::rtt`]). Either way an RTT is never below the path's true delay. The
+//! receive thread is a plain OS thread blocked in `poll`, so a busy async runtime cannot delay
+//! replies, and it drains every queued reply per wake-up.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::hash::BuildHasher;
+use std::io::IoSliceMut;
+use std::net::{IpAddr, SocketAddr};
+use std::os::fd::{AsFd, AsRawFd};
+use std::sync::atomic::{AtomicBool, AtomicU16, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant, SystemTime};
+
+use nix::errno::Errno;
+use nix::poll::{PollFd, PollFlags};
+use nix::sys::socket::{
+    recvmsg, setsockopt, sockopt, ControlMessageOwned, MsgFlags, SockaddrStorage,
+};
+use socket2::{Domain, Protocol, SockAddr, Socket, Type};
+
+use super::echo;
+use super::metrics::{Reason, TargetSeries};
+use super::pending::{self, Entry, Match, Pending, SendStamp};
+
+/// How often the receive thread expires unanswered requests (the timeout's resolution).
+const SWEEP_INTERVAL: Duration = Duration::from_millis(5);
+/// After a socket failed to open, how long before the next probe tries again.
+const REOPEN_DELAY: Duration = Duration::from_secs(30);
+
+/// Which kind of ICMP socket the kernel gave us.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SocketKind {
+    /// `SOCK_RAW`: needs CAP_NET_RAW; sees every ICMP packet, we filter by identifier.
+    Raw,
+    /// `SOCK_DGRAM` + `IPPROTO_ICMP`: unprivileged where `net.ipv4.ping_group_range` allows;
+    /// the kernel owns the identifier and delivers only our replies.
+    Dgram,
+}
+
+impl fmt::Display for SocketKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            SocketKind::Raw => "RAW",
+            SocketKind::Dgram => "DGRAM",
+        })
+    }
+}
+
+/// What one shared socket is bound to.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Binding {
+    pub v6: bool,
+    pub source: Option<IpAddr>,
+    pub interface: Option<String>,
+}
+
+impl fmt::Display for Binding {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(if self.v6 { "ICMPv6" } else { "ICMP" })?;
+        if let Some(source) = self.source {
+            write!(f, " from {source}")?;
+        }
+        if let Some(interface) = &self.interface {
+            write!(f, " on {interface}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Neither socket kind could be opened.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error(
+    "cannot open an {binding} socket: RAW: {raw}; DGRAM: {dgram}. Either give the exporter \
+     CAP_NET_RAW (`setcap cap_net_raw+ep <path to xen_exporter>`, or \
+     `AmbientCapabilities=CAP_NET_RAW` in its systemd unit), or allow unprivileged ping sockets \
+     for its group (`sysctl net.ipv4.ping_group_range=\"0 2147483647\"`)"
+)]
+pub struct OpenError {
+    pub binding: Binding,
+    pub raw: String,
+    pub dgram: String,
+}
+
+type Owner = Arc<TargetSeries>;
+
+/// One shared ICMP socket and its requests in flight.
+pub struct IcmpSocket {
+    socket: Socket,
+    kind: SocketKind,
+    v6: bool,
+    /// Our echo identifier (RAW only; the kernel replaces it on DGRAM sockets).
+    id: u16,
+    next_seq: AtomicU16,
+    pending: Mutex<Pending<Owner>>,
+    stop: AtomicBool,
+}
+
+impl IcmpSocket {
+    pub fn kind(&self) -> SocketKind {
+        self.kind
+    }
+
+    /// Sends one echo request to `address`; its reply (or timeout) reaches `owner` from the
+    /// receive thread. A send that fails is reported at once.
+    pub fn send(
+        &self,
+        address: IpAddr,
+        payload_size: u16,
+        timeout: Duration,
+        owner: &Owner,
+    ) -> Result<(), Reason> {
+        let seq = self.next_seq.fetch_add(1, Ordering::Relaxed);
+        let token = next_token();
+        let packet = echo::build_request(self.v6, self.id, seq, token, usize::from(payload_size));
+        let destination = SockAddr::from(SocketAddr::new(address, 0));
+        // The stamp is taken before the send: the RTT can only come out longer than the path.
+        let sent = SendStamp::now();
+        let displaced = self.lock().insert(
+            seq,
+            Entry {
+                token,
+                address,
+                sent,
+                deadline: sent.monotonic + timeout,
+                answered: false,
+                owner: owner.clone(),
+            },
+        );
+        if let Some(displaced) = displaced.filter(|entry| !entry.answered) {
+            displaced.owner.failed(Reason::Timeout);
+        }
+        match self.socket.send_to(&packet, &destination) {
+            Ok(_) => Ok(()),
+            Err(error) => {
+                self.lock().remove(seq);
+                tracing::debug!(%address, %error, "ICMP send failed");
+                Err(classify(&error))
+            }
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Pending<Owner>> {
+        self.pending
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// The receive loop: wait for replies (or the next sweep), drain them, expire the lost.
+    fn receive(&self) {
+        let mut buffer = vec![0u8; 65_536 + 64];
+        let mut control = nix::cmsg_space!(nix::sys::time::TimeSpec, libc::c_int, libc::c_int);
+        let mut last_sweep = Instant::now();
+        while !self.stop.load(Ordering::Relaxed) {
+            let mut fds = [PollFd::new(self.socket.as_fd(), PollFlags::POLLIN)];
+            let timeout = nix::poll::PollTimeout::from(SWEEP_INTERVAL.as_millis() as u16);
+            if let Err(error) = nix::poll::poll(&mut fds, timeout) {
+                if error != Errno::EINTR {
+                    tracing::warn!(%error, "ICMP receive: poll failed");
+                    std::thread::sleep(SWEEP_INTERVAL);
+                }
+            }
+            loop {
+                match self.receive_one(&mut buffer, &mut control) {
+                    Ok(true) => continue,
+                    Ok(false) => break,
+                    Err(error) => {
+                        tracing::debug!(%error, "ICMP receive failed");
+                        break;
+                    }
+                }
+            }
+            let now = Instant::now();
+            if now.duration_since(last_sweep) >= SWEEP_INTERVAL {
+                last_sweep = now;
+                let lost = self.lock().expire(now);
+                for entry in lost {
+                    entry.owner.failed(Reason::Timeout);
+                }
+            }
+        }
+    }
+
+    /// Reads one packet if one is queued; `Ok(false)` when none is.
+    fn receive_one(&self, buffer: &mut [u8], control: &mut [u8]) -> Result<bool, Errno> {
+        let (length, source, kernel, ttl) = {
+            let mut iov = [IoSliceMut::new(buffer)];
+            let message = match recvmsg::<SockaddrStorage>(
+                self.socket.as_raw_fd(),
+                &mut iov,
+                Some(control),
+                MsgFlags::MSG_DONTWAIT,
+            ) {
+                Ok(message) => message,
+                Err(Errno::EAGAIN) => return Ok(false),
+                Err(Errno::EINTR) => return Ok(true),
+                Err(error) => return Err(error),
+            };
+            let mut kernel = None;
+            let mut ttl = None;
+            if let Ok(messages) = message.cmsgs() {
+                for cmsg in messages {
+                    match cmsg {
+                        ControlMessageOwned::ScmTimestampns(stamp) => {
+                            kernel = u64::try_from(stamp.tv_sec()).ok().and_then(|seconds| {
+                                SystemTime::UNIX_EPOCH.checked_add(Duration::new(
+                                    seconds,
+                                    u32::try_from(stamp.tv_nsec()).unwrap_or(0),
+                                ))
+                            });
+                        }
+                        ControlMessageOwned::Ipv4Ttl(value)
+                        | ControlMessageOwned::Ipv6HopLimit(value) => {
+                            ttl = u8::try_from(value).ok();
+                        }
+                        _ => {}
+                    }
+                }
+            }
+            let source = message.address.as_ref().and_then(source_ip);
+            (message.bytes, source, kernel, ttl)
+        };
+        let received = SendStamp::now();
+        let raw_v4 = self.kind == SocketKind::Raw && !self.v6;
+        let Some(reply) = buffer
+            .get(..length)
+            .and_then(|packet| echo::parse_reply(self.v6, raw_v4, packet))
+        else {
+            return Ok(true);
+        };
+        if self.kind == SocketKind::Raw && reply.id != self.id {
+            return Ok(true);
+        }
+        let source = reply.source_v4.map(IpAddr::from).or(source);
+        let ttl = reply.ttl.or(ttl);
+        let matched = {
+            let mut pending = self.lock();
+            match pending.reply(reply.seq, reply.token, source) {
+                Match::First(entry) => Some((entry.owner.clone(), Some(entry.sent))),
+                Match::Duplicate(owner) => Some((owner.clone(), None)),
+                Match::Unknown => None,
+            }
+        };
+        match matched {
+            Some((owner, Some(sent))) => owner.answered(pending::rtt(sent, received, kernel), ttl),
+            Some((owner, None)) => owner.duplicate(),
+            None => {}
+        }
+        Ok(true)
+    }
+}
+
+impl Drop for IcmpSocket {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+fn source_ip(address: &SockaddrStorage) -> Option<IpAddr> {
+    if let Some(v4) = address.as_sockaddr_in() {
+        return Some(IpAddr::V4(v4.ip()));
+    }
+    address.as_sockaddr_in6().map(|v6| IpAddr::V6(v6.ip()))
+}
+
+/// `latency_errors_total` reason of a failed send or connect.
+pub fn classify(error: &std::io::Error) -> Reason {
+    use std::io::ErrorKind;
+    match error.kind() {
+        ErrorKind::ConnectionRefused => Reason::Refused,
+        ErrorKind::TimedOut => Reason::Timeout,
+        ErrorKind::NetworkUnreachable | ErrorKind::HostUnreachable => Reason::Unreachable,
+        _ => match error.raw_os_error() {
+            Some(libc::ENETUNREACH | libc::EHOSTUNREACH) => Reason::Unreachable,
+            _ => Reason::Other,
+        },
+    }
+}
+
+/// A token no other probe of this process has, unpredictable to other processes.
+fn next_token() -> u64 {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    static KEYS: OnceLock<std::collections::hash_map::RandomState> = OnceLock::new();
+    KEYS.get_or_init(Default::default)
+        .hash_one(COUNTER.fetch_add(1, Ordering::Relaxed))
+}
+
+/// Opens one shared socket (RAW, else DGRAM) and starts its receive thread.
+fn open(binding: &Binding, index: u16) -> Result<Arc<IcmpSocket>, OpenError> {
+    let (domain, protocol) = if binding.v6 {
+        (Domain::IPV6, Protocol::ICMPV6)
+    } else {
+        (Domain::IPV4, Protocol::ICMPV4)
+    };
+    let (socket, kind) = match Socket::new(domain, Type::RAW, Some(protocol)) {
+        Ok(socket) => (socket, SocketKind::Raw),
+        Err(raw) => match Socket::new(domain, Type::DGRAM, Some(protocol)) {
+            Ok(socket) => (socket, SocketKind::Dgram),
+            Err(dgram) => {
+                return Err(OpenError {
+                    binding: binding.clone(),
+                    raw: raw.to_string(),
+                    dgram: dgram.to_string(),
+                })
+            }
+        },
+    };
+    let failed = |what: &str, error: &dyn fmt::Display| OpenError {
+        binding: binding.clone(),
+        raw: format!("{what}: {error}"),
+        dgram: format!("{what}: {error}"),
+    };
+    socket
+        .set_nonblocking(true)
+        .map_err(|error| failed("set non-blocking", &error))?;
+    if let Some(source) = binding.source {
+        socket
+            .bind(&SockAddr::from(SocketAddr::new(source, 0)))
+            .map_err(|error| failed(&format!("bind to {source}"), &error))?;
+    }
+    if let Some(interface) = &binding.interface {
+        socket
+            .bind_device(Some(interface.as_bytes()))
+            .map_err(|error| failed(&format!("bind to device {interface}"), &error))?;
+    }
+    // Best effort: a burst of replies (1,000 targets) must not overflow the queue.
+    let _ = socket.set_recv_buffer_size(1 << 20);
+    if let Err(error) = setsockopt(&socket, sockopt::ReceiveTimestampns, &true) {
+        tracing::warn!(%error, "SO_TIMESTAMPNS unavailable: RTTs use the receive thread's clock");
+    }
+    // RAW IPv4 sockets see the IP header and read the TTL there.
+    let ttl_option = if binding.v6 {
+        setsockopt(&socket, sockopt::Ipv6RecvHopLimit, &true)
+    } else {
+        setsockopt(&socket, sockopt::Ipv4RecvTtl, &true)
+    };
+    if let Err(error) = ttl_option {
+        tracing::debug!(%error, "reply TTL unavailable");
+    }
+    let id = (std::process::id() as u16).wrapping_add(index.wrapping_mul(0x9e37));
+    let socket = Arc::new(IcmpSocket {
+        socket,
+        kind,
+        v6: binding.v6,
+        id,
+        next_seq: AtomicU16::new(0),
+        pending: Mutex::new(Pending::default()),
+        stop: AtomicBool::new(false),
+    });
+    let receiver = Arc::downgrade(&socket);
+    std::thread::Builder::new()
+        .name(format!(
+            "icmp-recv-{}",
+            if binding.v6 { "v6" } else { "v4" }
+        ))
+        .spawn(move || {
+            if let Some(socket) = receiver.upgrade() {
+                socket.receive();
+            }
+        })
+        .map_err(|error| failed("start the receive thread", &error))?;
+    tracing::info!(binding = %binding, kind = %kind, "ICMP socket open");
+    Ok(socket)
+}
+
+enum Slot {
+    Open(Arc<IcmpSocket>),
+    Failed { error: OpenError, retry: Instant },
+}
+
+/// The shared sockets, opened on first use.
+#[derive(Default)]
+pub struct IcmpPool {
+    slots: Mutex<HashMap<Binding, Slot>>,
+}
+
+impl IcmpPool {
+    /// The socket for `binding`, opening it if needed. A failure is logged once (with both
+    /// fixes) and retried after [`REOPEN_DELAY`].
+    pub fn get(&self, binding: &Binding) -> Result<Arc<IcmpSocket>, OpenError> {
+        let mut slots = self
+            .slots
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let now = Instant::now();
+        let first = match slots.get(binding) {
+            Some(Slot::Open(socket)) => return Ok(socket.clone()),
+            Some(Slot::Failed { error, retry }) if *retry > now => return Err(error.clone()),
+            Some(Slot::Failed { .. }) => false,
+            None => true,
+        };
+        let index = slots.len() as u16;
+        match open(binding, index) {
+            Ok(socket) => {
+                slots.insert(binding.clone(), Slot::Open(socket.clone()));
+                Ok(socket)
+            }
+            Err(error) => {
+                if first {
+                    tracing::error!(%error, "ICMP probes cannot run");
+                }
+                slots.insert(
+                    binding.clone(),
+                    Slot::Failed {
+                        error: error.clone(),
+                        retry: now + REOPEN_DELAY,
+                    },
+                );
+                Err(error)
+            }
+        }
+    }
+
+    /// Whether every socket asked for is open.
+    pub fn healthy(&self) -> bool {
+        self.slots
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .values()
+            .all(|slot| matches!(slot, Slot::Open(_)))
+    }
+
+    /// The kinds of the open sockets, e.g. "RAW" (for the landing page).
+    pub fn kinds(&self) -> Vec<SocketKind> {
+        let slots = self
+            .slots
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut kinds: Vec<SocketKind> = slots
+            .values()
+            .filter_map(|slot| match slot {
+                Slot::Open(socket) => Some(socket.kind()),
+                Slot::Failed { .. } => None,
+            })
+            .collect();
+        kinds.dedup();
+        kinds
+    }
+}

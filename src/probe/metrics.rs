@@ -1,0 +1,393 @@
+//! The probe families (prefix `latency_`), and each target's handles on its own series.
+//!
+//! Families are registered once in the long-lived registry. A target's counters and histogram
+//! are looked up once ([`TargetSeries::new`]) and updated through cheap clones afterwards, so
+//! the probe path never takes a family's lock. prometheus-client 0.26 can build native
+//! histograms, but only its Prometheus protobuf encoder emits them and the exporter serves the
+//! text formats only, so the RTT histogram has classic buckets (`probes.rtt_buckets`).
+
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::{Family, MetricConstructor};
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::{Registry, Unit};
+
+use super::jitter::Jitter;
+use crate::config::probes::Target;
+
+/// A series' labels: `target`, `protocol`, then the user's labels sorted by name.
+pub type Labels = Vec<(String, String)>;
+
+/// Why a probe failed: the values of `latency_errors_total{reason}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Reason {
+    /// No reply (ICMP) or no handshake (TCP) within the timeout.
+    Timeout,
+    /// TCP: the port answered with a reset.
+    Refused,
+    /// The network or host is unreachable (ICMP error or no route).
+    Unreachable,
+    /// The host name has no address (yet).
+    Resolve,
+    /// The ICMP socket could not be opened (permissions).
+    Socket,
+    /// Anything else (the log says what).
+    Other,
+}
+
+impl Reason {
+    pub const ALL: [Reason; 6] = [
+        Reason::Timeout,
+        Reason::Refused,
+        Reason::Unreachable,
+        Reason::Resolve,
+        Reason::Socket,
+        Reason::Other,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reason::Timeout => "timeout",
+            Reason::Refused => "refused",
+            Reason::Unreachable => "unreachable",
+            Reason::Resolve => "resolve",
+            Reason::Socket => "socket",
+            Reason::Other => "other",
+        }
+    }
+}
+
+/// Makes histograms with the configured buckets.
+#[derive(Debug, Clone)]
+pub struct Buckets(Arc<Vec<f64>>);
+
+impl MetricConstructor<Histogram> for Buckets {
+    fn new_metric(&self) -> Histogram {
+        Histogram::new(self.0.iter().copied())
+    }
+}
+
+type FloatGauge = Gauge<f64, AtomicU64>;
+
+/// Every probe family.
+#[derive(Debug, Clone)]
+pub struct ProbeMetrics {
+    requests: Family<Labels, Counter>,
+    responses: Family<Labels, Counter>,
+    duplicates: Family<Labels, Counter>,
+    errors: Family<Labels, Counter>,
+    rtt: Family<Labels, Histogram, Buckets>,
+    jitter: Family<Labels, FloatGauge>,
+    ttl: Family<Labels, Gauge>,
+    target_info: Family<Labels, Gauge>,
+    dns_lookups: Family<Labels, Counter>,
+    dns_failures: Family<Labels, Counter>,
+    dns_duration: Family<Labels, Histogram, Buckets>,
+}
+
+impl ProbeMetrics {
+    /// Registers the families; `rtt_buckets` are the RTT histogram's upper bounds (seconds).
+    pub fn register(registry: &mut Registry, rtt_buckets: Vec<f64>) -> ProbeMetrics {
+        let metrics = ProbeMetrics {
+            requests: Family::default(),
+            responses: Family::default(),
+            duplicates: Family::default(),
+            errors: Family::default(),
+            rtt: Family::new_with_constructor(Buckets(Arc::new(rtt_buckets))),
+            jitter: Family::default(),
+            ttl: Family::default(),
+            target_info: Family::default(),
+            dns_lookups: Family::default(),
+            dns_failures: Family::default(),
+            // 0.5 ms (a local cache) to 8 s (a resolver timing out and retrying).
+            dns_duration: Family::new_with_constructor(Buckets(Arc::new(
+                exponential_buckets(0.0005, 2.0, 15).collect(),
+            ))),
+        };
+        let prefix = registry.sub_registry_with_prefix("latency");
+        prefix.register(
+            "requests",
+            "Probes sent (ICMP echo requests, TCP connection attempts), including those that failed before leaving",
+            metrics.requests.clone(),
+        );
+        prefix.register(
+            "responses",
+            "Probes answered in time (echo reply, TCP handshake completed)",
+            metrics.responses.clone(),
+        );
+        prefix.register(
+            "duplicates",
+            "Extra echo replies to a request already answered",
+            metrics.duplicates.clone(),
+        );
+        prefix.register(
+            "errors",
+            "Probes that got no answer, by reason: timeout, refused, unreachable, resolve, socket, other",
+            metrics.errors.clone(),
+        );
+        prefix.register_with_unit(
+            "rtt",
+            "Round-trip time of answered probes (echo request to reply; SYN to established)",
+            Unit::Seconds,
+            metrics.rtt.clone(),
+        );
+        prefix.register_with_unit(
+            "jitter",
+            "RFC 3550 interarrival jitter of the RTT: J += (|RTT(n) - RTT(n-1)| - J) / 16",
+            Unit::Seconds,
+            metrics.jitter.clone(),
+        );
+        prefix.register(
+            "reply_ttl",
+            "TTL (IPv4) or hop limit (IPv6) of the last echo reply",
+            metrics.ttl.clone(),
+        );
+        prefix.register(
+            "target_info",
+            "The address a target is probed at now (follows DNS changes)",
+            metrics.target_info.clone(),
+        );
+        prefix.register(
+            "dns_lookups",
+            "Host name lookups of a target",
+            metrics.dns_lookups.clone(),
+        );
+        prefix.register(
+            "dns_failures",
+            "Host name lookups that failed or returned no address of the wanted family",
+            metrics.dns_failures.clone(),
+        );
+        prefix.register_with_unit(
+            "dns_lookup_duration",
+            "Time a host name lookup took",
+            Unit::Seconds,
+            metrics.dns_duration.clone(),
+        );
+        metrics
+    }
+}
+
+/// The labels of every series of `target`.
+pub fn labels(target: &Target) -> Labels {
+    let mut labels = vec![
+        ("target".to_owned(), target.name.clone()),
+        ("protocol".to_owned(), target.protocol.as_str().to_owned()),
+    ];
+    labels.extend(
+        target
+            .labels
+            .iter()
+            .map(|(name, value)| (name.clone(), value.clone())),
+    );
+    labels
+}
+
+fn with(labels: &Labels, name: &str, value: &str) -> Labels {
+    let mut labels = labels.clone();
+    labels.push((name.to_owned(), value.to_owned()));
+    labels
+}
+
+/// One target's series. Shared by its scheduler task, its resolver and the ICMP receive thread.
+#[derive(Debug)]
+pub struct TargetSeries {
+    labels: Labels,
+    metrics: ProbeMetrics,
+    requests: Counter,
+    responses: Counter,
+    duplicates: Counter,
+    rtt: Histogram,
+    jitter: Mutex<Jitter>,
+    address: Mutex<Option<String>>,
+    /// Set when the target left the configuration: replies still in flight must not bring its
+    /// series back.
+    removed: AtomicBool,
+}
+
+impl TargetSeries {
+    /// Creates (or takes over) the series of `labels`: requests, responses, duplicates and the
+    /// RTT histogram appear at once at 0; errors, jitter, TTL and DNS when they first happen.
+    pub fn new(metrics: &ProbeMetrics, labels: Labels) -> TargetSeries {
+        TargetSeries {
+            requests: metrics.requests.get_or_create(&labels).clone(),
+            responses: metrics.responses.get_or_create(&labels).clone(),
+            duplicates: metrics.duplicates.get_or_create(&labels).clone(),
+            rtt: metrics.rtt.get_or_create(&labels).clone(),
+            jitter: Mutex::new(Jitter::default()),
+            address: Mutex::new(None),
+            removed: AtomicBool::new(false),
+            metrics: metrics.clone(),
+            labels,
+        }
+    }
+
+    pub fn labels(&self) -> &Labels {
+        &self.labels
+    }
+
+    /// A probe is due and counts as sent, whatever happens to it next.
+    pub fn sent(&self) {
+        self.requests.inc();
+    }
+
+    /// A probe was answered after `rtt`; `ttl` is the reply's TTL / hop limit when known.
+    pub fn answered(&self, rtt: Duration, ttl: Option<u8>) {
+        if self.is_removed() {
+            return;
+        }
+        let seconds = rtt.as_secs_f64();
+        self.responses.inc();
+        self.rtt.observe(seconds);
+        let jitter = self
+            .jitter
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .update(seconds);
+        if let Some(jitter) = jitter {
+            self.metrics.jitter.get_or_create(&self.labels).set(jitter);
+        }
+        if let Some(ttl) = ttl {
+            self.metrics
+                .ttl
+                .get_or_create(&self.labels)
+                .set(i64::from(ttl));
+        }
+    }
+
+    pub fn duplicate(&self) {
+        self.duplicates.inc();
+    }
+
+    pub fn failed(&self, reason: Reason) {
+        if self.is_removed() {
+            return;
+        }
+        self.metrics
+            .errors
+            .get_or_create(&with(&self.labels, "reason", reason.as_str()))
+            .inc();
+    }
+
+    /// One host name lookup: how long it took and whether it gave an address.
+    pub fn looked_up(&self, duration: Duration, ok: bool) {
+        if self.is_removed() {
+            return;
+        }
+        self.metrics.dns_lookups.get_or_create(&self.labels).inc();
+        self.metrics
+            .dns_duration
+            .get_or_create(&self.labels)
+            .observe(duration.as_secs_f64());
+        // Created at 0 by the first lookup, so a failure ratio has a denominator and numerator.
+        let failures = self.metrics.dns_failures.get_or_create(&self.labels);
+        if !ok {
+            failures.inc();
+        }
+    }
+
+    /// The address probed now: replaces the `latency_target_info` series of the old one.
+    pub fn set_address(&self, address: Option<IpAddr>) {
+        if self.is_removed() {
+            return;
+        }
+        let new = address.map(|address| address.to_string());
+        let mut current = self
+            .address
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if *current == new {
+            return;
+        }
+        if let Some(old) = current.take() {
+            self.metrics
+                .target_info
+                .remove(&with(&self.labels, "address", &old));
+        }
+        if let Some(new) = &new {
+            self.metrics
+                .target_info
+                .get_or_create(&with(&self.labels, "address", new))
+                .set(1);
+        }
+        *current = new;
+    }
+
+    fn is_removed(&self) -> bool {
+        self.removed.load(Ordering::Relaxed)
+    }
+
+    /// Removes every series of this target (it left the configuration).
+    pub fn remove(&self) {
+        self.set_address(None);
+        self.removed.store(true, Ordering::Relaxed);
+        let labels = &self.labels;
+        let metrics = &self.metrics;
+        metrics.requests.remove(labels);
+        metrics.responses.remove(labels);
+        metrics.duplicates.remove(labels);
+        metrics.rtt.remove(labels);
+        metrics.jitter.remove(labels);
+        metrics.ttl.remove(labels);
+        metrics.dns_lookups.remove(labels);
+        metrics.dns_failures.remove(labels);
+        metrics.dns_duration.remove(labels);
+        for reason in Reason::ALL {
+            metrics
+                .errors
+                .remove(&with(labels, "reason", reason.as_str()));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use prometheus_client::encoding::text::encode;
+
+    fn exposition(registry: &Registry) -> String {
+        let mut text = String::new();
+        encode(&mut text, registry).expect("encode");
+        text
+    }
+
+    #[test]
+    fn series_appear_update_and_disappear() {
+        let mut registry = Registry::default();
+        let metrics = ProbeMetrics::register(&mut registry, vec![0.01, 0.1]);
+        let labels = vec![
+            ("target".to_owned(), "a".to_owned()),
+            ("protocol".to_owned(), "icmp".to_owned()),
+            ("ix".to_owned(), "NIX".to_owned()),
+        ];
+        let series = TargetSeries::new(&metrics, labels);
+        series.sent();
+        series.sent();
+        series.answered(Duration::from_millis(25), Some(61));
+        series.answered(Duration::from_millis(35), Some(61));
+        series.failed(Reason::Timeout);
+        series.set_address(Some("10.0.0.1".parse().expect("ip")));
+        series.set_address(Some("10.0.0.2".parse().expect("ip")));
+        let text = exposition(&registry);
+        let want = "target=\"a\",protocol=\"icmp\",ix=\"NIX\"";
+        for line in [
+            format!("latency_requests_total{{{want}}} 2"),
+            format!("latency_responses_total{{{want}}} 2"),
+            format!("latency_errors_total{{{want},reason=\"timeout\"}} 1"),
+            format!("latency_rtt_seconds_bucket{{le=\"0.1\",{want}}} 2"),
+            format!("latency_reply_ttl{{{want}}} 61"),
+            format!("latency_jitter_seconds{{{want}}} 0.000625"),
+            format!("latency_target_info{{{want},address=\"10.0.0.2\"}} 1"),
+        ] {
+            assert!(text.contains(&line), "{line} missing from\n{text}");
+        }
+        assert!(!text.contains("10.0.0.1"), "{text}");
+        series.remove();
+        let text = exposition(&registry);
+        assert!(!text.contains("target=\"a\""), "{text}");
+    }
+}

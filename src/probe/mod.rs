@@ -1,0 +1,240 @@
+//! Latency probes: continuous ICMP and TCP probes of the configured targets, following reloads.
+//!
+//! [`Probes::start`] registers the families and runs a supervisor task that keeps one task per
+//! target (plus one resolver task per host name) in step with the configuration: unchanged
+//! targets keep running with their series, removed ones stop and their series disappear, new
+//! ones start. [`Probes`] is also the `probes` scrape-time collector, whose outcome
+//! (`xen_exporter_collector_success{collector="probes"}`) is 0 while an ICMP socket the targets
+//! need cannot be opened.
+
+pub mod echo;
+pub mod icmp;
+pub mod jitter;
+pub mod metrics;
+pub mod pending;
+pub mod resolve;
+pub mod scheduler;
+pub mod tcp;
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use prometheus_client::registry::Registry;
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+use crate::collect::{Collected, Outcome, ScrapeCollector};
+use crate::config::probes::{Protocol, Target};
+use crate::config::Config;
+use icmp::{Binding, IcmpPool};
+use metrics::{Labels, ProbeMetrics, TargetSeries};
+use resolve::CurrentAddress;
+
+/// The probe subsystem, as the scrape path and the landing page see it.
+pub struct Probes {
+    icmp: Arc<IcmpPool>,
+    targets: Arc<AtomicUsize>,
+    icmp_targets: Arc<AtomicUsize>,
+}
+
+impl Probes {
+    /// Registers the probe families in `registry` and starts probing the targets of `config`
+    /// (and of every configuration published later) until `shutdown`.
+    pub fn start(
+        registry: &mut Registry,
+        mut config: watch::Receiver<Arc<Config>>,
+        shutdown: CancellationToken,
+    ) -> Probes {
+        let initial = config.borrow_and_update().clone();
+        let metrics = ProbeMetrics::register(registry, initial.probes.rtt_buckets());
+        let probes = Probes {
+            icmp: Arc::new(IcmpPool::default()),
+            targets: Arc::new(AtomicUsize::new(0)),
+            icmp_targets: Arc::new(AtomicUsize::new(0)),
+        };
+        let mut supervisor = Supervisor {
+            metrics,
+            icmp: probes.icmp.clone(),
+            running: HashMap::new(),
+            series: HashMap::new(),
+            targets: probes.targets.clone(),
+            icmp_targets: probes.icmp_targets.clone(),
+        };
+        supervisor.apply(initial.probes.targets());
+        // Open the usual socket now, so the log and the landing page say which kind it is
+        // before the first probe (and a missing permission shows at start).
+        if supervisor.icmp_targets.load(Ordering::Relaxed) > 0 {
+            let _ = probes.icmp.get(&Binding {
+                v6: false,
+                source: None,
+                interface: None,
+            });
+        }
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    () = shutdown.cancelled() => break,
+                    changed = config.changed() => {
+                        if changed.is_err() {
+                            break;
+                        }
+                        let targets = config.borrow_and_update().probes.targets();
+                        supervisor.apply(targets);
+                    }
+                }
+            }
+            supervisor.apply(Vec::new());
+        });
+        probes
+    }
+}
+
+impl ScrapeCollector for Probes {
+    fn name(&self) -> &'static str {
+        "probes"
+    }
+
+    fn collect(&self) -> Collected {
+        let outcomes = if self.targets.load(Ordering::Relaxed) > 0 {
+            vec![Outcome {
+                collector: "probes",
+                success: self.icmp.healthy(),
+                duration: Duration::ZERO,
+            }]
+        } else {
+            Vec::new()
+        };
+        Collected {
+            families: Vec::new(),
+            outcomes,
+        }
+    }
+
+    fn describe(&self) -> String {
+        let targets = self.targets.load(Ordering::Relaxed);
+        let icmp = self.icmp_targets.load(Ordering::Relaxed);
+        if targets == 0 {
+            return "latency probes: no targets configured".to_owned();
+        }
+        let sockets = if icmp == 0 {
+            String::new()
+        } else {
+            let kinds: Vec<String> = self.icmp.kinds().iter().map(ToString::to_string).collect();
+            if kinds.is_empty() {
+                ", ICMP socket cannot be opened (see the log)".to_owned()
+            } else {
+                format!(", ICMP over {} sockets", kinds.join("+"))
+            }
+        };
+        format!(
+            "latency probes: {targets} targets ({icmp} icmp, {} tcp){sockets}",
+            targets - icmp
+        )
+    }
+}
+
+struct Running {
+    cancel: CancellationToken,
+    labels: Labels,
+}
+
+/// Keeps the running tasks in step with the configured targets.
+struct Supervisor {
+    metrics: ProbeMetrics,
+    icmp: Arc<IcmpPool>,
+    running: HashMap<Target, Running>,
+    /// By labels, so a target whose settings change but whose labels do not keeps its series.
+    series: HashMap<Labels, Arc<TargetSeries>>,
+    targets: Arc<AtomicUsize>,
+    icmp_targets: Arc<AtomicUsize>,
+}
+
+impl Supervisor {
+    fn apply(&mut self, targets: Vec<Target>) {
+        let wanted: HashSet<&Target> = targets.iter().collect();
+        let stopped: Vec<Target> = self
+            .running
+            .keys()
+            .filter(|target| !wanted.contains(target))
+            .cloned()
+            .collect();
+        for target in &stopped {
+            if let Some(running) = self.running.remove(target) {
+                running.cancel.cancel();
+            }
+        }
+        let mut started = 0;
+        for target in &targets {
+            if self.running.contains_key(target) {
+                continue;
+            }
+            started += 1;
+            let labels = metrics::labels(target);
+            let series = self
+                .series
+                .entry(labels.clone())
+                .or_insert_with(|| Arc::new(TargetSeries::new(&self.metrics, labels.clone())))
+                .clone();
+            let cancel = CancellationToken::new();
+            let address = match target.literal_address() {
+                Some(address) => {
+                    series.set_address(Some(address));
+                    Arc::new(CurrentAddress::fixed(address))
+                }
+                None => {
+                    let address = Arc::new(CurrentAddress::default());
+                    tokio::spawn(resolve::follow(
+                        target.clone(),
+                        series.clone(),
+                        address.clone(),
+                        cancel.clone(),
+                    ));
+                    address
+                }
+            };
+            tokio::spawn(scheduler::run(
+                target.clone(),
+                series,
+                address,
+                self.icmp.clone(),
+                cancel.clone(),
+            ));
+            self.running
+                .insert(target.clone(), Running { cancel, labels });
+        }
+        let live: HashSet<&Labels> = self
+            .running
+            .values()
+            .map(|running| &running.labels)
+            .collect();
+        let gone: Vec<Labels> = self
+            .series
+            .keys()
+            .filter(|labels| !live.contains(labels))
+            .cloned()
+            .collect();
+        for labels in gone {
+            if let Some(series) = self.series.remove(&labels) {
+                series.remove();
+            }
+        }
+        self.targets.store(self.running.len(), Ordering::Relaxed);
+        self.icmp_targets.store(
+            self.running
+                .keys()
+                .filter(|target| target.protocol == Protocol::Icmp)
+                .count(),
+            Ordering::Relaxed,
+        );
+        if started > 0 || !stopped.is_empty() {
+            tracing::info!(
+                targets = self.running.len(),
+                started,
+                stopped = stopped.len(),
+                "latency probe targets updated"
+            );
+        }
+    }
+}

@@ -1,0 +1,261 @@
+//! Echo requests in flight on one socket: matching replies to them (sequence + token + source),
+//! counting duplicates, expiring the unanswered, and computing a reply's RTT. No I/O.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::time::{Duration, Instant, SystemTime};
+
+/// When a probe left: both clocks, read *before* the send system call.
+#[derive(Debug, Clone, Copy)]
+pub struct SendStamp {
+    pub monotonic: Instant,
+    pub wall: SystemTime,
+}
+
+impl SendStamp {
+    pub fn now() -> SendStamp {
+        SendStamp {
+            monotonic: Instant::now(),
+            wall: SystemTime::now(),
+        }
+    }
+}
+
+/// One request in flight.
+#[derive(Debug)]
+pub struct Entry<T> {
+    pub token: u64,
+    pub address: IpAddr,
+    pub sent: SendStamp,
+    pub deadline: Instant,
+    /// Set by the first reply; later ones are duplicates until the entry expires.
+    pub answered: bool,
+    /// Who to tell (the target's series).
+    pub owner: T,
+}
+
+/// What a reply turned out to be.
+#[derive(Debug)]
+pub enum Match<'a, T> {
+    /// The first reply to a request in flight.
+    First(&'a Entry<T>),
+    /// Another reply to a request already answered (and not yet expired).
+    Duplicate(&'a T),
+    /// Not ours, or too late: its request already expired.
+    Unknown,
+}
+
+/// The requests in flight on one socket, by sequence number.
+#[derive(Debug)]
+pub struct Pending<T> {
+    entries: HashMap<u16, Entry<T>>,
+}
+
+impl<T> Default for Pending<T> {
+    fn default() -> Self {
+        Self {
+            entries: HashMap::new(),
+        }
+    }
+}
+
+impl<T> Pending<T> {
+    /// Adds a request; returns the entry it displaced if the sequence number wrapped onto one
+    /// still in flight (65,536 requests within one timeout), which then counts as lost.
+    pub fn insert(&mut self, seq: u16, entry: Entry<T>) -> Option<Entry<T>> {
+        self.entries.insert(seq, entry)
+    }
+
+    /// Removes a request whose send failed.
+    pub fn remove(&mut self, seq: u16) -> Option<Entry<T>> {
+        self.entries.remove(&seq)
+    }
+
+    /// Matches a reply. `token` is `None` for payloads too short to carry one; `source` is the
+    /// reply's sender when the socket told us.
+    pub fn reply(&mut self, seq: u16, token: Option<u64>, source: Option<IpAddr>) -> Match<'_, T> {
+        let Some(entry) = self.entries.get_mut(&seq) else {
+            return Match::Unknown;
+        };
+        if token.is_some_and(|token| token != entry.token)
+            || source.is_some_and(|source| source != entry.address)
+        {
+            return Match::Unknown;
+        }
+        if entry.answered {
+            return Match::Duplicate(&entry.owner);
+        }
+        entry.answered = true;
+        Match::First(entry)
+    }
+
+    /// Removes every request whose deadline passed; returns the ones never answered (lost).
+    pub fn expire(&mut self, now: Instant) -> Vec<Entry<T>> {
+        let expired: Vec<u16> = self
+            .entries
+            .iter()
+            .filter(|(_, entry)| entry.deadline <= now)
+            .map(|(seq, _)| *seq)
+            .collect();
+        expired
+            .into_iter()
+            .filter_map(|seq| self.entries.remove(&seq))
+            .filter(|entry| !entry.answered)
+            .collect()
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+}
+
+/// How far the wall clock may drift from the monotonic clock between send and receive before
+/// the kernel's (wall-clock) receive stamp is distrusted: NTP slews far slower than this, so a
+/// larger difference means the clock was stepped.
+const CLOCK_STEP_TOLERANCE: Duration = Duration::from_micros(200);
+
+/// A reply's RTT. `kernel` is the kernel's receive stamp (`SO_TIMESTAMPNS`, wall clock), when
+/// the socket gave one; `received` is both clocks read right after `recvmsg` returned.
+///
+/// The kernel stamp is preferred: it is taken when the packet arrives, before any scheduling
+/// delay of the receive thread. It is used only if the wall clock ran in step with the
+/// monotonic clock since the send (no clock step) and it is not after our own receive stamp;
+/// otherwise the monotonic difference is used. Both are measured from a send stamp taken
+/// before the packet was sent, so neither can come out below the path's true delay.
+pub fn rtt(sent: SendStamp, received: SendStamp, kernel: Option<SystemTime>) -> Duration {
+    let monotonic = received.monotonic.saturating_duration_since(sent.monotonic);
+    let Some(kernel) = kernel else {
+        return monotonic;
+    };
+    let Ok(wall) = received.wall.duration_since(sent.wall) else {
+        return monotonic;
+    };
+    let drift = if wall > monotonic {
+        wall - monotonic
+    } else {
+        monotonic - wall
+    };
+    if drift > CLOCK_STEP_TOLERANCE {
+        return monotonic;
+    }
+    match kernel.duration_since(sent.wall) {
+        Ok(kernel_rtt) if kernel_rtt <= wall => kernel_rtt,
+        _ => monotonic,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(token: u64, address: &str, deadline: Instant) -> Entry<&'static str> {
+        Entry {
+            token,
+            address: address.parse().expect("address"),
+            sent: SendStamp::now(),
+            deadline,
+            answered: false,
+            owner: "target",
+        }
+    }
+
+    #[test]
+    fn first_reply_matches_then_duplicates_then_expiry_forgets() {
+        let now = Instant::now();
+        let mut pending = Pending::default();
+        pending.insert(5, entry(99, "10.0.0.1", now + Duration::from_secs(1)));
+        assert!(matches!(
+            pending.reply(5, Some(99), Some("10.0.0.1".parse().expect("ip"))),
+            Match::First(_)
+        ));
+        assert!(matches!(
+            pending.reply(5, Some(99), None),
+            Match::Duplicate(_)
+        ));
+        // Answered entries expire silently: they are not lost.
+        assert!(pending.expire(now + Duration::from_secs(2)).is_empty());
+        assert!(pending.is_empty());
+        assert!(matches!(pending.reply(5, Some(99), None), Match::Unknown));
+    }
+
+    #[test]
+    fn wrong_token_or_source_is_not_ours() {
+        let now = Instant::now();
+        let mut pending = Pending::default();
+        pending.insert(1, entry(7, "10.0.0.1", now + Duration::from_secs(1)));
+        // Another pinger's reply with our sequence number (surge-ping #73).
+        assert!(matches!(pending.reply(1, Some(8), None), Match::Unknown));
+        assert!(matches!(
+            pending.reply(1, Some(7), Some("10.0.0.2".parse().expect("ip"))),
+            Match::Unknown
+        ));
+        assert!(matches!(pending.reply(2, Some(7), None), Match::Unknown));
+        // Still in flight: the right reply matches.
+        assert!(matches!(pending.reply(1, Some(7), None), Match::First(_)));
+        // No token (short payload): sequence and source decide.
+        pending.insert(3, entry(0, "10.0.0.3", now + Duration::from_secs(1)));
+        assert!(matches!(pending.reply(3, None, None), Match::First(_)));
+    }
+
+    #[test]
+    fn unanswered_requests_expire_at_their_deadline() {
+        let now = Instant::now();
+        let mut pending = Pending::default();
+        pending.insert(1, entry(1, "10.0.0.1", now + Duration::from_millis(100)));
+        pending.insert(2, entry(2, "10.0.0.1", now + Duration::from_millis(300)));
+        assert!(pending.expire(now + Duration::from_millis(50)).is_empty());
+        let lost = pending.expire(now + Duration::from_millis(100));
+        assert_eq!(lost.iter().map(|e| e.token).collect::<Vec<_>>(), [1]);
+        assert_eq!(pending.len(), 1);
+    }
+
+    #[test]
+    fn sequence_wrap_onto_a_live_request_returns_the_displaced_one() {
+        let now = Instant::now();
+        let mut pending = Pending::default();
+        pending.insert(1, entry(1, "10.0.0.1", now));
+        let displaced = pending
+            .insert(1, entry(2, "10.0.0.1", now))
+            .expect("displaced");
+        assert_eq!(displaced.token, 1);
+    }
+
+    fn stamp(monotonic: Instant, wall: SystemTime) -> SendStamp {
+        SendStamp { monotonic, wall }
+    }
+
+    #[test]
+    fn kernel_stamp_is_used_when_clocks_agree() {
+        let mono = Instant::now();
+        let wall = SystemTime::now();
+        let ms = Duration::from_millis;
+        let sent = stamp(mono, wall);
+        let received = stamp(mono + ms(26), wall + ms(26));
+        assert_eq!(rtt(sent, received, Some(wall + ms(25))), ms(25));
+        assert_eq!(rtt(sent, received, None), ms(26));
+        // A kernel stamp after our own receive stamp is impossible: distrust it.
+        assert_eq!(rtt(sent, received, Some(wall + ms(27))), ms(26));
+    }
+
+    #[test]
+    fn clock_step_falls_back_to_the_monotonic_clock() {
+        let mono = Instant::now();
+        let wall = SystemTime::now();
+        let ms = Duration::from_millis;
+        let sent = stamp(mono, wall);
+        // The wall clock was stepped back 10 ms between send and receive: the kernel stamp
+        // would give 15 ms for a 25 ms path.
+        let received = stamp(mono + ms(26), wall + ms(16));
+        assert_eq!(rtt(sent, received, Some(wall + ms(15))), ms(26));
+        // Stepped back past the send: no wall difference at all.
+        let received = stamp(mono + ms(26), wall - ms(100));
+        assert_eq!(rtt(sent, received, Some(wall - ms(101))), ms(26));
+        // Stepped forward.
+        let received = stamp(mono + ms(26), wall + ms(1026));
+        assert_eq!(rtt(sent, received, Some(wall + ms(1025))), ms(26));
+    }
+}

@@ -1,0 +1,89 @@
+//! Host names to addresses: looked up through getaddrinfo (so `/etc/hosts` and nsswitch apply)
+//! at start and again every `resolve_interval`; a change is followed, a failure keeps the last
+//! good address and is counted.
+
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio_util::sync::CancellationToken;
+
+use super::metrics::TargetSeries;
+use crate::config::probes::Target;
+
+/// A bound on one lookup, so a dead resolver cannot hold a target's address forever.
+const LOOKUP_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The address a target is probed at now; `None` until a lookup succeeded.
+#[derive(Debug, Default)]
+pub struct CurrentAddress(Mutex<Option<IpAddr>>);
+
+impl CurrentAddress {
+    pub fn fixed(address: IpAddr) -> CurrentAddress {
+        CurrentAddress(Mutex::new(Some(address)))
+    }
+
+    pub fn get(&self) -> Option<IpAddr> {
+        *self
+            .0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn set(&self, address: IpAddr) -> Option<IpAddr> {
+        self.0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .replace(address)
+    }
+}
+
+/// Looks `target.host` up now and every `resolve_interval` until `cancel`.
+pub async fn follow(
+    target: Target,
+    series: Arc<TargetSeries>,
+    current: Arc<CurrentAddress>,
+    cancel: CancellationToken,
+) {
+    loop {
+        let started = Instant::now();
+        let answer = tokio::time::timeout(
+            LOOKUP_TIMEOUT,
+            tokio::net::lookup_host((target.host.as_str(), 0)),
+        )
+        .await;
+        let picked = match answer {
+            Ok(Ok(addresses)) => {
+                let addresses: Vec<IpAddr> = addresses.map(|address| address.ip()).collect();
+                let picked = target.family.pick(&addresses);
+                if picked.is_none() {
+                    tracing::warn!(target = %target.name, host = %target.host, ?addresses, family = ?target.family,
+                        "host name has no address of the wanted family");
+                }
+                picked
+            }
+            Ok(Err(error)) => {
+                tracing::warn!(target = %target.name, host = %target.host, %error, "host name lookup failed");
+                None
+            }
+            Err(_) => {
+                tracing::warn!(target = %target.name, host = %target.host, timeout = ?LOOKUP_TIMEOUT,
+                    "host name lookup timed out");
+                None
+            }
+        };
+        series.looked_up(started.elapsed(), picked.is_some());
+        if let Some(address) = picked {
+            let previous = current.set(address);
+            if previous != Some(address) {
+                tracing::info!(target = %target.name, host = %target.host, %address, previous = ?previous,
+                    "probing a new address");
+                series.set_address(Some(address));
+            }
+        }
+        tokio::select! {
+            () = cancel.cancelled() => return,
+            () = tokio::time::sleep(target.resolve_interval) => {}
+        }
+    }
+}
