@@ -182,7 +182,8 @@ fn measure(netns: &Netns, settings: &Settings, dir: &Path, responder_pid: u32) -
         } else {
             "/metrics"
         };
-        prober.wait_ready(path);
+        let took = prober.wait_ready(path);
+        eprintln!("probes bench: {} serving after {took:.1?}", prober.name);
     }
     std::thread::sleep(WARMUP);
 

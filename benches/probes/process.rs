@@ -11,6 +11,9 @@ use std::time::{Duration, Instant};
 
 /// Clock ticks per second of /proc/<pid>/stat times (USER_HZ, 100 on every Linux port).
 const USER_HZ: f64 = 100.0;
+/// How long a prober may take to serve its first page (smokeping_prober with 1,000 targets
+/// on a loaded 2-core machine takes seconds).
+const READY_TIMEOUT: Duration = Duration::from_secs(90);
 
 /// A running prober; SIGKILLed by PID and reaped on drop.
 pub struct Prober {
@@ -43,17 +46,19 @@ impl Prober {
         self.child.id()
     }
 
-    /// Waits until `path` answers 200 on the prober's port (from inside the namespace).
-    pub fn wait_ready(&mut self, path: &str) {
-        let deadline = Instant::now() + Duration::from_secs(15);
+    /// Waits until `path` answers 200 on the prober's port (from inside the namespace); returns
+    /// how long that took.
+    pub fn wait_ready(&mut self, path: &str) -> Duration {
+        let started = Instant::now();
+        let deadline = started + READY_TIMEOUT;
         loop {
             self.assert_running();
             if http_get(self.port, path).is_ok() {
-                return;
+                return started.elapsed();
             }
             assert!(
                 Instant::now() < deadline,
-                "{} did not answer {path} within 15 s; log:\n{}",
+                "{} did not answer {path} within {READY_TIMEOUT:?}; log:\n{}",
                 self.name,
                 self.log_tail()
             );
