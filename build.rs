@@ -21,7 +21,12 @@ fn main() {
     let common_dir = command_output("git", &["rev-parse", "--git-common-dir"])
         .unwrap_or_else(|| git_dir.clone());
     println!("cargo:rerun-if-changed={git_dir}/HEAD");
-    println!("cargo:rerun-if-changed={common_dir}/refs/heads");
+    // Only this branch's ref: other worktrees' commits must not rebuild this one.
+    let branch = command_output("git", &["symbolic-ref", "-q", "HEAD"]);
+    match branch {
+        Some(branch) => println!("cargo:rerun-if-changed={common_dir}/{branch}"),
+        None => println!("cargo:rerun-if-changed={common_dir}/refs/heads"),
+    }
 }
 
 fn command_output(program: &str, args: &[&str]) -> Option<String> {

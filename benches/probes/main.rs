@@ -218,6 +218,7 @@ fn measure(netns: &Netns, settings: &Settings, dir: &Path, responder_pid: u32) -
             }
             if Instant::now() >= next_scrape && Instant::now() < until {
                 for prober in probers.iter().filter(|p| p.name != "blackbox_exporter") {
+                    // As a Prometheus would; a slow or failed scrape is not the measurement.
                     let _ = prober.metrics();
                 }
                 next_scrape += SCRAPE_EVERY;
@@ -317,7 +318,7 @@ impl Snapshot {
         let samples = if prober.name == "blackbox_exporter" {
             Vec::new()
         } else {
-            exposition::parse(&prober.metrics())
+            exposition::parse(&prober.metrics().unwrap_or_else(|error| panic!("{error}")))
         };
         Snapshot {
             cpu: prober.cpu_seconds(),

@@ -73,10 +73,10 @@ impl Prober {
         }
     }
 
-    /// `GET /metrics`, body only.
-    pub fn metrics(&self) -> String {
-        http_get(self.port, "/metrics")
-            .unwrap_or_else(|error| panic!("scrape {}: {error}", self.name))
+    /// `GET /metrics`, body only. A prober that is far behind (smokeping_prober at 1,000
+    /// targets here) can take tens of seconds to answer.
+    pub fn metrics(&self) -> Result<String, String> {
+        http_get(self.port, "/metrics").map_err(|error| format!("scrape {}: {error}", self.name))
     }
 
     /// utime + stime so far, in seconds.
@@ -133,7 +133,7 @@ fn status_field(pid: u32, field: &str) -> Option<u64> {
 pub fn http_get(port: u16, path: &str) -> Result<String, String> {
     let mut stream = TcpStream::connect(("127.0.0.1", port)).map_err(|e| e.to_string())?;
     stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
+        .set_read_timeout(Some(READY_TIMEOUT))
         .map_err(|e| e.to_string())?;
     write!(stream, "GET {path} HTTP/1.0\r\nHost: probebench\r\n\r\n").map_err(|e| e.to_string())?;
     let mut response = String::new();
