@@ -166,24 +166,20 @@ struct Report {
 fn measure(netns: &Netns, settings: &Settings, dir: &Path, responder_pid: u32) -> Report {
     let targets = responder::targets(settings.targets);
     let few = &targets[..FEW_TARGETS];
+    // One after another, each serving before the next starts: smokeping_prober with 1,000
+    // targets needs tens of seconds before its first page, longer while another prober runs.
     let mut probers = Vec::new();
     if settings.smokeping {
         probers.push(start_smokeping(netns, &targets, dir));
+        ready(probers.last_mut().expect("just pushed"), "/metrics");
     }
     if settings.ours {
         probers.push(start_ours(netns, &targets, few, dir));
+        ready(probers.last_mut().expect("just pushed"), "/metrics");
     }
     if settings.blackbox {
         probers.push(start_blackbox(netns, dir));
-    }
-    for prober in &mut probers {
-        let path = if prober.name == "blackbox_exporter" {
-            "/-/healthy"
-        } else {
-            "/metrics"
-        };
-        let took = prober.wait_ready(path);
-        eprintln!("probes bench: {} serving after {took:.1?}", prober.name);
+        ready(probers.last_mut().expect("just pushed"), "/-/healthy");
     }
     std::thread::sleep(WARMUP);
 
@@ -283,6 +279,11 @@ fn measure(netns: &Netns, settings: &Settings, dir: &Path, responder_pid: u32) -
         responder_cpu,
         markdown: render(&rows, blackbox_process),
     }
+}
+
+fn ready(prober: &mut Prober, path: &str) {
+    let took = prober.wait_ready(path);
+    eprintln!("probes bench: {} serving after {took:.1?}", prober.name);
 }
 
 /// The metric names a histogram prober exports.
