@@ -12,7 +12,8 @@ packages=(
   prometheus-smokeping-prober   # peer for the probe benchmark
   prometheus-blackbox-exporter  # peer for the probe benchmark
   libxen-dev gcc libc6-dev valgrind  # the real libxenstat, the fake one built by the tests, leak checks
-  iproute2 iputils-ping         # network namespaces and TUN routes for the probe tests
+  iproute2 iputils-ping         # network namespaces and TUN routes for the probe tests (ip, ss)
+  util-linux                    # setpriv: the unprivileged (DGRAM) probe tests
   curl jq procps ca-certificates
   python3 python3-venv          # dashboard schema checks, hadolint from PyPI
   python3-jsonschema python3-yaml  # tools/check-dashboards.py (Grafana schema, rule checks)

@@ -1,6 +1,6 @@
 //! Latency probe targets in the config file: what to probe, how often, and with which labels.
 //!
-//! Every setting a target can carry has one default, in [`TargetDefaults::default`]; the file's
+//! Every setting a target can carry has one default, in [`defaults`]; the file's
 //! `probes.defaults` overrides it for all targets and a target's own key overrides both.
 //! [`ProbesConfig::targets`] merges the three into the fully specified [`Target`]s the probe
 //! engine runs.

@@ -106,6 +106,51 @@ pub fn parse_reply(v6: bool, ip_header: bool, packet: &[u8]) -> Option<Reply> {
     })
 }
 
+/// ICMP destination unreachable (v4 type 3, v6 type 1) about one of our echo requests: the
+/// identifier, sequence and destination of the request it quotes. RAW sockets receive these;
+/// DGRAM sockets would need the error queue and leave such probes to time out.
+pub fn parse_unreachable(
+    v6: bool,
+    ip_header: bool,
+    packet: &[u8],
+) -> Option<(u16, u16, std::net::IpAddr)> {
+    let icmp = if ip_header && !v6 {
+        let header_len = usize::from(packet.first()? & 0x0f) * 4;
+        packet.get(header_len..)?
+    } else {
+        packet
+    };
+    let (unreachable, request, inner_header_len) = if v6 {
+        // The quoted IPv6 header is 40 bytes (extension headers are not expected on our own
+        // echo requests).
+        (1, ECHO_REQUEST_V6, 40)
+    } else {
+        (
+            3,
+            ECHO_REQUEST_V4,
+            usize::from(icmp.get(HEADER_LEN)? & 0x0f) * 4,
+        )
+    };
+    if *icmp.first()? != unreachable {
+        return None;
+    }
+    let quoted = icmp.get(HEADER_LEN + inner_header_len..HEADER_LEN + inner_header_len + 8)?;
+    if quoted[0] != request {
+        return None;
+    }
+    let inner = &icmp[HEADER_LEN..];
+    let destination = if v6 {
+        std::net::IpAddr::from(<[u8; 16]>::try_from(inner.get(24..40)?).ok()?)
+    } else {
+        std::net::IpAddr::from(<[u8; 4]>::try_from(inner.get(16..20)?).ok()?)
+    };
+    Some((
+        u16::from_be_bytes([quoted[4], quoted[5]]),
+        u16::from_be_bytes([quoted[6], quoted[7]]),
+        destination,
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -177,5 +222,44 @@ mod tests {
         assert_eq!(request.len(), 12);
         let parsed = parse_reply(true, false, &reply_for(&request, true)).expect("reply");
         assert_eq!(parsed.token, None);
+    }
+
+    #[test]
+    fn unreachable_quotes_our_request() {
+        let request = build_request(false, 0x0102, 0x0304, 5, 56);
+        // Outer IPv4 header, ICMP type 3 code 1, 4 unused bytes, the quoted IPv4 header and the
+        // first bytes of our request.
+        let mut packet = vec![
+            0x45, 0, 0, 0, 0, 0, 0, 0, 64, 1, 0, 0, 10, 0, 0, 254, 10, 0, 0, 1,
+        ];
+        packet.extend_from_slice(&[3, 1, 0, 0, 0, 0, 0, 0]);
+        packet.extend_from_slice(&[
+            0x45, 0, 0, 0, 0, 0, 0, 0, 64, 1, 0, 0, 10, 0, 0, 1, 10, 0, 0, 9,
+        ]);
+        packet.extend_from_slice(&request[..28]);
+        let to = std::net::IpAddr::from([10, 0, 0, 9]);
+        assert_eq!(
+            parse_unreachable(false, true, &packet),
+            Some((0x0102, 0x0304, to))
+        );
+        // The same without the outer header (as IPv6 sockets see theirs).
+        assert_eq!(
+            parse_unreachable(false, false, &packet[20..]),
+            Some((0x0102, 0x0304, to))
+        );
+        // An echo reply is not an unreachable.
+        assert_eq!(
+            parse_unreachable(false, false, &[0, 0, 0, 0, 0, 0, 0, 0]),
+            None
+        );
+        // Truncated quote.
+        assert_eq!(parse_unreachable(false, true, &packet[..40]), None);
+        // IPv6: type 1, 4 unused bytes, 40-byte quoted header, our request.
+        let request = build_request(true, 7, 8, 9, 16);
+        let mut packet = vec![1, 0, 0, 0, 0, 0, 0, 0];
+        packet.extend_from_slice(&[0u8; 40]);
+        packet.extend_from_slice(&request);
+        let to = std::net::IpAddr::from([0u16; 8]);
+        assert_eq!(parse_unreachable(true, false, &packet), Some((7, 8, to)));
     }
 }

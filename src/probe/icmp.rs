@@ -13,7 +13,7 @@ use std::hash::BuildHasher;
 use std::io::IoSliceMut;
 use std::net::{IpAddr, SocketAddr};
 use std::os::fd::{AsFd, AsRawFd};
-use std::sync::atomic::{AtomicBool, AtomicU16, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU16, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -29,7 +29,7 @@ use super::metrics::{Reason, TargetSeries};
 use super::pending::{self, Entry, Match, Pending, SendStamp};
 
 /// How often the receive thread expires unanswered requests (the timeout's resolution).
-const SWEEP_INTERVAL: Duration = Duration::from_millis(5);
+const SWEEP_INTERVAL: Duration = Duration::from_millis(10);
 /// After a socket failed to open, how long before the next probe tries again.
 const REOPEN_DELAY: Duration = Duration::from_secs(30);
 
@@ -89,7 +89,8 @@ pub struct OpenError {
 
 type Owner = Arc<TargetSeries>;
 
-/// One shared ICMP socket and its requests in flight.
+/// One shared ICMP socket and its requests in flight. Sockets, like their receive threads, live
+/// as long as the process: a binding that was used once is likely to be used again.
 pub struct IcmpSocket {
     socket: Socket,
     kind: SocketKind,
@@ -98,7 +99,6 @@ pub struct IcmpSocket {
     id: u16,
     next_seq: AtomicU16,
     pending: Mutex<Pending<Owner>>,
-    stop: AtomicBool,
 }
 
 impl IcmpSocket {
@@ -156,7 +156,7 @@ impl IcmpSocket {
         let mut buffer = vec![0u8; 65_536 + 64];
         let mut control = nix::cmsg_space!(nix::sys::time::TimeSpec, libc::c_int, libc::c_int);
         let mut last_sweep = Instant::now();
-        while !self.stop.load(Ordering::Relaxed) {
+        loop {
             let mut fds = [PollFd::new(self.socket.as_fd(), PollFlags::POLLIN)];
             let timeout = nix::poll::PollTimeout::from(SWEEP_INTERVAL.as_millis() as u16);
             if let Err(error) = nix::poll::poll(&mut fds, timeout) {
@@ -183,6 +183,21 @@ impl IcmpSocket {
                     entry.owner.failed(Reason::Timeout);
                 }
             }
+        }
+    }
+
+    /// A router said one of our requests cannot be delivered: it fails now, as unreachable,
+    /// instead of timing out. (The quote carries no token; identifier and sequence decide.)
+    fn unreachable(&self, id: u16, seq: u16, to: IpAddr) {
+        if self.kind != SocketKind::Raw || id != self.id {
+            return;
+        }
+        let removed = {
+            let mut pending = self.lock();
+            pending.remove_unanswered(seq, to)
+        };
+        if let Some(entry) = removed {
+            entry.owner.failed(Reason::Unreachable);
         }
     }
 
@@ -227,10 +242,11 @@ impl IcmpSocket {
         };
         let received = SendStamp::now();
         let raw_v4 = self.kind == SocketKind::Raw && !self.v6;
-        let Some(reply) = buffer
-            .get(..length)
-            .and_then(|packet| echo::parse_reply(self.v6, raw_v4, packet))
-        else {
+        let packet = buffer.get(..length).unwrap_or_default();
+        let Some(reply) = echo::parse_reply(self.v6, raw_v4, packet) else {
+            if let Some((id, seq, to)) = echo::parse_unreachable(self.v6, raw_v4, packet) {
+                self.unreachable(id, seq, to);
+            }
             return Ok(true);
         };
         if self.kind == SocketKind::Raw && reply.id != self.id {
@@ -252,12 +268,6 @@ impl IcmpSocket {
             None => {}
         }
         Ok(true)
-    }
-}
-
-impl Drop for IcmpSocket {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
     }
 }
 
@@ -350,19 +360,14 @@ fn open(binding: &Binding, index: u16) -> Result<Arc<IcmpSocket>, OpenError> {
         id,
         next_seq: AtomicU16::new(0),
         pending: Mutex::new(Pending::default()),
-        stop: AtomicBool::new(false),
     });
-    let receiver = Arc::downgrade(&socket);
+    let receiver = socket.clone();
     std::thread::Builder::new()
         .name(format!(
             "icmp-recv-{}",
             if binding.v6 { "v6" } else { "v4" }
         ))
-        .spawn(move || {
-            if let Some(socket) = receiver.upgrade() {
-                socket.receive();
-            }
-        })
+        .spawn(move || receiver.receive())
         .map_err(|error| failed("start the receive thread", &error))?;
     tracing::info!(binding = %binding, kind = %kind, "ICMP socket open");
     Ok(socket)
@@ -381,7 +386,7 @@ pub struct IcmpPool {
 
 impl IcmpPool {
     /// The socket for `binding`, opening it if needed. A failure is logged once (with both
-    /// fixes) and retried after [`REOPEN_DELAY`].
+    /// fixes) and retried after `REOPEN_DELAY` (30 s).
     pub fn get(&self, binding: &Binding) -> Result<Arc<IcmpSocket>, OpenError> {
         let mut slots = self
             .slots
@@ -438,6 +443,7 @@ impl IcmpPool {
                 Slot::Failed { .. } => None,
             })
             .collect();
+        kinds.sort_by_key(|kind| *kind == SocketKind::Dgram);
         kinds.dedup();
         kinds
     }

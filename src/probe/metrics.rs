@@ -8,7 +8,7 @@
 
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use prometheus_client::metrics::counter::Counter;
@@ -203,6 +203,9 @@ pub struct TargetSeries {
     duplicates: Counter,
     rtt: Histogram,
     jitter: Mutex<Jitter>,
+    /// The jitter and TTL gauges, created by the first value (a TCP target never has a TTL).
+    jitter_gauge: OnceLock<FloatGauge>,
+    ttl_gauge: OnceLock<Gauge>,
     address: Mutex<Option<String>>,
     /// Set when the target left the configuration: replies still in flight must not bring its
     /// series back.
@@ -219,6 +222,8 @@ impl TargetSeries {
             duplicates: metrics.duplicates.get_or_create(&labels).clone(),
             rtt: metrics.rtt.get_or_create(&labels).clone(),
             jitter: Mutex::new(Jitter::default()),
+            jitter_gauge: OnceLock::new(),
+            ttl_gauge: OnceLock::new(),
             address: Mutex::new(None),
             removed: AtomicBool::new(false),
             metrics: metrics.clone(),
@@ -249,12 +254,13 @@ impl TargetSeries {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
             .update(seconds);
         if let Some(jitter) = jitter {
-            self.metrics.jitter.get_or_create(&self.labels).set(jitter);
+            self.jitter_gauge
+                .get_or_init(|| self.metrics.jitter.get_or_create(&self.labels).clone())
+                .set(jitter);
         }
         if let Some(ttl) = ttl {
-            self.metrics
-                .ttl
-                .get_or_create(&self.labels)
+            self.ttl_gauge
+                .get_or_init(|| self.metrics.ttl.get_or_create(&self.labels).clone())
                 .set(i64::from(ttl));
         }
     }

@@ -48,7 +48,8 @@ impl Probes {
         shutdown: CancellationToken,
     ) -> Probes {
         let initial = config.borrow_and_update().clone();
-        let metrics = ProbeMetrics::register(registry, initial.probes.rtt_buckets());
+        let buckets = initial.probes.rtt_buckets();
+        let metrics = ProbeMetrics::register(registry, buckets.clone());
         let probes = Probes {
             icmp: Arc::new(IcmpPool::default()),
             targets: Arc::new(AtomicUsize::new(0)),
@@ -80,8 +81,11 @@ impl Probes {
                         if changed.is_err() {
                             break;
                         }
-                        let targets = config.borrow_and_update().probes.targets();
-                        supervisor.apply(targets);
+                        let probes = config.borrow_and_update().probes.clone();
+                        if probes.rtt_buckets() != buckets {
+                            tracing::warn!("probes.rtt_buckets changed: the RTT histograms keep their buckets until a restart");
+                        }
+                        supervisor.apply(probes.targets());
                     }
                 }
             }

@@ -71,6 +71,16 @@ impl<T> Pending<T> {
         self.entries.remove(&seq)
     }
 
+    /// Removes a request still waiting for its reply, if it went to `address` (an ICMP
+    /// unreachable quoting it arrived).
+    pub fn remove_unanswered(&mut self, seq: u16, address: IpAddr) -> Option<Entry<T>> {
+        let entry = self.entries.get(&seq)?;
+        if entry.answered || entry.address != address {
+            return None;
+        }
+        self.entries.remove(&seq)
+    }
+
     /// Matches a reply. `token` is `None` for payloads too short to carry one; `source` is the
     /// reply's sender when the socket told us.
     pub fn reply(&mut self, seq: u16, token: Option<u64>, source: Option<IpAddr>) -> Match<'_, T> {
@@ -134,12 +144,7 @@ pub fn rtt(sent: SendStamp, received: SendStamp, kernel: Option<SystemTime>) -> 
     let Ok(wall) = received.wall.duration_since(sent.wall) else {
         return monotonic;
     };
-    let drift = if wall > monotonic {
-        wall - monotonic
-    } else {
-        monotonic - wall
-    };
-    if drift > CLOCK_STEP_TOLERANCE {
+    if wall.abs_diff(monotonic) > CLOCK_STEP_TOLERANCE {
         return monotonic;
     }
     match kernel.duration_since(sent.wall) {
@@ -199,6 +204,21 @@ mod tests {
         // No token (short payload): sequence and source decide.
         pending.insert(3, entry(0, "10.0.0.3", now + Duration::from_secs(1)));
         assert!(matches!(pending.reply(3, None, None), Match::First(_)));
+    }
+
+    #[test]
+    fn an_unreachable_removes_only_the_unanswered_request_to_that_address() {
+        let now = Instant::now();
+        let mut pending = Pending::default();
+        pending.insert(1, entry(1, "10.0.0.1", now));
+        let other: IpAddr = "10.0.0.2".parse().expect("ip");
+        assert!(pending.remove_unanswered(1, other).is_none());
+        let to: IpAddr = "10.0.0.1".parse().expect("ip");
+        assert!(matches!(pending.reply(1, Some(1), None), Match::First(_)));
+        assert!(pending.remove_unanswered(1, to).is_none());
+        pending.insert(2, entry(2, "10.0.0.1", now));
+        assert_eq!(pending.remove_unanswered(2, to).map(|e| e.token), Some(2));
+        assert!(pending.remove_unanswered(3, to).is_none());
     }
 
     #[test]

@@ -45,6 +45,7 @@ pub async fn follow(
     current: Arc<CurrentAddress>,
     cancel: CancellationToken,
 ) {
+    let mut failing = false;
     loop {
         let started = Instant::now();
         let answer = tokio::time::timeout(
@@ -52,26 +53,33 @@ pub async fn follow(
             tokio::net::lookup_host((target.host.as_str(), 0)),
         )
         .await;
-        let picked = match answer {
+        let (picked, problem) = match answer {
             Ok(Ok(addresses)) => {
                 let addresses: Vec<IpAddr> = addresses.map(|address| address.ip()).collect();
-                let picked = target.family.pick(&addresses);
-                if picked.is_none() {
-                    tracing::warn!(target = %target.name, host = %target.host, ?addresses, family = ?target.family,
-                        "host name has no address of the wanted family");
+                match target.family.pick(&addresses) {
+                    Some(address) => (Some(address), None),
+                    None => (
+                        None,
+                        Some(format!(
+                            "no address of family {:?} among {addresses:?}",
+                            target.family
+                        )),
+                    ),
                 }
-                picked
             }
-            Ok(Err(error)) => {
-                tracing::warn!(target = %target.name, host = %target.host, %error, "host name lookup failed");
-                None
-            }
-            Err(_) => {
-                tracing::warn!(target = %target.name, host = %target.host, timeout = ?LOOKUP_TIMEOUT,
-                    "host name lookup timed out");
-                None
-            }
+            Ok(Err(error)) => (None, Some(error.to_string())),
+            Err(_) => (None, Some(format!("timed out after {LOOKUP_TIMEOUT:?}"))),
         };
+        // Logged when lookups start failing and when they recover, not at every attempt: a
+        // host without DNS must not fill the journal (the counters show every failure).
+        match (&problem, failing) {
+            (Some(error), false) => tracing::warn!(target = %target.name, host = %target.host,
+                %error, "host name lookup failed; keeping the last address, if any"),
+            (None, true) => tracing::info!(target = %target.name, host = %target.host,
+                "host name lookup works again"),
+            _ => {}
+        }
+        failing = problem.is_some();
         series.looked_up(started.elapsed(), picked.is_some());
         if let Some(address) = picked {
             let previous = current.set(address);

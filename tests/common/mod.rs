@@ -74,9 +74,15 @@ impl Exporter {
 
     pub fn start_with_env(args: &[&str], env: &[(&str, &str)]) -> Exporter {
         let mut command = Command::new(exporter_binary());
+        command.arg("--web.listen-address=127.0.0.1:0").args(args);
+        // The embedded default config probes hosts on the internet; tests never do.
+        if !args.iter().any(|arg| arg.starts_with("--config.file")) {
+            command.arg(format!(
+                "--config.file={}",
+                fixture("no-probes.yml").display()
+            ));
+        }
         command
-            .arg("--web.listen-address=127.0.0.1:0")
-            .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped());

@@ -1,0 +1,887 @@
+//! The latency probes against the real kernel: the exporter binary runs inside a namespace this
+//! test creates, with a netsim TUN responder answering for 198.19.0.0/24 and fd00:198:19::/64
+//! after an injected delay, jitter and loss. Every number is read from `/metrics` over HTTP.
+//! Each test has its own namespace, so nextest runs them concurrently.
+
+mod common;
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use netsim::{JitterDist, Netns, Options, Prefix, Responder};
+
+/// A namespace, its responder and an exporter running inside it (killed by PID on drop).
+struct Lab {
+    exporter: Option<Child>,
+    address: SocketAddr,
+    logs: Arc<Mutex<Vec<String>>>,
+    config: PathBuf,
+    responder: Responder,
+    netns: Netns,
+    _dir: tempfile::TempDir,
+}
+
+/// How the exporter is started.
+#[derive(Clone, Copy, PartialEq)]
+enum User {
+    Root,
+    /// uid/gid 65534 through `setpriv`, no capabilities: RAW sockets are refused.
+    Nobody,
+}
+
+impl Lab {
+    fn start(test: &str, options: Options, config: &str, user: User) -> Option<Lab> {
+        Self::start_with(test, options, config, user, |_| {})
+    }
+
+    /// `prepare` runs on the namespace before the exporter starts (hosts file, sysctls).
+    fn start_with(
+        test: &str,
+        options: Options,
+        config: &str,
+        user: User,
+        prepare: impl FnOnce(&Netns),
+    ) -> Option<Lab> {
+        if !netsim::require_privileged(test) {
+            return None;
+        }
+        let netns = Netns::for_test(test).expect("create namespace");
+        let responder = Responder::spawn(options.netns(netns.name())).expect("start responder");
+        prepare(&netns);
+        let dir = common::temp_dir();
+        // The unprivileged exporter must be able to read its config.
+        set_mode(dir.path(), 0o755);
+        let config_path = dir.path().join("xen_exporter.yml");
+        std::fs::write(&config_path, config).expect("write config");
+        set_mode(&config_path, 0o644);
+        let (child, address, logs) = spawn_exporter(&netns, &config_path, user);
+        Some(Lab {
+            exporter: Some(child),
+            address,
+            logs,
+            config: config_path,
+            responder,
+            netns,
+            _dir: dir,
+        })
+    }
+
+    fn get(&self, path: &str) -> String {
+        let address = self.address;
+        let path = path.to_owned();
+        self.netns
+            .run(move || common::http(address, "GET", &path, &[]))
+            .expect("enter namespace")
+            .expect("HTTP request to the exporter")
+            .text()
+    }
+
+    fn metrics(&self) -> Metrics {
+        Metrics(self.get("/metrics"))
+    }
+
+    fn logs(&self) -> String {
+        self.logs.lock().expect("log lock").join("\n")
+    }
+
+    /// Rewrites the config file and reloads it (SIGHUP).
+    fn reload(&self, config: &str) {
+        std::fs::write(&self.config, config).expect("rewrite config");
+        let pid = self.exporter.as_ref().expect("exporter").id();
+        let status = Command::new("kill")
+            .args(["-HUP", &pid.to_string()])
+            .status()
+            .expect("run kill");
+        assert!(status.success());
+    }
+
+    /// Waits until `condition` holds on a scrape; panics with the scrape and logs otherwise.
+    fn wait_for(
+        &self,
+        what: &str,
+        timeout: Duration,
+        condition: impl Fn(&Metrics) -> bool,
+    ) -> Metrics {
+        let started = Instant::now();
+        loop {
+            let metrics = self.metrics();
+            if condition(&metrics) {
+                return metrics;
+            }
+            if started.elapsed() > timeout {
+                panic!(
+                    "timed out waiting for {what}\n--- metrics ---\n{}\n--- logs ---\n{}",
+                    metrics.latency(),
+                    self.logs()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// The exporter's CPU time so far (user + system), from /proc.
+    fn cpu_seconds(&self) -> f64 {
+        let pid = self.exporter.as_ref().expect("exporter").id();
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("read stat");
+        let fields: Vec<&str> = stat
+            .rsplit_once(')')
+            .expect("comm")
+            .1
+            .split_whitespace()
+            .collect();
+        let ticks: f64 =
+            fields[11].parse::<f64>().expect("utime") + fields[12].parse::<f64>().expect("stime");
+        ticks / 100.0
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.exporter.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Starts the exporter inside `netns` with `config`; returns it, its address and its log lines.
+fn spawn_exporter(
+    netns: &Netns,
+    config_path: &Path,
+    user: User,
+) -> (Child, SocketAddr, Arc<Mutex<Vec<String>>>) {
+    let mut command = match user {
+        User::Root => netns.command(common::exporter_binary()),
+        User::Nobody => {
+            let mut command = netns.command("setpriv");
+            command.args([
+                "--reuid=65534",
+                "--regid=65534",
+                "--clear-groups",
+                common::exporter_binary(),
+            ]);
+            command
+        }
+    };
+    command
+        .arg("--web.listen-address=127.0.0.1:0")
+        .arg(format!("--config.file={}", config_path.display()))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    let mut child = command
+        .spawn()
+        .expect("start the exporter in the namespace");
+    let stderr = child.stderr.take().expect("stderr is piped");
+    let logs = Arc::new(Mutex::new(Vec::new()));
+    let (sender, receiver) = std::sync::mpsc::channel();
+    {
+        let logs = logs.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if line.contains("msg=listening") {
+                    if let Some(address) = line
+                        .split_whitespace()
+                        .find_map(|pair| pair.strip_prefix("address="))
+                        .and_then(|address| address.parse::<SocketAddr>().ok())
+                    {
+                        let _ = sender.send(address);
+                    }
+                }
+                logs.lock().expect("log lock").push(line);
+            }
+        });
+    }
+    let Ok(address) = receiver.recv_timeout(Duration::from_secs(20)) else {
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!(
+            "exporter did not start listening:\n{}",
+            logs.lock().expect("log lock").join("\n")
+        );
+    };
+    (child, address, logs)
+}
+
+fn set_mode(path: &Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).expect("chmod");
+}
+
+/// One scrape, with lookups by metric and target.
+struct Metrics(String);
+
+impl Metrics {
+    fn value(&self, metric: &str, target: &str, extra: &str) -> Option<f64> {
+        self.0
+            .lines()
+            .filter(|line| !line.starts_with('#'))
+            .find(|line| {
+                let name_end = line.find(['{', ' ']).unwrap_or(line.len());
+                &line[..name_end] == metric
+                    && line.contains(&format!("target=\"{target}\""))
+                    && line.contains(extra)
+            })
+            .and_then(|line| line.rsplit(' ').next())
+            .and_then(|value| value.parse().ok())
+    }
+
+    /// Every sample of `metric` by its `target` label (one pass: 1,000 targets are many lines).
+    fn by_target(&self, metric: &str) -> HashMap<String, f64> {
+        self.0
+            .lines()
+            .filter_map(|line| {
+                let rest = line.strip_prefix(metric)?.strip_prefix("{target=\"")?;
+                let (target, rest) = rest.split_once('"')?;
+                let value = rest.rsplit(' ').next()?.parse().ok()?;
+                Some((target.to_owned(), value))
+            })
+            .collect()
+    }
+
+    fn get(&self, metric: &str, target: &str) -> f64 {
+        self.value(metric, target, "").unwrap_or(0.0)
+    }
+
+    fn requests(&self, target: &str) -> f64 {
+        self.get("latency_requests_total", target)
+    }
+
+    fn responses(&self, target: &str) -> f64 {
+        self.get("latency_responses_total", target)
+    }
+
+    fn errors(&self, target: &str, reason: &str) -> f64 {
+        self.value(
+            "latency_errors_total",
+            target,
+            &format!("reason=\"{reason}\""),
+        )
+        .unwrap_or(0.0)
+    }
+
+    /// The RTT histogram's cumulative count at bucket `le`.
+    fn bucket(&self, target: &str, le: &str) -> f64 {
+        self.value(
+            "latency_rtt_seconds_bucket",
+            target,
+            &format!("le=\"{le}\""),
+        )
+        .unwrap_or(f64::NAN)
+    }
+
+    fn count(&self, target: &str) -> f64 {
+        self.get("latency_rtt_seconds_count", target)
+    }
+
+    fn has(&self, needle: &str) -> bool {
+        self.0.contains(needle)
+    }
+
+    /// The latency lines without histogram buckets (for failure messages).
+    fn latency(&self) -> String {
+        self.0
+            .lines()
+            .filter(|line| {
+                (line.starts_with("latency_") && !line.contains("_bucket"))
+                    || line.contains("collector=\"probes\"")
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+}
+
+/// Fine buckets around 25 ms: `0.02499` must stay empty (min ≥ 25 ms) and `0.0255` must hold
+/// half the replies (median ≤ 25.5 ms).
+const FINE_BUCKETS: &str =
+    "[0.02499, 0.0251, 0.0252, 0.0253, 0.0254, 0.0255, 0.026, 0.027, 0.03, 0.05]";
+
+#[test]
+fn injected_delay_is_a_floor_and_the_median_stays_within_half_a_millisecond() {
+    let config = format!(
+        "probes:\n  defaults:\n    interval: 40ms\n    timeout: 40ms\n  rtt_buckets: {FINE_BUCKETS}\n  targets:\n\
+         \x20   - {{host: 198.19.0.2, protocol: icmp}}\n\
+         \x20   - {{host: fd00:198:19::2, protocol: icmp}}\n\
+         \x20   - {{host: 198.19.0.3, protocol: tcp, port: 80}}\n\
+         \x20   - {{host: 198.19.0.7, protocol: icmp, payload_size: 1200, labels: {{ix: NIX}}}}\n"
+    );
+    let Some(lab) = Lab::start(
+        "probes_delay",
+        Options::default().delay(Duration::from_millis(25)).ttl(57),
+        &config,
+        User::Root,
+    ) else {
+        return;
+    };
+    let targets = [
+        "198.19.0.2",
+        "fd00:198:19::2",
+        "198.19.0.3:80",
+        "198.19.0.7",
+    ];
+    let metrics = lab.wait_for("200 replies per target", Duration::from_secs(30), |m| {
+        targets.iter().all(|target| m.count(target) >= 200.0)
+    });
+    for target in targets {
+        let count = metrics.count(target);
+        assert_eq!(
+            metrics.bucket(target, "0.02499"),
+            0.0,
+            "{target}: an RTT below the injected 25 ms\n{}",
+            metrics.latency()
+        );
+        assert!(
+            metrics.bucket(target, "0.0255") >= count / 2.0,
+            "{target}: median above 25.5 ms\n{}",
+            metrics.0
+        );
+        // Nothing is lost on this link: every request but the ones in flight was answered (a
+        // loaded CI machine may still push a rare reply past the 15 ms of timeout headroom).
+        assert!(
+            metrics.requests(target) - metrics.responses(target) <= 2.0 + 0.02 * count,
+            "{target}\n{}",
+            metrics.latency()
+        );
+    }
+    // The reply's TTL / hop limit (RAW v4: IP header; v6: IPV6_RECVHOPLIMIT).
+    for target in ["198.19.0.2", "fd00:198:19::2"] {
+        assert_eq!(
+            metrics.value("latency_reply_ttl", target, ""),
+            Some(57.0),
+            "{target}"
+        );
+    }
+    // The payload size is honoured: the responder echoes what it got, and the token in it
+    // still matches; the user label is on the series.
+    assert!(
+        metrics.has("latency_requests_total{target=\"198.19.0.7\",protocol=\"icmp\",ix=\"NIX\"}")
+    );
+    assert!(
+        lab.get("/").contains("ICMP over RAW sockets"),
+        "{}",
+        lab.get("/")
+    );
+    let stats = lab.responder.stats();
+    assert!(stats.echo_requests >= 600, "{stats}");
+}
+
+#[test]
+fn injected_loss_of_20_percent_is_exported_within_4_points() {
+    let config = "probes:\n  defaults:\n    interval: 10ms\n    timeout: 10ms\n  targets:\n\
+                  \x20   - {host: 198.19.0.9, protocol: icmp}\n";
+    let Some(lab) = Lab::start(
+        "probes_loss",
+        Options::default().loss(0.2).seed(7),
+        config,
+        User::Root,
+    ) else {
+        return;
+    };
+    let target = "198.19.0.9";
+    let metrics = lab.wait_for("600 probes", Duration::from_secs(30), |m| {
+        m.requests(target) >= 600.0
+    });
+    let requests = metrics.requests(target);
+    let responses = metrics.responses(target);
+    let timeouts = metrics.errors(target, "timeout");
+    // The ratio the alert and dashboard compute: 1 - responses / requests.
+    let loss = 1.0 - responses / requests;
+    assert!(
+        (loss - 0.2).abs() <= 0.04,
+        "loss {loss}\n{}",
+        metrics.latency()
+    );
+    // Every probe is accounted for: answered, timed out, or (at most two) still in flight.
+    assert!(
+        requests - responses - timeouts <= 2.0 && requests >= responses + timeouts,
+        "{}",
+        metrics.latency()
+    );
+    // The responder's own count of what it dropped agrees with ours.
+    let dropped = lab.responder.stats().dropped as f64;
+    // (A reply the loaded machine delayed past the 10 ms timeout counts as lost too.)
+    assert!(
+        (dropped - timeouts).abs() <= 3.0 + 0.01 * requests,
+        "dropped {dropped}, timeouts {timeouts}"
+    );
+}
+
+#[test]
+fn uniform_jitter_is_exported_as_the_rfc3550_value() {
+    let config = "probes:\n  defaults:\n    interval: 20ms\n    timeout: 20ms\n  targets:\n\
+                  \x20   - {host: 198.19.0.4, protocol: icmp}\n";
+    let Some(lab) = Lab::start(
+        "probes_jitter",
+        Options::default()
+            .delay(Duration::from_millis(10))
+            .jitter(Duration::from_millis(5), JitterDist::Uniform)
+            .seed(3),
+        config,
+        User::Root,
+    ) else {
+        return;
+    };
+    let target = "198.19.0.4";
+    // Warm up: the estimator starts at 0 and needs ~16 differences to forget that.
+    lab.wait_for("100 replies", Duration::from_secs(20), |m| {
+        m.count(target) >= 100.0
+    });
+    // The theoretical value. RTT = 10 ms + X, X uniform on [-a, a] with a = 5 ms, independent
+    // per packet. RFC 3550's J is an exponential average of |D|, D = X(n) - X(n-1), so its mean
+    // is E|D|. The difference of two independent U(-a, a) is triangular on [-2a, 2a] and
+    // |D| has density (2a - d) / (2a^2) on [0, 2a]: E|D| = 2a/3 = 3.333 ms.
+    let expected = 2.0 * 0.005 / 3.0;
+    // J itself fluctuates (gain 1/16: about ±13 % one sigma), so average the gauge over 6 s
+    // of scrapes (about 18 estimator time constants) before comparing.
+    let mut samples = Vec::new();
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(6) {
+        if let Some(jitter) = lab.metrics().value("latency_jitter_seconds", target, "") {
+            samples.push(jitter);
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let mean = samples.iter().sum::<f64>() / samples.len() as f64;
+    assert!(
+        (mean - expected).abs() <= 0.25 * expected,
+        "mean jitter {mean} s over {} scrapes, expected {expected} s ± 25 %",
+        samples.len()
+    );
+}
+
+#[test]
+fn tcp_open_refused_silent_and_unreachable_are_counted_by_reason() {
+    let config = "probes:\n  defaults:\n    interval: 100ms\n    timeout: 100ms\n  targets:\n\
+                  \x20   - {host: 198.19.0.2, protocol: tcp, port: 80}\n\
+                  \x20   - {host: 198.19.0.2, protocol: tcp, port: 81}\n\
+                  \x20   - {host: 198.19.0.2, protocol: tcp, port: 82}\n\
+                  \x20   - {host: 203.0.113.1, protocol: tcp, port: 80}\n\
+                  \x20   - {host: 203.0.113.1, protocol: icmp}\n";
+    let Some(lab) = Lab::start(
+        "probes_tcp",
+        Options::default()
+            .delay(Duration::from_millis(5))
+            .closed_port(81)
+            .silent_port(82),
+        config,
+        User::Root,
+    ) else {
+        return;
+    };
+    let all = [
+        "198.19.0.2:80",
+        "198.19.0.2:81",
+        "198.19.0.2:82",
+        "203.0.113.1:80",
+        "203.0.113.1",
+    ];
+    let metrics = lab.wait_for("10 probes per target", Duration::from_secs(20), |m| {
+        all.iter().all(|target| m.requests(target) >= 10.0)
+    });
+    let close = |target: &str, counted: f64| {
+        let requests = metrics.requests(target);
+        assert!(
+            requests - counted <= 1.0 && counted <= requests,
+            "{target}: {counted} of {requests}\n{}",
+            metrics.latency()
+        );
+    };
+    close("198.19.0.2:80", metrics.responses("198.19.0.2:80"));
+    close("198.19.0.2:81", metrics.errors("198.19.0.2:81", "refused"));
+    close("198.19.0.2:82", metrics.errors("198.19.0.2:82", "timeout"));
+    // No route in the namespace: the kernel refuses at once.
+    close(
+        "203.0.113.1:80",
+        metrics.errors("203.0.113.1:80", "unreachable"),
+    );
+    close("203.0.113.1", metrics.errors("203.0.113.1", "unreachable"));
+    for target in ["198.19.0.2:81", "198.19.0.2:82", "203.0.113.1:80"] {
+        assert_eq!(metrics.responses(target), 0.0, "{target}");
+    }
+    // No TIME_WAIT pile-up: connections are closed with an RST (SO_LINGER 0).
+    let sockets = lab
+        .netns
+        .command("ss")
+        .args(["-tan", "state", "time-wait", "dst", "198.19.0.0/24"])
+        .output()
+        .expect("run ss");
+    let time_wait = String::from_utf8_lossy(&sockets.stdout)
+        .lines()
+        .count()
+        .saturating_sub(1);
+    assert_eq!(time_wait, 0, "{}", String::from_utf8_lossy(&sockets.stdout));
+}
+
+#[test]
+fn a_host_name_is_followed_when_its_address_changes() {
+    let config = "probes:\n  defaults:\n    interval: 50ms\n    timeout: 50ms\n    resolve_interval: 200ms\n  targets:\n\
+                  \x20   - {host: moving.probe.test, protocol: icmp}\n\
+                  \x20   - {host: missing.probe.test, protocol: icmp}\n";
+    let Some(lab) = Lab::start_with(
+        "probes_dns",
+        Options::default().delay(Duration::from_millis(2)),
+        config,
+        User::Root,
+        |netns| {
+            netns
+                .write_etc(
+                    "hosts",
+                    "127.0.0.1 localhost\n198.19.0.5 moving.probe.test\n",
+                )
+                .expect("write hosts");
+            // No resolver in the namespace: a name not in the hosts file fails at once.
+            netns
+                .write_etc(
+                    "resolv.conf",
+                    "nameserver 127.0.0.1\noptions timeout:1 attempts:1\n",
+                )
+                .expect("write resolv.conf");
+        },
+    ) else {
+        return;
+    };
+    let moving = "moving.probe.test";
+    lab.wait_for(
+        "replies from the first address",
+        Duration::from_secs(20),
+        |m| m.has("address=\"198.19.0.5\"") && m.responses(moving) >= 5.0,
+    );
+    lab.netns
+        .write_etc(
+            "hosts",
+            "127.0.0.1 localhost\n198.19.0.6 moving.probe.test\n",
+        )
+        .expect("rewrite hosts");
+    let switched = lab.wait_for("the new address", Duration::from_secs(20), |m| {
+        m.has("address=\"198.19.0.6\"") && !m.has("address=\"198.19.0.5\"")
+    });
+    let before = switched.responses(moving);
+    lab.wait_for(
+        "replies from the new address",
+        Duration::from_secs(20),
+        |m| m.responses(moving) >= before + 5.0,
+    );
+    let by_address = lab.responder.by_address();
+    let requests = |address: &str| {
+        by_address
+            .get(&address.parse().expect("ip"))
+            .map_or(0, |counts| counts.requests)
+    };
+    assert!(
+        requests("198.19.0.5") >= 5 && requests("198.19.0.6") >= 5,
+        "{by_address:?}"
+    );
+    // The name that does not resolve: every due probe counts as sent and failed (resolve),
+    // the lookups are counted and failed, and the exporter carries on.
+    let metrics = lab.metrics();
+    let missing = "missing.probe.test";
+    assert!(metrics.requests(missing) >= 5.0, "{}", metrics.latency());
+    assert!(
+        metrics.requests(missing) - metrics.errors(missing, "resolve") <= 1.0,
+        "{}",
+        metrics.latency()
+    );
+    assert!(metrics.get("latency_dns_failures_total", missing) >= 1.0);
+    assert!(metrics.get("latency_dns_lookups_total", moving) >= 2.0);
+    assert_eq!(metrics.get("latency_dns_failures_total", moving), 0.0);
+    assert!(metrics.get("latency_dns_lookup_duration_seconds_count", moving) >= 2.0);
+}
+
+#[test]
+fn a_reload_keeps_unchanged_targets_and_drops_removed_ones() {
+    let base = "probes:\n  defaults:\n    interval: 50ms\n    timeout: 50ms\n  targets:\n\
+                \x20   - {host: 198.19.0.2, protocol: icmp, labels: {ix: NIX}}\n";
+    let Some(lab) = Lab::start(
+        "probes_reload",
+        Options::default().delay(Duration::from_millis(1)),
+        &format!("{base}    - {{host: 198.19.0.3, protocol: icmp}}\n"),
+        User::Root,
+    ) else {
+        return;
+    };
+    let before = lab.wait_for("probes of both targets", Duration::from_secs(20), |m| {
+        m.responses("198.19.0.2") >= 20.0 && m.responses("198.19.0.3") >= 1.0
+    });
+    lab.reload(&format!(
+        "{base}    - {{host: 198.19.0.4, protocol: tcp, port: 80}}\n"
+    ));
+    let after = lab.wait_for("the new target", Duration::from_secs(20), |m| {
+        m.responses("198.19.0.4:80") >= 5.0
+    });
+    assert!(!after.has("target=\"198.19.0.3\""), "{}", after.latency());
+    // The unchanged target's counters and histogram went on from where they were.
+    assert!(after.requests("198.19.0.2") > before.requests("198.19.0.2") + 4.0);
+    assert!(after.count("198.19.0.2") >= before.count("198.19.0.2"));
+    assert!(
+        lab.logs().contains("configuration reloaded"),
+        "{}",
+        lab.logs()
+    );
+}
+
+#[test]
+fn a_thousand_targets_at_one_second_are_each_probed_every_interval() {
+    let prefix = Prefix::new("198.19.0.1".parse().expect("ip"), 22).expect("prefix");
+    let mut config =
+        String::from("probes:\n  defaults:\n    interval: 1s\n    timeout: 1s\n  targets:\n");
+    let targets: Vec<String> = (2..=1001)
+        .map(|index| prefix.nth(index).expect("address in prefix").to_string())
+        .collect();
+    for target in &targets {
+        config.push_str(&format!("    - {{host: {target}, protocol: icmp}}\n"));
+    }
+    let Some(lab) = Lab::start(
+        "probes_scale",
+        Options::default()
+            .prefix4(Some(prefix))
+            .delay(Duration::from_millis(5)),
+        &config,
+        User::Root,
+    ) else {
+        return;
+    };
+    let first = lab.wait_for(
+        "one reply from every target",
+        Duration::from_secs(20),
+        |m| {
+            let responses = m.by_target("latency_responses_total");
+            targets
+                .iter()
+                .all(|target| responses.get(target).is_some_and(|count| *count >= 1.0))
+        },
+    );
+    let cpu_before = lab.cpu_seconds();
+    let started = Instant::now();
+    std::thread::sleep(Duration::from_secs(3));
+    let last = lab.metrics();
+    let elapsed = started.elapsed().as_secs_f64();
+    let cpu = lab.cpu_seconds() - cpu_before;
+    let maps = |metric: &str| (last.by_target(metric), first.by_target(metric));
+    let (requests, responses) = (
+        maps("latency_requests_total"),
+        maps("latency_responses_total"),
+    );
+    let delta = |(now, then): &(HashMap<String, f64>, HashMap<String, f64>), target: &String| {
+        now.get(target).copied().unwrap_or(0.0) - then.get(target).copied().unwrap_or(0.0)
+    };
+    let mut late = Vec::new();
+    for target in &targets {
+        let sent = delta(&requests, target);
+        let answered = delta(&responses, target);
+        // 3 s at 1 s: 3 sends (2 to 4, by where the scrapes fall within the interval), every
+        // one answered but those in flight.
+        if !(2.0..=4.0).contains(&sent) || answered < sent - 1.0 {
+            late.push(format!("{target}: sent {sent}, answered {answered}"));
+        }
+    }
+    assert!(
+        late.is_empty(),
+        "{} targets off schedule: {:?}",
+        late.len(),
+        &late[..late.len().min(10)]
+    );
+    // Information, not an assertion (benches/ measures performance): the exporter's CPU.
+    eprintln!(
+        "1,000 targets at 1 s: exporter used {cpu:.2} CPU s in {elapsed:.1} s ({:.1} % of a core, debug build)",
+        100.0 * cpu / elapsed
+    );
+}
+
+#[test]
+fn unprivileged_dgram_sockets_probe_icmp_and_icmpv6() {
+    let config = "probes:\n  defaults:\n    interval: 30ms\n    timeout: 30ms\n  rtt_buckets: [0.00999, 0.0105, 0.05]\n  targets:\n\
+                  \x20   - {host: 198.19.0.2, protocol: icmp}\n\
+                  \x20   - {host: fd00:198:19::2, protocol: icmp}\n";
+    let Some(lab) = Lab::start_with(
+        "probes_dgram",
+        Options::default().delay(Duration::from_millis(10)).ttl(61),
+        config,
+        User::Nobody,
+        |netns| netns.allow_ping_group().expect("ping_group_range"),
+    ) else {
+        return;
+    };
+    let metrics = lab.wait_for("replies over DGRAM sockets", Duration::from_secs(20), |m| {
+        m.responses("198.19.0.2") >= 50.0 && m.responses("fd00:198:19::2") >= 50.0
+    });
+    for target in ["198.19.0.2", "fd00:198:19::2"] {
+        assert_eq!(
+            metrics.bucket(target, "0.00999"),
+            0.0,
+            "{target}: below the delay"
+        );
+        assert!(
+            metrics.bucket(target, "0.0105") >= metrics.count(target) / 2.0,
+            "{target}"
+        );
+        // DGRAM sockets see no IP header: the TTL comes from IP_RECVTTL / IPV6_RECVHOPLIMIT.
+        assert_eq!(
+            metrics.value("latency_reply_ttl", target, ""),
+            Some(61.0),
+            "{target}"
+        );
+    }
+    assert!(lab.logs().contains("kind=DGRAM"), "{}", lab.logs());
+    assert!(!lab.logs().contains("kind=RAW"), "{}", lab.logs());
+    assert!(lab.get("/").contains("ICMP over DGRAM sockets"));
+    assert!(metrics.has("xen_exporter_collector_success{collector=\"probes\"} 1"));
+}
+
+#[test]
+fn without_permission_the_error_names_both_fixes_and_the_exporter_keeps_serving() {
+    let config = "probes:\n  defaults:\n    interval: 50ms\n    timeout: 50ms\n  targets:\n\
+                  \x20   - {host: 198.19.0.2, protocol: icmp}\n\
+                  \x20   - {host: 198.19.0.2, protocol: tcp, port: 80}\n";
+    // A fresh namespace keeps the kernel's default ping_group_range ("1 0": nobody).
+    let Some(lab) = Lab::start("probes_noperm", Options::default(), config, User::Nobody) else {
+        return;
+    };
+    let metrics = lab.wait_for("socket errors", Duration::from_secs(20), |m| {
+        m.errors("198.19.0.2", "socket") >= 5.0 && m.responses("198.19.0.2:80") >= 5.0
+    });
+    assert!(
+        metrics.has("xen_exporter_collector_success{collector=\"probes\"} 0"),
+        "{}",
+        metrics.latency()
+    );
+    assert_eq!(metrics.responses("198.19.0.2"), 0.0);
+    let logs = lab.logs();
+    for needle in [
+        "cannot open an ICMP socket",
+        "CAP_NET_RAW",
+        "setcap cap_net_raw+ep",
+        "net.ipv4.ping_group_range",
+    ] {
+        assert!(
+            logs.contains(needle),
+            "{needle} missing from the logs:\n{logs}"
+        );
+    }
+    // Logged once, not once per probe.
+    assert_eq!(
+        logs.matches("cannot open an ICMP socket").count(),
+        1,
+        "{logs}"
+    );
+    assert!(lab.get("/").contains("ICMP socket cannot be opened"));
+}
+
+#[test]
+fn two_exporters_pinging_one_host_never_take_each_others_replies() {
+    // Both run as root, so both use RAW sockets, and each RAW socket sees every echo reply in
+    // the namespace: the other exporter's replies must be told apart (identifier, sequence
+    // and the per-probe token), never counted as ours or as duplicates (surge-ping #73).
+    let config = "probes:\n  defaults:\n    interval: 10ms\n    timeout: 10ms\n  targets:\n\
+                  \x20   - {host: 198.19.0.2, protocol: icmp}\n";
+    let Some(lab) = Lab::start(
+        "probes_two",
+        Options::default().delay(Duration::from_millis(1)),
+        config,
+        User::Root,
+    ) else {
+        return;
+    };
+    let (mut second, second_address, _logs) = spawn_exporter(&lab.netns, &lab.config, User::Root);
+    let target = "198.19.0.2";
+    let first = lab.wait_for("300 probes", Duration::from_secs(20), |m| {
+        m.requests(target) >= 300.0
+    });
+    let other = Metrics(
+        lab.netns
+            .run(move || common::http(second_address, "GET", "/metrics", &[]))
+            .expect("enter namespace")
+            .expect("scrape the second exporter")
+            .text(),
+    );
+    let _ = second.kill();
+    let _ = second.wait();
+    for (name, metrics) in [("first", &first), ("second", &other)] {
+        let requests = metrics.requests(target);
+        let responses = metrics.responses(target);
+        assert!(requests >= 100.0, "{name}: {}", metrics.latency());
+        assert!(
+            responses <= requests && requests - responses <= 2.0 + 0.02 * requests,
+            "{name}: {}",
+            metrics.latency()
+        );
+        assert_eq!(
+            metrics.get("latency_duplicates_total", target),
+            0.0,
+            "{name}: {}",
+            metrics.latency()
+        );
+    }
+    // Both really were pinging at once: the responder saw both streams.
+    let answered = lab.responder.stats().answered as f64;
+    assert!(
+        answered >= first.requests(target) + other.requests(target) - 4.0,
+        "{answered}"
+    );
+}
+
+#[test]
+fn an_icmp_unreachable_from_a_router_fails_the_probe_as_unreachable() {
+    // The exporter's namespace reaches 203.0.113.0/24 through a router namespace (veth pair)
+    // whose route for it is `unreachable`: the router answers echo requests with ICMP host
+    // unreachable quoting them. The kernel rate-limits these hard (`ip_error`, tuned by the
+    // host-wide net.ipv4.route.error_cost, left alone here): only a few arrive and the other
+    // probes time out. Each one that arrives must fail its probe as `unreachable`.
+    let config = "probes:\n  defaults:\n    interval: 50ms\n    timeout: 50ms\n  targets:\n\
+                  \x20   - {host: 203.0.113.1, protocol: icmp}\n";
+    let mut router = None;
+    let Some(lab) = Lab::start_with(
+        "probes_unreach",
+        Options::default(),
+        config,
+        User::Root,
+        |netns| {
+            let r = Netns::create(&format!("{}-r", netns.name())).expect("router namespace");
+            let ip = |args: &[&str]| {
+                let status = Command::new("ip").args(args).status().expect("run ip");
+                assert!(status.success(), "ip {args:?}");
+            };
+            let (a, b) = (netns.name(), r.name());
+            ip(&[
+                "-n", a, "link", "add", "xe-u0", "type", "veth", "peer", "name", "xe-u1", "netns",
+                b,
+            ]);
+            ip(&["-n", a, "addr", "add", "192.0.2.1/30", "dev", "xe-u0"]);
+            ip(&["-n", a, "link", "set", "xe-u0", "up"]);
+            ip(&["-n", b, "addr", "add", "192.0.2.2/30", "dev", "xe-u1"]);
+            ip(&["-n", b, "link", "set", "xe-u1", "up"]);
+            ip(&[
+                "-n",
+                a,
+                "route",
+                "add",
+                "203.0.113.0/24",
+                "via",
+                "192.0.2.2",
+            ]);
+            ip(&["-n", b, "route", "add", "unreachable", "203.0.113.0/24"]);
+            r.set_sysctl("net.ipv4.ip_forward", "1")
+                .expect("forwarding");
+            router = Some(r);
+        },
+    ) else {
+        return;
+    };
+    let target = "203.0.113.1";
+    let metrics = lab.wait_for("unreachable errors", Duration::from_secs(20), |m| {
+        m.errors(target, "unreachable") >= 1.0
+    });
+    // Every probe is either unreachable or timed out (at most one in flight), never answered.
+    let failed = metrics.errors(target, "unreachable") + metrics.errors(target, "timeout");
+    assert!(
+        metrics.requests(target) - failed <= 1.0 && metrics.responses(target) == 0.0,
+        "{}",
+        metrics.latency()
+    );
+    drop(lab);
+    drop(router);
+}
