@@ -361,9 +361,7 @@ impl Counts {
             .any(|sample| sample.name == metrics.requests && keep(sample));
         Counts {
             requests: delta(metrics.requests),
-            responses: metrics
-                .responses
-                .map_or_else(|| rtt.total(), |name| delta(name)),
+            responses: metrics.responses.map_or_else(|| rtt.total(), delta),
             rtt,
             present,
         }
