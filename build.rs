@@ -14,8 +14,19 @@ fn main() {
     println!("cargo:rustc-env=XEN_EXPORTER_REVISION={revision}");
     println!("cargo:rustc-env=XEN_EXPORTER_RUSTC={rustc_version}");
     println!("cargo:rerun-if-env-changed=XEN_EXPORTER_REVISION");
-    println!("cargo:rerun-if-changed=.git/HEAD");
-    println!("cargo:rerun-if-changed=.git/refs/heads");
+    // In a `git worktree`, .git is a file: a missing path would rerun this (and rebuild the
+    // crate) on every cargo command, so ask git where HEAD and the branches really are.
+    let git_dir =
+        command_output("git", &["rev-parse", "--git-dir"]).unwrap_or_else(|| ".git".into());
+    let common_dir = command_output("git", &["rev-parse", "--git-common-dir"])
+        .unwrap_or_else(|| git_dir.clone());
+    println!("cargo:rerun-if-changed={git_dir}/HEAD");
+    // Only this branch's ref: other worktrees' commits must not rebuild this one.
+    let branch = command_output("git", &["symbolic-ref", "-q", "HEAD"]);
+    match branch {
+        Some(branch) => println!("cargo:rerun-if-changed={common_dir}/{branch}"),
+        None => println!("cargo:rerun-if-changed={common_dir}/refs/heads"),
+    }
 }
 
 fn command_output(program: &str, args: &[&str]) -> Option<String> {
