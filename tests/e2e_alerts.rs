@@ -4,10 +4,9 @@
 //! healthy host raises no saturation alert; then one guest's disk goes into a VBD_OO storm and
 //! `XenVbdRingSaturated` reaches a webhook through a real Alertmanager.
 //!
-//! Latency: when the exporter accepts probe targets, it probes loopback targets this test owns
-//! (a TCP listener, a closed TCP port whose `LatencyTargetUnreachable` page must arrive too, and
-//! ICMP to 127.0.0.1 as root). Before the probes are in the build, the latency dashboard's
-//! queries run against a clearly marked synthetic stand-in instead.
+//! Latency: the exporter's real probes measure loopback targets this test owns (a TCP listener,
+//! a closed TCP port whose `LatencyTargetUnreachable` page must arrive too, and ICMP to 127.0.0.1
+//! as root).
 //!
 //! The rules are loaded with their time windows shrunk (every `[range]` to 15 s, every `for:` to
 //! 5 s) so a storm fires in seconds instead of 20 minutes; expressions and thresholds are the
@@ -19,7 +18,6 @@ use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -59,15 +57,14 @@ fn dashboards_and_storm_alert_end_to_end() {
     let alertmanager = Alertmanager::start(&alertmanager_binary, webhook.address);
     let storm_after = format!("{}s", STORM_AFTER.as_secs());
     let guests = GUESTS.to_string();
-    // Real probes when this build has them: TCP to a loopback listener of this test, and ICMP
-    // echo to 127.0.0.1 when this process may open ICMP sockets (root).
+    // Real probes: TCP to a loopback listener of this test, and ICMP echo to 127.0.0.1 when this
+    // process may open ICMP sockets (root).
     let probe_target = LoopbackTcpTarget::start();
     let config_dir = common::temp_dir();
     let icmp = common::is_root();
     let config = probe_config(config_dir.path(), probe_target.address, icmp);
-    let probes = exporter_accepts(&config);
     let config_flag = format!("--config.file={}", config.display());
-    let mut args = vec![
+    let args = vec![
         "--xen.source=simulated",
         "--xen.simulated.domains",
         &guests,
@@ -75,39 +72,30 @@ fn dashboards_and_storm_alert_end_to_end() {
         STORM_DOMAIN,
         "--xen.simulated.storm-after",
         &storm_after,
+        &config_flag,
     ];
-    if probes {
-        args.push(&config_flag);
-    }
     let started = Instant::now();
     let exporter = Exporter::start(&args);
     let storm_starts = started + STORM_AFTER;
-    let has_latency = probes
-        && poll(Duration::from_secs(20), || {
-            let metrics = exporter.get("/metrics").text();
-            metrics
-                .lines()
-                .any(|line| line.starts_with("latency_rtt_seconds_bucket"))
-                .then_some(())
-        })
-        .is_some();
-    assert_eq!(
-        probes,
-        has_latency,
-        "the exporter accepts probe targets but serves no RTT histogram: {}",
+    let serves_latency = poll(Duration::from_secs(20), || {
+        let metrics = exporter.get("/metrics").text();
+        metrics
+            .lines()
+            .any(|line| line.starts_with("latency_rtt_seconds_bucket"))
+            .then_some(())
+    })
+    .is_some();
+    assert!(
+        serves_latency,
+        "the exporter probes its targets but serves no RTT histogram: {}",
         exporter.logs()
     );
     let mut skipped_queries = Vec::new();
-    if has_latency && !icmp {
+    if !icmp {
         common::skip(TEST, "latency_reply_ttl queries: ICMP probes need root");
         skipped_queries.push("latency_reply_ttl");
     }
-    // STAND-IN, until the probes are on main: when the exporter does not accept probe targets,
-    // the latency dashboard's queries run against a synthetic exposition of the planned
-    // families (metrics-plan.md). With probes in the build it is not started.
-    let stand_in = (!has_latency).then(LatencyStandIn::start);
-    let mut targets = vec![exporter.address];
-    targets.extend(stand_in.as_ref().map(|stand_in| stand_in.address));
+    let targets = vec![exporter.address];
     let rules_dir = common::temp_dir();
     let rule_files = shortened_rules(rules_dir.path());
     let prometheus = Prometheus::start(
@@ -126,7 +114,7 @@ fn dashboards_and_storm_alert_end_to_end() {
         prometheus.query("up")
     );
 
-    check_metric_names(&exporter.get("/metrics").text(), has_latency);
+    check_metric_names(&exporter.get("/metrics").text());
 
     // Busy but healthy: every VBD has been judged by the saturation rule, none saturated, no
     // alert pending or firing, and all before the storm begins.
@@ -156,7 +144,7 @@ fn dashboards_and_storm_alert_end_to_end() {
         "the healthy phase was checked after the storm began (machine too slow for STORM_AFTER)"
     );
 
-    check_dashboard_queries(&prometheus, has_latency, &skipped_queries);
+    check_dashboard_queries(&prometheus, &skipped_queries);
     check_rule_health(&prometheus);
 
     // The storm: XenVbdRingSaturated for the storming disk, and only for it, reaches the webhook.
@@ -187,26 +175,24 @@ fn dashboards_and_storm_alert_end_to_end() {
         .as_str()
         .expect("runbook_url annotation");
     assert!(repo().join(runbook).is_file(), "runbook {runbook} missing");
-    // With real probes, the closed port's target is unreachable and that page arrives too.
-    if has_latency {
-        let unreachable = poll(Duration::from_secs(30), || {
-            webhook.alerts().into_iter().find(|alert| {
-                alert["labels"]["alertname"] == "LatencyTargetUnreachable"
-                    && alert["labels"]["target"] == "loopback-closed"
-            })
+    // The closed port's target is unreachable and that page arrives too.
+    let unreachable = poll(Duration::from_secs(30), || {
+        webhook.alerts().into_iter().find(|alert| {
+            alert["labels"]["alertname"] == "LatencyTargetUnreachable"
+                && alert["labels"]["target"] == "loopback-closed"
         })
-        .unwrap_or_else(|| {
-            panic!(
-                "LatencyTargetUnreachable never reached the webhook: {:?}",
-                webhook.alerts()
-            )
-        });
-        assert_eq!(unreachable["labels"]["severity"], "page", "{unreachable}");
-        assert!(webhook.alerts().iter().all(|alert| {
-            alert["labels"]["alertname"] != "LatencyTargetUnreachable"
-                || alert["labels"]["target"] == "loopback-closed"
-        }));
-    }
+    })
+    .unwrap_or_else(|| {
+        panic!(
+            "LatencyTargetUnreachable never reached the webhook: {:?}",
+            webhook.alerts()
+        )
+    });
+    assert_eq!(unreachable["labels"]["severity"], "page", "{unreachable}");
+    assert!(webhook.alerts().iter().all(|alert| {
+        alert["labels"]["alertname"] != "LatencyTargetUnreachable"
+            || alert["labels"]["target"] == "loopback-closed"
+    }));
     for other in webhook.alerts() {
         if other["labels"]["alertname"] == "XenVbdRingSaturated" {
             assert_eq!(
@@ -277,7 +263,7 @@ fn shorten_ranges(line: &str) -> String {
 /// Every metric name in `alerts/metrics.txt` (the names the rules and dashboards use) is served:
 /// as a sample, or as a declared family without series yet (a labelled counter such as
 /// `latency_errors_total{reason}` appears with its first error).
-fn check_metric_names(metrics: &str, has_latency: bool) {
+fn check_metric_names(metrics: &str) {
     let mut served: BTreeSet<String> = metrics
         .lines()
         .filter(|line| !line.starts_with('#') && !line.is_empty())
@@ -298,18 +284,9 @@ fn check_metric_names(metrics: &str, has_latency: bool) {
         if name.is_empty() || name.starts_with('#') || name == "up" {
             continue;
         }
-        if name.starts_with("latency_") && !has_latency {
-            continue;
-        }
         if !served.contains(name) {
             missing.push(name);
         }
-    }
-    if !has_latency {
-        eprintln!(
-            "SKIP {TEST}: latency_ metric names not checked: the exporter serves no latency_ series \
-             (no probes configured in this build)"
-        );
     }
     assert!(
         missing.is_empty(),
@@ -319,7 +296,7 @@ fn check_metric_names(metrics: &str, has_latency: bool) {
 
 /// Runs every dashboard query against Prometheus, variables substituted, and asserts each
 /// returns at least one series.
-fn check_dashboard_queries(prometheus: &Prometheus, has_latency: bool, skipped: &[&str]) {
+fn check_dashboard_queries(prometheus: &Prometheus, skipped: &[&str]) {
     let mut paths: Vec<PathBuf> = std::fs::read_dir(repo().join("dashboards"))
         .expect("read dashboards/")
         .map(|entry| entry.expect("dashboards/ entry").path())
@@ -338,13 +315,6 @@ fn check_dashboard_queries(prometheus: &Prometheus, has_latency: bool, skipped: 
             .to_string_lossy()
             .into_owned();
         let exprs = panel_queries(&dashboard);
-        if exprs.iter().any(|(_, expr)| expr.contains("latency_")) && !has_latency {
-            eprintln!(
-                "{TEST}: {name}: {} queries run against the synthetic latency stand-in: the \
-                 exporter serves no latency_ series yet (probes not in this build)",
-                exprs.len()
-            );
-        }
         let values = resolve_variables(prometheus, &dashboard, &name);
         for (panel, expr) in exprs {
             if !skipped.iter().any(|part| expr.contains(part)) {
@@ -662,106 +632,6 @@ fn probe_config(dir: &Path, tcp: SocketAddr, icmp: bool) -> PathBuf {
     let path = dir.join("xen_exporter.yml");
     std::fs::write(&path, text).expect("write probe config");
     path
-}
-
-/// Whether this build of the exporter accepts `config` (`--config.check`): false before the
-/// probes are on main, whose config has no `probes.targets` yet.
-fn exporter_accepts(config: &Path) -> bool {
-    Command::new(common::exporter_binary())
-        .arg(format!("--config.file={}", config.display()))
-        .arg("--config.check")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|status| status.success())
-}
-
-/// STAND-IN for the latency probes until they are on main: serves the planned `latency_`
-/// families (metrics-plan.md) for two targets with counters that grow with time, so the latency
-/// dashboard's queries and rules run against a real Prometheus. The addresses are label values
-/// from the documentation range; nothing is sent to them.
-struct LatencyStandIn {
-    address: SocketAddr,
-}
-
-impl LatencyStandIn {
-    fn start() -> LatencyStandIn {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind stand-in");
-        let address = listener.local_addr().expect("stand-in address");
-        let started = Instant::now();
-        // The thread ends with the test process; it holds no child process.
-        std::thread::spawn(move || {
-            for stream in listener.incoming() {
-                let Ok(mut stream) = stream else { continue };
-                let _ = read_request_head(&mut stream);
-                let body = latency_exposition(started.elapsed());
-                let _ = stream.write_all(
-                    format!(
-                        "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\n\
-                         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                        body.len()
-                    )
-                    .as_bytes(),
-                );
-            }
-        });
-        LatencyStandIn { address }
-    }
-}
-
-fn read_request_head(stream: &mut std::net::TcpStream) -> Option<()> {
-    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    let mut reader = BufReader::new(stream);
-    loop {
-        let mut line = String::new();
-        if reader.read_line(&mut line).ok()? == 0 || line.trim_end().is_empty() {
-            return Some(());
-        }
-    }
-}
-
-/// The synthetic exposition at `elapsed`: 10 probes a second per target, 2 % lost.
-fn latency_exposition(elapsed: Duration) -> String {
-    let requests = (elapsed.as_secs_f64() * 10.0).floor() as u64;
-    let lost = requests / 50;
-    let responses = requests - lost;
-    let mut out = String::new();
-    for (target, protocol, address, rtt_scale) in [
-        ("nix-resolver", "icmp", "192.0.2.10", 1.0),
-        ("nix-web", "tcp", "192.0.2.20:443", 3.0),
-    ] {
-        let labels = format!(
-            r#"target="{target}",protocol="{protocol}",ix="NIX",city="Oslo",org="Example""#
-        );
-        out.push_str(&format!(
-            "latency_target_info{{{labels},address=\"{address}\"}} 1\n\
-             latency_requests_total{{{labels}}} {requests}\n\
-             latency_responses_total{{{labels}}} {responses}\n\
-             latency_duplicates_total{{{labels}}} 0\n\
-             latency_errors_total{{{labels},reason=\"timeout\"}} {lost}\n\
-             latency_jitter_seconds{{{labels}}} {}\n\
-             latency_reply_ttl{{{labels}}} 61\n",
-            0.0002 * rtt_scale
-        ));
-        // Half the replies within 0.5 ms x scale, 98 % within 2 ms x scale, all within 10 ms.
-        let mut cumulative = 0;
-        for (le, share) in [(0.0001, 0.0), (0.0005, 0.5), (0.002, 0.98), (0.01, 1.0)] {
-            cumulative = ((responses as f64) * share) as u64;
-            out.push_str(&format!(
-                "latency_rtt_seconds_bucket{{{labels},le=\"{}\"}} {cumulative}\n",
-                le * rtt_scale
-            ));
-        }
-        debug_assert_eq!(cumulative, responses);
-        out.push_str(&format!(
-            "latency_rtt_seconds_bucket{{{labels},le=\"+Inf\"}} {responses}\n\
-             latency_rtt_seconds_sum{{{labels}}} {}\n\
-             latency_rtt_seconds_count{{{labels}}} {responses}\n",
-            responses as f64 * 0.0006 * rtt_scale
-        ));
-    }
-    out
 }
 
 #[test]
