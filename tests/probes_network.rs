@@ -6,20 +6,16 @@
 mod common;
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader};
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
+use common::Exporter;
 use netsim::{JitterDist, Netns, Options, Prefix, Responder};
 
 /// A namespace, its responder and an exporter running inside it (killed by PID on drop).
 struct Lab {
-    exporter: Option<Child>,
-    address: SocketAddr,
-    logs: Arc<Mutex<Vec<String>>>,
+    exporter: Exporter,
     config: PathBuf,
     responder: Responder,
     netns: Netns,
@@ -59,11 +55,9 @@ impl Lab {
         let config_path = dir.path().join("xen_exporter.yml");
         std::fs::write(&config_path, config).expect("write config");
         set_mode(&config_path, 0o644);
-        let (child, address, logs) = spawn_exporter(&netns, &config_path, user);
+        let exporter = spawn_exporter(&netns, &config_path, user);
         Some(Lab {
-            exporter: Some(child),
-            address,
-            logs,
+            exporter,
             config: config_path,
             responder,
             netns,
@@ -72,7 +66,7 @@ impl Lab {
     }
 
     fn get(&self, path: &str) -> String {
-        let address = self.address;
+        let address = self.exporter.address;
         let path = path.to_owned();
         self.netns
             .run(move || common::http(address, "GET", &path, &[]))
@@ -86,18 +80,13 @@ impl Lab {
     }
 
     fn logs(&self) -> String {
-        self.logs.lock().expect("log lock").join("\n")
+        self.exporter.logs()
     }
 
     /// Rewrites the config file and reloads it (SIGHUP).
     fn reload(&self, config: &str) {
         std::fs::write(&self.config, config).expect("rewrite config");
-        let pid = self.exporter.as_ref().expect("exporter").id();
-        let status = Command::new("kill")
-            .args(["-HUP", &pid.to_string()])
-            .status()
-            .expect("run kill");
-        assert!(status.success());
+        self.exporter.signal("HUP");
     }
 
     /// Waits until `condition` holds on a scrape; panics with the scrape and logs otherwise.
@@ -126,7 +115,7 @@ impl Lab {
 
     /// The exporter's CPU time so far (user + system), from /proc.
     fn cpu_seconds(&self) -> f64 {
-        let pid = self.exporter.as_ref().expect("exporter").id();
+        let pid = self.exporter.child.id();
         let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("read stat");
         let fields: Vec<&str> = stat
             .rsplit_once(')')
@@ -140,72 +129,20 @@ impl Lab {
     }
 }
 
-impl Drop for Lab {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.exporter.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+/// Starts the exporter inside `netns` with `config` (`ip netns exec`, and `setpriv` for an
+/// unprivileged user), through the shared launcher that waits for its `listening` line.
+fn spawn_exporter(netns: &Netns, config_path: &Path, user: User) -> Exporter {
+    let mut wrapper = vec!["ip", "netns", "exec", netns.name()];
+    if user == User::Nobody {
+        wrapper.extend([
+            "setpriv",
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+        ]);
     }
-}
-
-/// Starts the exporter inside `netns` with `config`; returns it, its address and its log lines.
-fn spawn_exporter(
-    netns: &Netns,
-    config_path: &Path,
-    user: User,
-) -> (Child, SocketAddr, Arc<Mutex<Vec<String>>>) {
-    let mut command = match user {
-        User::Root => netns.command(common::exporter_binary()),
-        User::Nobody => {
-            let mut command = netns.command("setpriv");
-            command.args([
-                "--reuid=65534",
-                "--regid=65534",
-                "--clear-groups",
-                common::exporter_binary(),
-            ]);
-            command
-        }
-    };
-    command
-        .arg("--web.listen-address=127.0.0.1:0")
-        .arg(format!("--config.file={}", config_path.display()))
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped());
-    let mut child = command
-        .spawn()
-        .expect("start the exporter in the namespace");
-    let stderr = child.stderr.take().expect("stderr is piped");
-    let logs = Arc::new(Mutex::new(Vec::new()));
-    let (sender, receiver) = std::sync::mpsc::channel();
-    {
-        let logs = logs.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if line.contains("msg=listening") {
-                    if let Some(address) = line
-                        .split_whitespace()
-                        .find_map(|pair| pair.strip_prefix("address="))
-                        .and_then(|address| address.parse::<SocketAddr>().ok())
-                    {
-                        let _ = sender.send(address);
-                    }
-                }
-                logs.lock().expect("log lock").push(line);
-            }
-        });
-    }
-    let Ok(address) = receiver.recv_timeout(Duration::from_secs(20)) else {
-        let _ = child.kill();
-        let _ = child.wait();
-        panic!(
-            "exporter did not start listening:\n{}",
-            logs.lock().expect("log lock").join("\n")
-        );
-    };
-    (child, address, logs)
+    let config = format!("--config.file={}", config_path.display());
+    Exporter::start_wrapped(&wrapper, &[&config], &[])
 }
 
 fn set_mode(path: &Path, mode: u32) {
@@ -796,7 +733,8 @@ fn two_exporters_pinging_one_host_never_take_each_others_replies() {
     ) else {
         return;
     };
-    let (mut second, second_address, _logs) = spawn_exporter(&lab.netns, &lab.config, User::Root);
+    let second = spawn_exporter(&lab.netns, &lab.config, User::Root);
+    let second_address = second.address;
     let target = "198.19.0.2";
     let first = lab.wait_for("300 probes", Duration::from_secs(20), |m| {
         m.requests(target) >= 300.0
@@ -808,8 +746,7 @@ fn two_exporters_pinging_one_host_never_take_each_others_replies() {
             .expect("scrape the second exporter")
             .text(),
     );
-    let _ = second.kill();
-    let _ = second.wait();
+    drop(second);
     for (name, metrics) in [("first", &first), ("second", &other)] {
         let requests = metrics.requests(target);
         let responses = metrics.responses(target);
