@@ -1,9 +1,9 @@
 //! Latency probes: continuous ICMP and TCP probes of the configured targets, following reloads.
 //!
 //! [`Probes::start`] registers the families and runs a supervisor task that keeps one task per
-//! target (plus one resolver task per host name) in step with the configuration: unchanged
-//! targets keep running with their series, removed ones stop and their series disappear, new
-//! ones start. [`Probes`] is also the `probes` scrape-time collector, whose outcome
+//! target (plus a resolver task for each target given by host name) in step with the
+//! configuration: unchanged targets keep running with their series, removed ones stop and their
+//! series disappear, new ones start. [`Probes`] is also the `probes` scrape-time collector, whose outcome
 //! (`xen_exporter_collector_success{collector="probes"}`) is 0 while an ICMP socket the targets
 //! need cannot be opened.
 
