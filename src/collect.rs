@@ -9,7 +9,7 @@
 
 use std::time::Duration;
 
-use prometheus_client::collector::Collector;
+use crate::exposition::{Format, Writer};
 
 /// How one part of a collection went.
 #[derive(Debug, Clone, PartialEq)]
@@ -24,7 +24,7 @@ pub struct Outcome {
 #[derive(Debug, Default)]
 pub struct Collected {
     /// Families to encode for this scrape only (they are dropped afterwards: no stale series).
-    pub families: Vec<Box<dyn Collector>>,
+    pub families: Vec<Box<dyn Families>>,
     pub outcomes: Vec<Outcome>,
 }
 
@@ -43,7 +43,23 @@ pub trait ScrapeCollector: Send + Sync + 'static {
     }
 
     /// Families to emit when [`collect`](Self::collect) did not finish in time (e.g. `xen_up 0`).
-    fn on_timeout(&self) -> Vec<Box<dyn Collector>> {
+    fn on_timeout(&self) -> Vec<Box<dyn Families>> {
         Vec::new()
     }
+}
+
+/// Families of one collection, owned values that write themselves into an exposition.
+pub trait Families: Send + Sync + std::fmt::Debug {
+    fn write(&self, writer: &mut Writer<'_>);
+}
+
+/// The exposition of `families` alone (for tests and tools).
+pub fn exposition(families: &[Box<dyn Families>], format: Format) -> String {
+    let mut out = String::new();
+    let mut writer = Writer::new(&mut out, format);
+    for family in families {
+        family.write(&mut writer);
+    }
+    writer.finish();
+    out
 }

@@ -7,6 +7,7 @@ pub mod cli;
 pub mod collect;
 pub mod config;
 pub mod encode_thread;
+pub mod exposition;
 pub mod http;
 pub mod logfmt;
 pub mod logging;

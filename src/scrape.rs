@@ -7,38 +7,19 @@ use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use prometheus_client::collector::Collector;
-use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
-use prometheus_client::metrics::gauge::ConstGauge;
-use prometheus_client::registry::{Registry, Unit};
+use prometheus_client::registry::Registry;
 use tokio::sync::Mutex;
 
-use crate::collect::{Outcome, ScrapeCollector};
+use crate::collect::{Families, Outcome, ScrapeCollector};
 use crate::encode_thread::EncodeThread;
-
-/// The exposition formats we serve.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Format {
-    /// OpenMetrics 1.0.0 text.
-    OpenMetrics,
-    /// Prometheus text format 0.0.4 (what promtool and older scrapers parse).
-    Text,
-}
-
-impl Format {
-    pub fn content_type(self) -> &'static str {
-        match self {
-            Format::OpenMetrics => "application/openmetrics-text; version=1.0.0; charset=utf-8",
-            Format::Text => prometheus_client::encoding::prometheus_text::CONTENT_TYPE,
-        }
-    }
-}
+pub use crate::exposition::Format;
+use crate::exposition::{Kind, Labels, Spec, Writer};
 
 /// The result of running every scrape-time collector once, and its encodings.
 struct Collection {
     /// When its sources were read: a scrape never gets a snapshot older than its request.
     started: Instant,
-    families: Vec<Arc<dyn Collector>>,
+    families: Vec<Arc<dyn Families>>,
     outcomes: Vec<Outcome>,
     /// Expositions made from this collection, shared by the scrapes that share it: forty
     /// concurrent scrapes of a large host encode it once per format, not forty times.
@@ -197,7 +178,7 @@ impl Scraper {
                 }
             }
         });
-        let mut families: Vec<Arc<dyn Collector>> = Vec::new();
+        let mut families: Vec<Arc<dyn Families>> = Vec::new();
         let mut outcomes = Vec::new();
         for (collected, run_outcomes) in futures_join_all(runs).await {
             families.extend(collected.into_iter().map(Arc::from));
@@ -212,34 +193,59 @@ impl Scraper {
     }
 }
 
-/// The whole exposition: the long-lived registry, then the collection's families and outcomes.
+/// The whole exposition: the long-lived registry (prometheus-client), then the collection's
+/// families and outcomes (our writer).
 fn encode(
     registry: &Registry,
-    families: Vec<Arc<dyn Collector>>,
+    families: Vec<Arc<dyn Families>>,
     outcomes: Vec<Outcome>,
     format: Format,
     last_length: &AtomicUsize,
 ) -> Result<String, std::fmt::Error> {
-    let mut per_scrape = Registry::default();
-    for family in families {
-        per_scrape.register_collector(Box::new(Shared(family)));
-    }
-    per_scrape.register_collector(Box::new(OutcomeFamilies(outcomes)));
     let last = last_length.load(Ordering::Relaxed);
     let mut out = String::with_capacity((last + last / 8).max(64 * 1024));
     match format {
         Format::OpenMetrics => {
-            prometheus_client::encoding::text::encode_registry(&mut out, registry)?;
-            prometheus_client::encoding::text::encode_registry(&mut out, &per_scrape)?;
-            prometheus_client::encoding::text::encode_eof(&mut out)?;
+            prometheus_client::encoding::text::encode_registry(&mut out, registry)?
         }
-        Format::Text => {
-            prometheus_client::encoding::prometheus_text::encode(&mut out, registry)?;
-            prometheus_client::encoding::prometheus_text::encode(&mut out, &per_scrape)?;
-        }
+        Format::Text => prometheus_client::encoding::prometheus_text::encode(&mut out, registry)?,
     }
+    let mut writer = Writer::new(&mut out, format);
+    for family in families {
+        family.write(&mut writer);
+    }
+    write_outcomes(&mut writer, &outcomes);
+    writer.finish();
     last_length.store(out.len(), Ordering::Relaxed);
     Ok(out)
+}
+
+/// `xen_exporter_collector_duration_seconds` and `xen_exporter_collector_success`.
+fn write_outcomes(writer: &mut Writer<'_>, outcomes: &[Outcome]) {
+    let labels: Vec<Labels> = outcomes
+        .iter()
+        .map(|outcome| Labels::new().with("collector", outcome.collector))
+        .collect();
+    let mut family = writer.family(
+        Spec::seconds(
+            "xen_exporter_collector_duration",
+            "How long the collector took at the last scrape",
+        ),
+        Kind::Gauge,
+    );
+    for (outcome, labels) in outcomes.iter().zip(&labels) {
+        family.sample(labels, outcome.duration.as_secs_f64());
+    }
+    let mut family = writer.family(
+        Spec::new(
+            "xen_exporter_collector_success",
+            "Whether the collector succeeded at the last scrape (1) or failed (0)",
+        ),
+        Kind::Gauge,
+    );
+    for (outcome, labels) in outcomes.iter().zip(&labels) {
+        family.sample(labels, outcome.success);
+    }
 }
 
 /// gzip at the fastest level: a large exposition shrinks ~12x even so, and the scrape stays fast.
@@ -276,56 +282,4 @@ where
         }
     }
     outputs
-}
-
-/// A family shared by concurrent scrapes of one collection.
-#[derive(Debug)]
-struct Shared(Arc<dyn Collector>);
-
-impl Collector for Shared {
-    fn encode(&self, encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
-        self.0.encode(encoder)
-    }
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct CollectorLabel {
-    collector: &'static str,
-}
-
-/// `xen_exporter_collector_success` and `xen_exporter_collector_duration_seconds`.
-#[derive(Debug)]
-struct OutcomeFamilies(Vec<Outcome>);
-
-impl Collector for OutcomeFamilies {
-    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
-        if self.0.is_empty() {
-            return Ok(());
-        }
-        let mut family = encoder.encode_descriptor(
-            "xen_exporter_collector_duration",
-            "How long the collector took at the last scrape.",
-            Some(&Unit::Seconds),
-            prometheus_client::metrics::MetricType::Gauge,
-        )?;
-        for outcome in &self.0 {
-            let gauge = ConstGauge::new(outcome.duration.as_secs_f64());
-            gauge.encode(family.encode_family(&CollectorLabel {
-                collector: outcome.collector,
-            })?)?;
-        }
-        let mut family = encoder.encode_descriptor(
-            "xen_exporter_collector_success",
-            "Whether the collector succeeded at the last scrape (1) or failed (0).",
-            None,
-            prometheus_client::metrics::MetricType::Gauge,
-        )?;
-        for outcome in &self.0 {
-            let gauge = ConstGauge::new(i64::from(outcome.success));
-            gauge.encode(family.encode_family(&CollectorLabel {
-                collector: outcome.collector,
-            })?)?;
-        }
-        Ok(())
-    }
 }

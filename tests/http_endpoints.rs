@@ -152,30 +152,39 @@ fn oversized_headers_are_refused() {
     assert_eq!(exporter.get("/-/healthy").status, 200);
 }
 
+/// promtool parses and lints the text format: of a host without Xen, and of the demo host,
+/// where every Xen and ring family is present.
 #[test]
 fn text_output_passes_promtool_check_metrics() {
     let Some(promtool) = common::tool("text_output_passes_promtool_check_metrics", "promtool")
     else {
         return;
     };
-    let exporter = Exporter::start(&[]);
-    let text = exporter.get("/metrics").body;
-    let mut child = Command::new(promtool)
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run promtool");
-    std::io::Write::write_all(&mut child.stdin.take().expect("stdin"), &text)
-        .expect("write metrics");
-    let output = child.wait_with_output().expect("promtool output");
-    assert!(
-        output.status.success(),
-        "promtool check metrics failed: {}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
+    let demo = ["--xen.source=simulated", "--xen.simulated.domains=3"];
+    for (args, family) in [(&[][..], "xen_up 0"), (&demo[..], "xen_vif_ring_entries{")] {
+        let exporter = Exporter::start(args);
+        let text = exporter.get("/metrics").body;
+        assert!(
+            String::from_utf8_lossy(&text).contains(family),
+            "{args:?}: no {family}"
+        );
+        let mut child = Command::new(&promtool)
+            .args(["check", "metrics"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run promtool");
+        std::io::Write::write_all(&mut child.stdin.take().expect("stdin"), &text)
+            .expect("write metrics");
+        let output = child.wait_with_output().expect("promtool output");
+        assert!(
+            output.status.success(),
+            "{args:?}: promtool check metrics failed: {}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
 }
 
 #[test]

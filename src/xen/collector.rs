@@ -320,7 +320,7 @@ impl ScrapeCollector for XenCollector {
         }
     }
 
-    fn on_timeout(&self) -> Vec<Box<dyn prometheus_client::collector::Collector>> {
+    fn on_timeout(&self) -> Vec<Box<dyn crate::collect::Families>> {
         vec![Box::new(XenUp(false))]
     }
 }
@@ -330,11 +330,11 @@ mod tests {
     use std::path::Path;
     use std::sync::Arc;
 
-    use prometheus_client::registry::Registry;
     use tokio::sync::watch;
 
     use super::*;
     use crate::config::Config;
+    use crate::exposition::Format;
     use crate::xen::model::{Domain, Vbd, Vif};
     use crate::xen::source::SourceError;
 
@@ -394,12 +394,7 @@ mod tests {
     /// One scrape: whether each part succeeded, and the exposition of its families.
     fn scrape(collector: &XenCollector) -> (Vec<(&'static str, bool)>, String) {
         let collected = collector.collect();
-        let mut registry = Registry::default();
-        for family in collected.families {
-            registry.register_collector(family);
-        }
-        let mut text = String::new();
-        prometheus_client::encoding::text::encode(&mut text, &registry).expect("encode");
+        let text = crate::collect::exposition(&collected.families, Format::OpenMetrics);
         let outcomes = collected
             .outcomes
             .iter()

@@ -2,29 +2,23 @@
 //! [`ring_metrics`], the ring families: exactly the domains and devices of this snapshot.
 
 use std::collections::HashSet;
-use std::fmt;
 
-use prometheus_client::collector::Collector;
-use prometheus_client::encoding::DescriptorEncoder;
-
+use crate::collect::Families;
+use crate::exposition::{Kind, Labels, Spec, Writer};
 use crate::xen::devno;
-use crate::xen::encode::{counters, flag, gauges, infos, Spec};
-use crate::xen::model::{Domain, Host, SECTOR_BYTES};
+use crate::xen::model::{Domain, Host, Vbd, Vif, SECTOR_BYTES};
 use crate::xen::ring_metrics;
 
-/// The label set of host-wide samples.
-const NO_LABELS: [(&str, &str); 0] = [];
-
-/// A snapshot with its label values worked out once and duplicates removed.
+/// A snapshot with its label sets worked out once and duplicates removed.
 #[derive(Debug, Default)]
 pub struct LabelledHost {
     pub host: Host,
-    /// The `domain` label of each domain, in `host.domains` order.
-    pub domain_names: Vec<String>,
-    /// The `device` label of each VBD (`xvda`), per domain.
-    pub vbd_devices: Vec<Vec<String>>,
-    /// The `device` label of each vif (`vif3.0`), per domain.
-    pub vif_devices: Vec<Vec<String>>,
+    /// `domain="<name>"` of each domain, in `host.domains` order.
+    pub domain_labels: Vec<Labels>,
+    /// `domain=…,device="xvda"` of each VBD, per domain.
+    pub vbd_labels: Vec<Vec<Labels>>,
+    /// `domain=…,device="vif3.0"` of each vif, per domain.
+    pub vif_labels: Vec<Vec<Labels>>,
 }
 
 impl LabelledHost {
@@ -45,68 +39,76 @@ impl LabelledHost {
             unique
         });
         let mut labelled = Self {
-            domain_names: Vec::with_capacity(host.domains.len()),
-            vbd_devices: Vec::with_capacity(host.domains.len()),
-            vif_devices: Vec::with_capacity(host.domains.len()),
+            domain_labels: Vec::with_capacity(host.domains.len()),
+            vbd_labels: Vec::with_capacity(host.domains.len()),
+            vif_labels: Vec::with_capacity(host.domains.len()),
             host: Host::default(),
         };
         for domain in &mut host.domains {
             dedup_by_key(&mut domain.vcpus, |vcpu| vcpu.id);
             dedup_by_key(&mut domain.vifs, |vif| vif.devid);
             dedup_by_key(&mut domain.vbds, |vbd| vbd.devno);
-            labelled.domain_names.push(domain.name.clone());
-            labelled.vbd_devices.push(
+            let by_domain = Labels::new().with("domain", &domain.name);
+            let device = |name: &str| by_domain.clone().with("device", name);
+            labelled.vbd_labels.push(
                 domain
                     .vbds
                     .iter()
-                    .map(|vbd| devno::name(vbd.devno))
+                    .map(|vbd| device(&devno::name(vbd.devno)))
                     .collect(),
             );
-            labelled.vif_devices.push(
+            labelled.vif_labels.push(
                 domain
                     .vifs
                     .iter()
-                    .map(|vif| vif.interface_name(domain.domid))
+                    .map(|vif| device(&vif.interface_name(domain.domid)))
                     .collect(),
             );
+            labelled.domain_labels.push(by_domain);
         }
         labelled.host = host;
         labelled
     }
 
     /// Each domain with its `domain` label.
-    pub fn domains(&self) -> impl Iterator<Item = (&Domain, &str)> + Clone {
-        self.host
-            .domains
-            .iter()
-            .zip(self.domain_names.iter().map(String::as_str))
+    pub fn domains(&self) -> impl Iterator<Item = (&Domain, &Labels)> + Clone {
+        self.host.domains.iter().zip(&self.domain_labels)
     }
 
     /// Every VBD with its domain and device labels.
-    pub fn vbds(&self) -> impl Iterator<Item = (&crate::xen::model::Vbd, [(&str, &str); 2])> {
-        self.domains()
-            .zip(&self.vbd_devices)
-            .flat_map(|((domain, name), devices)| {
-                domain.vbds.iter().zip(devices).map(move |(vbd, device)| {
-                    (vbd, [("domain", name), ("device", device.as_str())])
-                })
-            })
+    pub fn vbds(&self) -> impl Iterator<Item = (&Vbd, &Labels)> + Clone {
+        self.host
+            .domains
+            .iter()
+            .zip(&self.vbd_labels)
+            .flat_map(|(domain, labels)| domain.vbds.iter().zip(labels))
     }
 
     /// Every vif with its domain and device labels.
-    pub fn vifs(&self) -> impl Iterator<Item = (&crate::xen::model::Vif, [(&str, &str); 2])> {
-        self.domains()
-            .zip(&self.vif_devices)
-            .flat_map(|((domain, name), devices)| {
-                domain.vifs.iter().zip(devices).map(move |(vif, device)| {
-                    (vif, [("domain", name), ("device", device.as_str())])
-                })
-            })
+    pub fn vifs(&self) -> impl Iterator<Item = (&Vif, &Labels)> + Clone {
+        self.host
+            .domains
+            .iter()
+            .zip(&self.vif_labels)
+            .flat_map(|(domain, labels)| domain.vifs.iter().zip(labels))
     }
 }
 
 /// Keeps the first of each key, in order.
 fn dedup_by_key<T, K: std::hash::Hash + Eq>(items: &mut Vec<T>, key: impl Fn(&T) -> K) {
+    // A domain's few devices are nearly always distinct: checking that is cheaper than a
+    // hash set, and this runs for every domain at every scrape.
+    let distinct = |items: &[T]| {
+        items.len() <= 16
+            && items.iter().enumerate().all(|(index, item)| {
+                items[..index]
+                    .iter()
+                    .all(|earlier| key(earlier) != key(item))
+            })
+    };
+    if distinct(items) {
+        return;
+    }
     let mut seen = HashSet::new();
     items.retain(|item| seen.insert(key(item)));
 }
@@ -124,61 +126,63 @@ const UP: Spec = Spec::new(
     "1 when the last snapshot of the hypervisor succeeded, 0 when Xen is absent or failed",
 );
 
-impl Collector for XenUp {
-    fn encode(&self, mut encoder: DescriptorEncoder) -> fmt::Result {
-        gauges(&mut encoder, UP, [(NO_LABELS, flag(self.0))])
+impl Families for XenUp {
+    fn write(&self, writer: &mut Writer<'_>) {
+        writer
+            .family(UP, Kind::Gauge)
+            .sample(&Labels::new(), self.0);
     }
 }
 
-impl Collector for HostMetrics {
-    fn encode(&self, mut encoder: DescriptorEncoder) -> fmt::Result {
-        let e = &mut encoder;
-        gauges(e, UP, [(NO_LABELS, 1.0)])?;
-        encode_host(e, &self.0.host)?;
-        encode_domains(e, &self.0)?;
-        encode_vifs(e, &self.0)?;
-        encode_vbds(e, &self.0)?;
-        ring_metrics::encode(e, &self.0)
+impl Families for HostMetrics {
+    fn write(&self, writer: &mut Writer<'_>) {
+        XenUp(true).write(writer);
+        write_host(writer, &self.0.host);
+        write_domains(writer, &self.0);
+        write_vifs(writer, &self.0);
+        write_vbds(writer, &self.0);
+        ring_metrics::write(writer, &self.0);
     }
 }
 
-fn encode_host(e: &mut DescriptorEncoder, host: &Host) -> fmt::Result {
-    let none = |value: f64| [(NO_LABELS, value)];
-    gauges(
-        e,
-        Spec::new("xen_host_cpus", "Physical CPUs of the host"),
-        none(f64::from(host.cpus)),
-    )?;
-    gauges(
-        e,
-        Spec::new("xen_host_cpu_frequency_hertz", "CPU clock of the host"),
-        none(host.cpu_hz as f64),
-    )?;
-    gauges(
-        e,
-        Spec::bytes("xen_host_memory_total", "Memory of the host"),
-        none(host.memory_total_bytes as f64),
-    )?;
-    gauges(
-        e,
-        Spec::bytes(
-            "xen_host_memory_free",
-            "Memory of the host not given to any domain",
+fn write_host(w: &mut Writer<'_>, host: &Host) {
+    let none = Labels::new();
+    let gauges: [(Spec, u64); 4] = [
+        (
+            Spec::new("xen_host_cpus", "Physical CPUs of the host"),
+            u64::from(host.cpus),
         ),
-        none(host.memory_free_bytes as f64),
-    )?;
-    infos(
-        e,
-        Spec::new("xen_version", "Version of the Xen hypervisor"),
-        host.xen_version
-            .iter()
-            .map(|version| [("version", version.as_str())]),
-    )?;
-    gauges(
-        e,
+        (
+            Spec::new("xen_host_cpu_frequency_hertz", "CPU clock of the host"),
+            host.cpu_hz,
+        ),
+        (
+            Spec::bytes("xen_host_memory_total", "Memory of the host"),
+            host.memory_total_bytes,
+        ),
+        (
+            Spec::bytes(
+                "xen_host_memory_free",
+                "Memory of the host not given to any domain",
+            ),
+            host.memory_free_bytes,
+        ),
+    ];
+    for (spec, value) in gauges {
+        w.family(spec, Kind::Gauge).sample(&none, value);
+    }
+    if let Some(version) = &host.xen_version {
+        w.family(
+            Spec::new("xen_version", "Version of the Xen hypervisor"),
+            Kind::Info,
+        )
+        .info(&none, &[("version", version)]);
+    }
+    w.family(
         Spec::new("xen_domains", "Domains that exist now, Domain-0 included"),
-        none(host.domains.len() as f64),
+        Kind::Gauge,
     )
+    .sample(&none, host.domains.len());
 }
 
 /// The `state` label values, in xentop's order of its state letters.
@@ -186,110 +190,103 @@ const STATES: [&str; 6] = [
     "dying", "shutdown", "blocked", "crashed", "paused", "running",
 ];
 
-fn encode_domains(e: &mut DescriptorEncoder, labelled: &LabelledHost) -> fmt::Result {
-    let domains = labelled.domains();
-    let by_domain = |name| [("domain", name)];
-    let domid_strings: Vec<(String, String)> = labelled
-        .host
-        .domains
-        .iter()
-        .map(|domain| (domain.domid.to_string(), domain.ssid.to_string()))
-        .collect();
-    infos(
-        e,
+fn write_domains(w: &mut Writer<'_>, labelled: &LabelledHost) {
+    let mut info = w.family(
         Spec::new(
             "xen_domain",
             "Facts about a domain that change across its life (domid after a reboot, UUID)",
         ),
-        domains
-            .clone()
-            .zip(&domid_strings)
-            .map(|((domain, name), (domid, ssid))| {
-                [
-                    ("domain", name),
-                    ("domid", domid.as_str()),
-                    ("uuid", domain.uuid.as_deref().unwrap_or("")),
-                    ("ssid", ssid.as_str()),
-                ]
-            }),
-    )?;
-    counters(
-        e,
+        Kind::Info,
+    );
+    for (domain, labels) in labelled.domains() {
+        info.info(
+            labels,
+            &[
+                ("domid", itoa::Buffer::new().format(domain.domid)),
+                ("uuid", domain.uuid.as_deref().unwrap_or("")),
+                ("ssid", itoa::Buffer::new().format(domain.ssid)),
+            ],
+        );
+    }
+    let mut cpu = w.family(
         Spec::seconds(
             "xen_domain_cpu",
             "CPU time consumed by all VCPUs of the domain",
         ),
-        domains
-            .clone()
-            .map(|(domain, name)| (by_domain(name), domain.cpu_time.as_secs_f64())),
-    )?;
-    gauges(
-        e,
+        Kind::Counter,
+    );
+    for (domain, labels) in labelled.domains() {
+        cpu.sample(labels, domain.cpu_time.as_secs_f64());
+    }
+    let mut vcpus = w.family(
         Spec::new("xen_domain_vcpus", "VCPUs of the domain, online or not"),
-        domains
-            .clone()
-            .map(|(domain, name)| (by_domain(name), domain.vcpus.len() as f64)),
-    )?;
-    gauges(
-        e,
+        Kind::Gauge,
+    );
+    for (domain, labels) in labelled.domains() {
+        vcpus.sample(labels, domain.vcpus.len());
+    }
+    let mut memory = w.family(
         Spec::bytes("xen_domain_memory", "Memory the domain has now"),
-        domains
-            .clone()
-            .map(|(domain, name)| (by_domain(name), domain.memory_bytes as f64)),
-    )?;
-    gauges(
-        e,
+        Kind::Gauge,
+    );
+    for (domain, labels) in labelled.domains() {
+        memory.sample(labels, domain.memory_bytes);
+    }
+    let mut memory_max = w.family(
         Spec::bytes(
             "xen_domain_memory_max",
             "Memory limit of the domain (absent when unlimited)",
         ),
-        domains.clone().filter_map(|(domain, name)| {
-            domain
-                .memory_max_bytes
-                .map(|max| (by_domain(name), max as f64))
-        }),
-    )?;
-    gauges(
-        e,
+        Kind::Gauge,
+    );
+    for (domain, labels) in labelled.domains() {
+        if let Some(max) = domain.memory_max_bytes {
+            memory_max.sample(labels, max);
+        }
+    }
+    let mut state = w.family(
         Spec::new(
             "xen_domain_state",
             "1 for each state flag the hypervisor reports for the domain (several can be set)",
         ),
-        domains.clone().flat_map(|(domain, name)| {
-            let s = domain.state;
-            let set = [
-                s.dying, s.shutdown, s.blocked, s.crashed, s.paused, s.running,
-            ];
-            STATES
-                .iter()
-                .zip(set)
-                .map(move |(state, on)| ([("domain", name), ("state", *state)], flag(on)))
-        }),
-    )?;
-    let vcpus = || {
-        domains.clone().flat_map(|(domain, name)| {
-            domain
-                .vcpus
-                .iter()
-                .map(move |vcpu| (vcpu, ([("domain", name)], [("vcpu", vcpu.id)])))
-        })
-    };
-    counters(
-        e,
+        Kind::Gauge,
+    );
+    for (domain, labels) in labelled.domains() {
+        let s = domain.state;
+        let set = [
+            s.dying, s.shutdown, s.blocked, s.crashed, s.paused, s.running,
+        ];
+        for (name, on) in STATES.iter().zip(set) {
+            state.sample_with(labels, &[("state", name)], on);
+        }
+    }
+    let mut vcpu_cpu = w.family(
         Spec::seconds("xen_vcpu_cpu", "CPU time consumed by the VCPU"),
-        vcpus().map(|(vcpu, labels)| (labels, vcpu.cpu_time.as_secs_f64())),
-    )?;
-    gauges(
-        e,
+        Kind::Counter,
+    );
+    for (domain, labels) in labelled.domains() {
+        for vcpu in &domain.vcpus {
+            let mut id = itoa::Buffer::new();
+            let cpu_time = vcpu.cpu_time.as_secs_f64();
+            vcpu_cpu.sample_with(labels, &[("vcpu", id.format(vcpu.id))], cpu_time);
+        }
+    }
+    let mut online = w.family(
         Spec::new("xen_vcpu_online", "1 when the VCPU is online"),
-        vcpus().map(|(vcpu, labels)| (labels, flag(vcpu.online))),
-    )
+        Kind::Gauge,
+    );
+    for (domain, labels) in labelled.domains() {
+        for vcpu in &domain.vcpus {
+            let mut id = itoa::Buffer::new();
+            online.sample_with(labels, &[("vcpu", id.format(vcpu.id))], vcpu.online);
+        }
+    }
 }
 
-fn encode_vifs(e: &mut DescriptorEncoder, labelled: &LabelledHost) -> fmt::Result {
+fn write_vifs(w: &mut Writer<'_>, labelled: &LabelledHost) {
     // Dom0's view of the backend interface, as xentop and node_exporter count it: "receive" is
     // what the guest sent.
-    type Field = fn(&crate::xen::model::Vif) -> u64;
+    type Field = fn(&Vif) -> u64;
     let families: [(Spec, Field); 8] = [
         (
             Spec::bytes(
@@ -343,41 +340,31 @@ fn encode_vifs(e: &mut DescriptorEncoder, labelled: &LabelledHost) -> fmt::Resul
         ),
     ];
     for (spec, field) in families {
-        counters(
-            e,
-            spec,
-            labelled.vifs().map(|(vif, labels)| (labels, field(vif))),
-        )?;
+        let mut family = w.family(spec, Kind::Counter);
+        for (vif, labels) in labelled.vifs() {
+            family.sample(labels, field(vif));
+        }
     }
-    Ok(())
 }
 
-fn encode_vbds(e: &mut DescriptorEncoder, labelled: &LabelledHost) -> fmt::Result {
-    let devnos: Vec<String> = labelled
-        .host
-        .domains
-        .iter()
-        .flat_map(|domain| domain.vbds.iter().map(|vbd| vbd.devno.to_string()))
-        .collect();
-    infos(
-        e,
+fn write_vbds(w: &mut Writer<'_>, labelled: &LabelledHost) {
+    let mut info = w.family(
         Spec::new(
             "xen_vbd",
             "A virtual block device: its Xen device number and backend",
         ),
-        labelled
-            .vbds()
-            .zip(&devnos)
-            .map(|((vbd, [domain, device]), devno)| {
-                [
-                    domain,
-                    device,
-                    ("devno", devno.as_str()),
-                    ("backend", vbd.backend.as_str()),
-                ]
-            }),
-    )?;
-    type Field = fn(&crate::xen::model::Vbd) -> Option<u64>;
+        Kind::Info,
+    );
+    for (vbd, labels) in labelled.vbds() {
+        info.info(
+            labels,
+            &[
+                ("devno", itoa::Buffer::new().format(vbd.devno)),
+                ("backend", vbd.backend.as_str()),
+            ],
+        );
+    }
+    type Field = fn(&Vbd) -> Option<u64>;
     let families: [(Spec, Field); 7] = [
         (
             Spec::new(
@@ -424,38 +411,36 @@ fn encode_vbds(e: &mut DescriptorEncoder, labelled: &LabelledHost) -> fmt::Resul
         ),
     ];
     for (spec, field) in families {
-        counters(
-            e,
-            spec,
-            labelled
-                .vbds()
-                .filter_map(|(vbd, labels)| field(vbd).map(|value| (labels, value))),
-        )?;
+        let mut family = w.family(spec, Kind::Counter);
+        for (vbd, labels) in labelled.vbds() {
+            if let Some(value) = field(vbd) {
+                family.sample(labels, value);
+            }
+        }
     }
-    gauges(
-        e,
+    let mut error = w.family(
         Spec::new(
             "xen_vbd_error",
             "1 when libxenstat could not read the VBD's statistics (Xen 4.13 and later)",
         ),
-        labelled
-            .vbds()
-            .filter_map(|(vbd, labels)| vbd.error.map(|error| (labels, flag(error)))),
-    )
+        Kind::Gauge,
+    );
+    for (vbd, labels) in labelled.vbds() {
+        if let Some(failed) = vbd.error {
+            error.sample(labels, failed);
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::exposition::Format;
     use crate::xen::model::{Vbd, Vif};
-    use prometheus_client::registry::Registry;
 
     fn encode(host: Host) -> String {
-        let mut registry = Registry::default();
-        registry.register_collector(Box::new(HostMetrics(LabelledHost::new(host))));
-        let mut out = String::new();
-        prometheus_client::encoding::text::encode(&mut out, &registry).expect("encode");
-        out
+        let families: Vec<Box<dyn Families>> = vec![Box::new(HostMetrics(LabelledHost::new(host)))];
+        crate::collect::exposition(&families, Format::OpenMetrics)
     }
 
     fn domain(domid: u32, name: &str) -> Domain {

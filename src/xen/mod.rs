@@ -2,7 +2,6 @@
 
 pub mod collector;
 pub mod devno;
-pub mod encode;
 pub mod host_metrics;
 pub mod libxenstat;
 pub mod libxenstore;

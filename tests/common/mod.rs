@@ -110,10 +110,13 @@ impl Exporter {
             let logs = logs.clone();
             std::thread::spawn(move || {
                 for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                    if let Some(address) = listening_address(&line) {
+                    let address = listening_address(&line);
+                    // Stored before the start is announced: a test that reads the logs as
+                    // soon as the exporter listens must find the `listening` line in them.
+                    logs.lock().expect("log lock").push(line);
+                    if let Some(address) = address {
                         let _ = sender.send(address);
                     }
-                    logs.lock().expect("log lock").push(line);
                 }
             });
         }
