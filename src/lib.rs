@@ -8,6 +8,7 @@ pub mod collect;
 pub mod config;
 pub mod encode_thread;
 pub mod exposition;
+pub mod gzip;
 pub mod http;
 pub mod logfmt;
 pub mod logging;

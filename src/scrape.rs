@@ -1,7 +1,6 @@
 //! One scrape: run the scrape-time collectors (shared by concurrent scrapes, under a timeout) and
 //! encode them after the long-lived registry, in the format the scraper asked for.
 
-use std::io::Write;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
@@ -23,7 +22,8 @@ struct Collection {
     outcomes: Vec<Outcome>,
     /// Expositions made from this collection, shared by the scrapes that share it: forty
     /// concurrent scrapes of a large host encode it once per format, not forty times.
-    encoded: Mutex<Vec<(Format, bool, Bytes)>>,
+    /// Keyed by format and whether gzip was asked for (`Exposition::gzipped` says if it was done).
+    encoded: Mutex<Vec<(Format, bool, Exposition)>>,
 }
 
 /// One encoded exposition.
@@ -95,13 +95,11 @@ impl Scraper {
         let collection = self.collect_shared(timeout).await;
         // Held while encoding, so that identical concurrent requests wait and share the result.
         let mut encoded = collection.encoded.lock().await;
-        if let Some((_, gzipped, body)) =
-            encoded.iter().find(|(f, g, _)| *f == format && *g == gzip)
+        if let Some((_, _, exposition)) = encoded
+            .iter()
+            .find(|(f, asked_gzip, _)| *f == format && *asked_gzip == gzip)
         {
-            return Ok(Exposition {
-                body: body.clone(),
-                gzipped: *gzipped,
-            });
+            return Ok(exposition.clone());
         }
         let registry = self.registry.clone();
         let families = collection.families.clone();
@@ -112,9 +110,9 @@ impl Scraper {
             .run(move || {
                 let text = encode(&registry, families, outcomes, format, &last_length)?;
                 Ok::<_, std::fmt::Error>(if gzip {
-                    match gzip_bytes(text.as_bytes()) {
+                    match crate::gzip::compress(text.as_bytes()) {
                         Some(body) => Exposition {
-                            body,
+                            body: Bytes::from(body),
                             gzipped: true,
                         },
                         None => Exposition {
@@ -132,7 +130,7 @@ impl Scraper {
             .await
             .ok_or(ScrapeError::Encode)?
             .map_err(|_| ScrapeError::Encode)?;
-        encoded.push((format, gzip, exposition.body.clone()));
+        encoded.push((format, gzip, exposition.clone()));
         Ok(exposition)
     }
 
@@ -246,16 +244,6 @@ fn write_outcomes(writer: &mut Writer<'_>, outcomes: &[Outcome]) {
     for (outcome, labels) in outcomes.iter().zip(&labels) {
         family.sample(labels, outcome.success);
     }
-}
-
-/// gzip at the fastest level: a large exposition shrinks ~12x even so, and the scrape stays fast.
-fn gzip_bytes(data: &[u8]) -> Option<Bytes> {
-    let mut encoder = flate2::write::GzEncoder::new(
-        Vec::with_capacity(data.len() / 8),
-        flate2::Compression::fast(),
-    );
-    encoder.write_all(data).ok()?;
-    encoder.finish().ok().map(Bytes::from)
 }
 
 fn failed(collector: &'static str, started: Instant) -> Outcome {

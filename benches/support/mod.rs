@@ -81,17 +81,26 @@ impl Drop for Exporter {
     }
 }
 
-/// CPU time used so far by every thread of process `pid` (`self` for this one), from the
-/// scheduler's per-thread nanosecond counters (`/proc/PID/task/TID/schedstat`, first field).
-/// Unlike wall time it hardly moves when other jobs load the machine.
+/// CPU time used so far by process `pid` (`self` for this one), threads that already exited
+/// included (the exporter deflates a large gzip body on short-lived threads): utime + stime of
+/// `/proc/PID/stat`. Unlike wall time it hardly moves when other jobs load the machine.
 pub fn cpu_time(pid: &str) -> Duration {
-    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+    // /proc counts in USER_HZ, which is 100 on Linux whatever the kernel's HZ.
+    const TICKS_PER_SECOND: u64 = 100;
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
         return Duration::ZERO;
     };
-    let nanos: u64 = tasks
-        .filter_map(Result::ok)
-        .filter_map(|task| std::fs::read_to_string(task.path().join("schedstat")).ok())
-        .filter_map(|stat| stat.split_whitespace().next()?.parse::<u64>().ok())
-        .sum();
-    Duration::from_nanos(nanos)
+    // The command name may hold spaces and parentheses: fields are counted after its last ')'.
+    let Some((_, fields)) = stat.rsplit_once(')') else {
+        return Duration::ZERO;
+    };
+    let mut fields = fields.split_whitespace().skip(11);
+    let mut tick = || -> u64 {
+        fields
+            .next()
+            .and_then(|field| field.parse().ok())
+            .unwrap_or(0)
+    };
+    let ticks = tick() + tick();
+    Duration::from_millis(ticks * 1000 / TICKS_PER_SECOND)
 }
