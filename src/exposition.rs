@@ -89,8 +89,12 @@ impl Labels {
         self
     }
 
-    pub fn as_str(&self) -> &str {
-        &self.0
+    /// A copy of this set with `name="value"` appended, allocated once at its final size.
+    pub fn and(&self, name: &str, value: &str) -> Self {
+        let mut labels = String::with_capacity(self.0.len() + name.len() + value.len() + 8);
+        labels.push_str(&self.0);
+        push_label(&mut labels, name, value);
+        Self(labels)
     }
 }
 

@@ -5,7 +5,7 @@ mod common;
 use std::io::Read;
 use std::time::Duration;
 
-use common::prometheus::{Prometheus, PrometheusSetup};
+use common::prometheus::Prometheus;
 use common::Exporter;
 
 #[test]
@@ -14,16 +14,7 @@ fn prometheus_scrapes_the_exporter() {
         return;
     };
     let exporter = Exporter::start(&[]);
-    let prometheus = Prometheus::start(
-        &binary,
-        &PrometheusSetup {
-            targets: &[exporter.address],
-            scrape_interval: "1s",
-            rule_files: &[],
-            alertmanager: None,
-            extra_job_yaml: "",
-        },
-    );
+    let prometheus = Prometheus::scraping(&binary, exporter.address);
     // Prometheus's first scrape comes ~5.5 s after it starts.
     assert!(
         prometheus.wait_for_series("up{job=\"sut\"} == 1", Duration::from_secs(30)),
@@ -77,16 +68,7 @@ fn prometheus_reads_a_large_gzipped_scrape() {
         samples,
         "the whole body is in one gzip member"
     );
-    let prometheus = Prometheus::start(
-        &binary,
-        &PrometheusSetup {
-            targets: &[exporter.address],
-            scrape_interval: "1s",
-            rule_files: &[],
-            alertmanager: None,
-            extra_job_yaml: "",
-        },
-    );
+    let prometheus = Prometheus::scraping(&binary, exporter.address);
     let expected = format!("scrape_samples_scraped{{job=\"sut\"}} == {samples}");
     assert!(
         prometheus.wait_for_series(&expected, Duration::from_secs(30)),

@@ -20,7 +20,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::prometheus::{Prometheus, PrometheusSetup};
+use common::prometheus::Prometheus;
 use common::xenstored::StandIn;
 use common::Exporter;
 use xen_exporter::xen::xenstore::MemoryStore;
@@ -367,16 +367,7 @@ fn blkback_counter_reset_is_a_reset_to_prometheus() {
         &format!("--path.sysfs={}", root.path().join("sys").display()),
         &format!("--path.debugfs={}", root.path().join("debug").display()),
     ]);
-    let prometheus = Prometheus::start(
-        &binary,
-        &PrometheusSetup {
-            targets: &[exporter.address],
-            scrape_interval: "1s",
-            rule_files: &[],
-            alertmanager: None,
-            extra_job_yaml: "",
-        },
-    );
+    let prometheus = Prometheus::scraping(&binary, exporter.address);
     let oo = "xen_vbd_out_of_requests_total{domain=\"labdomu\",device=\"xvda\"}";
     assert!(
         prometheus.wait_for_series(&format!("{oo} == 1000"), Duration::from_secs(30)),

@@ -24,6 +24,21 @@ pub struct PrometheusSetup<'a> {
 }
 
 impl Prometheus {
+    /// Starts Prometheus scraping `target` every second, with no rules, and waits until it is
+    /// ready.
+    pub fn scraping(binary: &std::path::Path, target: SocketAddr) -> Prometheus {
+        Self::start(
+            binary,
+            &PrometheusSetup {
+                targets: &[target],
+                scrape_interval: "1s",
+                rule_files: &[],
+                alertmanager: None,
+                extra_job_yaml: "",
+            },
+        )
+    }
+
     /// Starts Prometheus and waits until it is ready.
     pub fn start(binary: &std::path::Path, setup: &PrometheusSetup<'_>) -> Prometheus {
         let dir = tempfile::tempdir().expect("temp dir");
