@@ -82,27 +82,18 @@ impl Labels {
         Self::default()
     }
 
-    /// This set with `name="value"` appended. `name` must be a valid label name (ours are
-    /// constants); `value` may be anything and is escaped.
-    pub fn with(mut self, name: &str, value: &str) -> Self {
-        push_label(&mut self.0, name, value);
-        self
-    }
-
     /// A copy of this set with `name="value"` appended, allocated once at its final size.
-    pub fn and(&self, name: &str, value: &str) -> Self {
+    /// `name` must be a valid label name (ours are constants); `value` may be anything and is
+    /// escaped.
+    pub fn with(&self, name: &str, value: &str) -> Self {
         let mut labels = String::with_capacity(self.0.len() + name.len() + value.len() + 8);
         labels.push_str(&self.0);
-        push_label(&mut labels, name, value);
+        if !labels.is_empty() {
+            labels.push(',');
+        }
+        push_pair(&mut labels, name, value);
         Self(labels)
     }
-}
-
-fn push_label(out: &mut String, name: &str, value: &str) {
-    if !out.is_empty() {
-        out.push(',');
-    }
-    push_pair(out, name, value);
 }
 
 /// `name="value"`, the value escaped.

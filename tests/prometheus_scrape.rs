@@ -2,7 +2,6 @@
 
 mod common;
 
-use std::io::Read;
 use std::time::Duration;
 
 use common::prometheus::Prometheus;
@@ -51,18 +50,7 @@ fn prometheus_reads_a_large_gzipped_scrape() {
         text.len()
     );
     let samples = count_samples(&text);
-    let gzipped = common::http(
-        exporter.address,
-        "GET",
-        "/metrics",
-        &[("Accept-Encoding", "gzip")],
-    )
-    .expect("request");
-    assert_eq!(gzipped.header("content-encoding"), Some("gzip"));
-    let mut decoded = String::new();
-    flate2::read::GzDecoder::new(&gzipped.body[..])
-        .read_to_string(&mut decoded)
-        .expect("valid gzip");
+    let decoded = exporter.get_gzipped("/metrics");
     assert_eq!(
         count_samples(&decoded),
         samples,

@@ -49,7 +49,7 @@ impl LabelledHost {
             dedup_by_key(&mut domain.vifs, |vif| vif.devid);
             dedup_by_key(&mut domain.vbds, |vbd| vbd.devno);
             let by_domain = Labels::new().with("domain", &domain.name);
-            let device = |name: &str| by_domain.and("device", name);
+            let device = |name: &str| by_domain.with("device", name);
             labelled.vbd_labels.push(
                 domain
                     .vbds

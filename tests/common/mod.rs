@@ -146,6 +146,21 @@ impl Exporter {
         http(self.address, "GET", path, &[]).expect("HTTP request to the exporter")
     }
 
+    /// GETs `path` asking for gzip, checks the response is gzip-encoded and decodes it with a
+    /// reader that stops after the first gzip member.
+    pub fn get_gzipped(&self, path: &str) -> String {
+        let response = http(self.address, "GET", path, &[("Accept-Encoding", "gzip")])
+            .expect("HTTP request to the exporter");
+        assert_eq!(response.header("content-encoding"), Some("gzip"));
+        let mut decoded = String::new();
+        std::io::Read::read_to_string(
+            &mut flate2::read::GzDecoder::new(&response.body[..]),
+            &mut decoded,
+        )
+        .expect("valid gzip");
+        decoded
+    }
+
     pub fn logs(&self) -> String {
         self.logs.lock().expect("log lock").join("\n")
     }
