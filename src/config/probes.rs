@@ -35,7 +35,7 @@ pub struct ProbesConfig {
 pub enum Protocol {
     /// ICMP (v4) or ICMPv6 echo request / reply.
     Icmp,
-    /// TCP connect: the time from SYN to the established connection.
+    /// TCP connect: the time from the SYN to the SYN-ACK that establishes the connection.
     Tcp,
 }
 

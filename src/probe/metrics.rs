@@ -132,7 +132,7 @@ impl ProbeMetrics {
         );
         prefix.register_with_unit(
             "rtt",
-            "Round-trip time of answered probes (echo request to reply; SYN to established)",
+            "Round-trip time of answered probes (echo request to reply; SYN to SYN-ACK)",
             Unit::Seconds,
             metrics.rtt.clone(),
         );

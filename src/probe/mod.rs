@@ -15,6 +15,7 @@ pub mod pending;
 pub mod resolve;
 pub mod scheduler;
 pub mod tcp;
+pub mod tcp_info;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicUsize, Ordering};

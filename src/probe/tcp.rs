@@ -1,7 +1,9 @@
-//! TCP connect probes: the time from `connect` (SYN) to the established connection.
+//! TCP connect probes: the time from the SYN to the SYN-ACK that establishes the connection.
 //!
-//! The clock is read before `connect`; the connection is closed with `SO_LINGER` 0 (an RST), so
-//! a thousand targets probed every second leave no TIME_WAIT sockets behind.
+//! The kernel's own sample of that round trip is used ([`tcp_info`](super::tcp_info)); when it has
+//! none (the SYN was retransmitted), the time from `connect` to the established connection. The
+//! connection is closed with `SO_LINGER` 0 (an RST), so a thousand targets probed every second
+//! leave no TIME_WAIT sockets behind.
 
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
@@ -10,8 +12,9 @@ use tokio::net::TcpSocket;
 
 use super::icmp::classify;
 use super::metrics::Reason;
+use super::tcp_info::handshake_rtt;
 
-/// Connects once to `address` within `timeout`; the connect time, or why it failed.
+/// Connects once to `address` within `timeout`; the handshake's RTT, or why it failed.
 pub async fn probe_once(
     address: SocketAddr,
     source: Option<IpAddr>,
@@ -39,7 +42,8 @@ pub async fn probe_once(
     let started = Instant::now();
     match tokio::time::timeout(timeout, socket.connect(address)).await {
         Ok(Ok(stream)) => {
-            let rtt = started.elapsed();
+            let elapsed = started.elapsed();
+            let rtt = handshake_rtt(&stream).map_or(elapsed, |kernel| kernel.min(elapsed));
             drop(stream);
             Ok(rtt)
         }
