@@ -461,8 +461,11 @@ def host_dashboard():
     d.stat("Exporter version", "Build of xen_exporter.",
            [target(f"xen_exporter_build_info{{{HOST}}}", "{{version}}", instant=True)],
            text_mode="name")
-    d.stat("Config reload", "1 when the last configuration reload succeeded.",
-           [target(f"xen_exporter_config_last_reload_successful{{{HOST}}}")],
+    d.stat("Config reload",
+           "1 when the last load of the configuration file (config) and of the web "
+           "configuration file (web: TLS, users, headers, rate limit) succeeded.",
+           [target(f"xen_exporter_config_last_reload_successful{{{HOST}}}", "config"),
+            target(f"xen_exporter_web_config_last_reload_successful{{{HOST}}}", "web")],
            steps=((None, "red"), (1, "green")))
     d.stat("Exporter memory", "Resident memory of the exporter process.",
            [target(f"process_resident_memory_bytes{{{HOST}}}")], unit="bytes")

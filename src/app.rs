@@ -15,7 +15,7 @@ use crate::http::routes::Routes;
 use crate::http::server;
 use crate::reload::Reloader;
 use crate::scrape::Scraper;
-use crate::web_config::WebConfig;
+use crate::web_config::{LiveWebConfig, WebConfig};
 
 /// Exit status for an invalid configuration (flags, config file, web config file).
 pub const EXIT_CONFIG: u8 = 2;
@@ -37,7 +37,7 @@ pub async fn run(cli: Cli) -> ExitCode {
         .map(WebConfig::load)
         .transpose()
     {
-        Ok(web) => Arc::new(web.unwrap_or_default()),
+        Ok(web) => web.unwrap_or_default(),
         Err(error) => {
             eprintln!("error: {error}");
             return ExitCode::from(EXIT_CONFIG);
@@ -49,9 +49,17 @@ pub async fn run(cli: Cli) -> ExitCode {
     }
     let config = Arc::new(config);
     tracing::info!(version = crate::build::VERSION_LONG, config = %origin, "starting xen_exporter");
+    if let Some(limit) = web.rate_limit() {
+        tracing::info!(burst = limit.burst, interval = ?limit.interval, "rate limiter enabled");
+    }
 
     let mut registry = Registry::default();
     let reload_metrics = crate::self_metrics::register(&mut registry);
+    let web = Arc::new(LiveWebConfig::new(
+        cli.web_config_file.clone(),
+        web,
+        crate::self_metrics::register_web_config(&mut registry),
+    ));
     if !cli.disable_exporter_metrics {
         registry.register_collector(Box::new(crate::process::ProcessCollector));
     }
@@ -85,7 +93,7 @@ pub async fn run(cli: Cli) -> ExitCode {
     };
     for listener in &listeners {
         if let Ok(address) = listener.local_addr() {
-            tracing::info!(%address, tls = web.tls_acceptor().is_some(), "listening");
+            tracing::info!(%address, tls = web.current().tls_acceptor().is_some(), "listening");
         }
     }
 
@@ -100,12 +108,19 @@ pub async fn run(cli: Cli) -> ExitCode {
             .then(|| Arc::new(tokio::sync::Semaphore::new(cli.max_requests))),
         reload: {
             let reloader = reloader.clone();
-            Arc::new(move || reloader.reload())
+            let web = web.clone();
+            Arc::new(move || reload_both(&reloader, &web))
         },
-        web,
+        web: web.clone(),
     });
 
-    let signals = tokio::spawn(handle_signals(reloader.clone(), shutdown.clone(), signals));
+    tokio::spawn(web.clone().watch(shutdown.clone()));
+    let signals = tokio::spawn(handle_signals(
+        reloader.clone(),
+        web,
+        shutdown.clone(),
+        signals,
+    ));
     server::serve(listeners, routes, shutdown.clone()).await;
     signals.abort();
     tracing::info!("stopped");
@@ -128,8 +143,25 @@ fn install_signals() -> std::io::Result<Signals> {
     })
 }
 
-/// SIGHUP reloads the configuration; SIGTERM and SIGINT start a graceful shutdown.
-async fn handle_signals(reloader: Arc<Reloader>, shutdown: CancellationToken, signals: Signals) {
+/// Reloads the configuration file and the web configuration file (SIGHUP, `POST /-/reload`);
+/// blocking file I/O. Each keeps its previous version when its file does not load.
+fn reload_both(reloader: &Reloader, web: &LiveWebConfig) -> Result<(), String> {
+    let config = reloader.reload();
+    let web = web.reload(true);
+    match (config, web) {
+        (Ok(()), Ok(())) => Ok(()),
+        (Err(error), Ok(())) | (Ok(()), Err(error)) => Err(error),
+        (Err(config), Err(web)) => Err(format!("{config}; {web}")),
+    }
+}
+
+/// SIGHUP reloads both configuration files; SIGTERM and SIGINT start a graceful shutdown.
+async fn handle_signals(
+    reloader: Arc<Reloader>,
+    web: Arc<LiveWebConfig>,
+    shutdown: CancellationToken,
+    signals: Signals,
+) {
     let Signals {
         mut hangup,
         mut terminate,
@@ -139,8 +171,9 @@ async fn handle_signals(reloader: Arc<Reloader>, shutdown: CancellationToken, si
         tokio::select! {
             _ = hangup.recv() => {
                 let reloader = reloader.clone();
-                // Reading the file is blocking I/O; keep it off the runtime's workers.
-                let _ = tokio::task::spawn_blocking(move || reloader.reload()).await;
+                let web = web.clone();
+                // Reading the files is blocking I/O; keep it off the runtime's workers.
+                let _ = tokio::task::spawn_blocking(move || reload_both(&reloader, &web)).await;
             }
             _ = terminate.recv() => break,
             _ = interrupt.recv() => break,

@@ -33,6 +33,24 @@ impl ReloadMetrics {
     pub fn last_successful(&self) -> bool {
         self.successful.get() == 1
     }
+
+    /// `xen_exporter_<name>_last_reload_successful` and its success timestamp, for the file
+    /// called `what` in the help text.
+    fn register(registry: &mut Registry, name: &str, what: &str) -> Self {
+        let reload = Self::default();
+        registry.register(
+            format!("xen_exporter_{name}_last_reload_successful"),
+            format!("Whether the last {what} reload attempt was successful"),
+            reload.successful.clone(),
+        );
+        registry.register_with_unit(
+            format!("xen_exporter_{name}_last_reload_success_timestamp"),
+            format!("Timestamp of the last successful {what} reload"),
+            Unit::Seconds,
+            reload.success_timestamp.clone(),
+        );
+        reload
+    }
 }
 
 /// Registers `xen_exporter_build_info` and the reload gauges; returns the reload gauges.
@@ -46,17 +64,11 @@ pub fn register(registry: &mut Registry) -> ReloadMetrics {
             ("rustc", build::RUSTC),
         ]),
     );
-    let reload = ReloadMetrics::default();
-    registry.register(
-        "xen_exporter_config_last_reload_successful",
-        "Whether the last configuration reload attempt was successful",
-        reload.successful.clone(),
-    );
-    registry.register_with_unit(
-        "xen_exporter_config_last_reload_success_timestamp",
-        "Timestamp of the last successful configuration reload",
-        Unit::Seconds,
-        reload.success_timestamp.clone(),
-    );
-    reload
+    ReloadMetrics::register(registry, "config", "configuration")
+}
+
+/// Registers the reload gauges of the web configuration file (`--web.config.file`, re-read when
+/// it changes); without a file they say 1 from the start.
+pub fn register_web_config(registry: &mut Registry) -> ReloadMetrics {
+    ReloadMetrics::register(registry, "web_config", "web configuration")
 }

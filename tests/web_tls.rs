@@ -6,6 +6,7 @@ mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use std::time::Duration;
 
 use common::Exporter;
 
@@ -316,4 +317,110 @@ fn config_check_validates_the_web_config_and_the_example_loads() {
         "{}",
         String::from_utf8_lossy(&output.stderr)
     );
+}
+
+#[test]
+fn rate_limit_answers_429_once_the_burst_is_spent() {
+    let pki = Pki::new();
+    // An hour per token: within the test the bucket never refills, so the count is exact.
+    let config = pki.web_config("rate_limit:\n  interval: 1h\n  burst: 3\n");
+    let exporter = Exporter::start(&[
+        "--xen.source=simulated",
+        &format!("--web.config.file={config}"),
+    ]);
+    assert!(
+        exporter
+            .logs()
+            .contains("msg=\"rate limiter enabled\" burst=3 interval=3600s"),
+        "{}",
+        exporter.logs()
+    );
+    // The bucket is shared by every path, as exporter-toolkit's is.
+    for path in ["/metrics", "/-/healthy", "/"] {
+        assert_eq!(exporter.get(path).status, 200, "{path}");
+    }
+    for path in ["/metrics", "/-/ready"] {
+        let refused = exporter.get(path);
+        assert_eq!(refused.status, 429, "{path}");
+        assert_eq!(refused.text(), "Too Many Requests\n");
+    }
+}
+
+#[test]
+fn a_changed_web_config_applies_without_a_restart_and_a_broken_one_changes_nothing() {
+    use base64::Engine as _;
+    let pki = Pki::new();
+    let users = |password: &str| {
+        format!(
+            "basic_auth_users:\n  prometheus: {}\n",
+            bcrypt_hash(password)
+        )
+    };
+    let config = pki.web_config(&users("old"));
+    let exporter = Exporter::start(&[
+        "--xen.source=simulated",
+        &format!("--web.config.file={config}"),
+    ]);
+    let get = |path: &str, password: &str| {
+        let credentials =
+            base64::engine::general_purpose::STANDARD.encode(format!("prometheus:{password}"));
+        let authorization = format!("Basic {credentials}");
+        common::http(
+            exporter.address,
+            "GET",
+            path,
+            &[("Authorization", &authorization)],
+        )
+        .expect("HTTP request to the exporter")
+    };
+    let wait_for_log = |needle: &str| {
+        common::poll(Duration::from_secs(10), || {
+            exporter.logs().contains(needle).then_some(())
+        })
+        .unwrap_or_else(|| panic!("no {needle:?} in the logs:\n{}", exporter.logs()))
+    };
+    let reload_successful = |password: &str| {
+        common::sample(
+            &get("/metrics", password).text(),
+            "xen_exporter_web_config_last_reload_successful",
+            "",
+        )
+    };
+    assert_eq!(get("/-/healthy", "old").status, 200);
+    assert_eq!(get("/-/healthy", "new").status, 401);
+    assert_eq!(reload_successful("old"), Some(1.0));
+
+    // A new password and a new header, picked up by the once-a-second check.
+    pki.web_config(&format!(
+        "{}http_server_config:\n  headers:\n    X-Frame-Options: deny\n",
+        users("new")
+    ));
+    wait_for_log("msg=\"web configuration reloaded\"");
+    let served = get("/-/healthy", "new");
+    assert_eq!(served.status, 200);
+    assert_eq!(served.header("x-frame-options"), Some("deny"));
+    assert_eq!(get("/-/healthy", "old").status, 401);
+
+    // A broken file: the previous configuration keeps serving, and the gauge says so.
+    pki.web_config("basic_auth_users:\n  prometheus: not-a-bcrypt-hash\n");
+    wait_for_log("msg=\"web configuration reload failed; keeping the previous one\"");
+    assert_eq!(get("/-/healthy", "new").status, 200);
+    assert_eq!(reload_successful("new"), Some(0.0));
+
+    // TLS cannot be switched on under the scrapers of a plain port.
+    pki.web_config(&format!(
+        "tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n{}",
+        users("new")
+    ));
+    wait_for_log("the file turns TLS on; that needs a restart");
+    assert_eq!(get("/-/healthy", "new").status, 200);
+
+    // A fixed file is taken again, and SIGHUP reads it at once.
+    pki.web_config(&users("newest"));
+    exporter.signal("HUP");
+    common::poll(Duration::from_secs(10), || {
+        (get("/-/healthy", "newest").status == 200).then_some(())
+    })
+    .unwrap_or_else(|| panic!("the fixed file was not taken:\n{}", exporter.logs()));
+    assert_eq!(reload_successful("newest"), Some(1.0));
 }

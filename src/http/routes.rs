@@ -14,7 +14,7 @@ use tokio::sync::Semaphore;
 use super::landing::{self, LandingInfo};
 use super::negotiate;
 use crate::scrape::Scraper;
-use crate::web_config::{Authorization, WebConfig};
+use crate::web_config::{Authorization, LiveWebConfig, WebConfig};
 
 /// Largest request body we accept (none of our endpoints reads one).
 pub const MAX_BODY_BYTES: u64 = 64 * 1024;
@@ -30,7 +30,8 @@ pub struct Routes {
     /// Bounds concurrent scrapes (`--web.max-requests`); `None` = no limit.
     pub scrape_limit: Option<Arc<Semaphore>>,
     pub reload: ReloadFn,
-    pub web: Arc<WebConfig>,
+    /// TLS, users, headers and rate limit; replaced while serving when the file changes.
+    pub web: Arc<LiveWebConfig>,
 }
 
 impl Routes {
@@ -39,16 +40,21 @@ impl Routes {
         self: Arc<Self>,
         request: Request<Incoming>,
     ) -> Result<Response<Full<Bytes>>, Infallible> {
-        let mut response = self.route(&request).await;
-        for (name, value) in self.web.headers() {
+        // One version of the web configuration for the whole request.
+        let web = self.web.current();
+        let mut response = self.route(&web, &request).await;
+        for (name, value) in web.headers() {
             response.headers_mut().insert(name, value);
         }
         Ok(response)
     }
 
-    async fn route(&self, request: &Request<Incoming>) -> Response<Full<Bytes>> {
-        if self
-            .web
+    async fn route(&self, web: &WebConfig, request: &Request<Incoming>) -> Response<Full<Bytes>> {
+        // First, as in exporter-toolkit: a refused request costs no bcrypt check.
+        if !web.admit() {
+            return plain(StatusCode::TOO_MANY_REQUESTS, "Too Many Requests\n");
+        }
+        if web
             .authorize(request.headers().get(header::AUTHORIZATION))
             .await
             == Authorization::Denied
@@ -99,7 +105,12 @@ impl Routes {
                 if method != Method::POST && method != Method::PUT {
                     return not_allowed("POST, PUT");
                 }
-                match (self.reload)() {
+                // Reading the files is blocking I/O; keep it off the runtime's workers.
+                let reload = self.reload.clone();
+                let outcome = tokio::task::spawn_blocking(move || reload())
+                    .await
+                    .unwrap_or_else(|error| Err(format!("reload task failed: {error}")));
+                match outcome {
                     Ok(()) => plain(StatusCode::OK, "Configuration reloaded\n"),
                     Err(reason) => plain(
                         StatusCode::INTERNAL_SERVER_ERROR,

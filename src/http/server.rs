@@ -52,13 +52,11 @@ pub async fn serve(listeners: Vec<TcpListener>, routes: Arc<Routes>, shutdown: C
     // Accept loops hold clones only while they run; connections hold `Watcher`s.
     let graceful = Arc::new(GracefulShutdown::new());
     let connections = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
-    let tls = routes.web.tls_acceptor();
     let mut accept_loops = tokio::task::JoinSet::new();
     for listener in listeners {
         let routes = routes.clone();
         let shutdown = shutdown.clone();
         let connections = connections.clone();
-        let tls = tls.clone();
         let graceful = graceful.clone();
         accept_loops.spawn(async move {
             loop {
@@ -84,7 +82,8 @@ pub async fn serve(listeners: Vec<TcpListener>, routes: Arc<Routes>, shutdown: C
                 let _ = stream.set_nodelay(true);
                 let routes = routes.clone();
                 let watcher = graceful.watcher();
-                let tls = tls.clone();
+                // Per connection: a reloaded web configuration brings its own TLS settings.
+                let tls = routes.web.current().tls_acceptor();
                 tokio::spawn(async move {
                     let _permit = permit;
                     match tls {

@@ -3,9 +3,12 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use hyper::header::{HeaderName, HeaderValue};
 use serde::Deserialize;
+
+use super::rate_limit::RateLimit;
 
 /// What the file says, checked for shape and enumerated values, before any file it names is read.
 #[derive(Debug, Default)]
@@ -14,6 +17,8 @@ pub(crate) struct Parsed {
     pub tls: Option<TlsSection>,
     pub users: BTreeMap<String, String>,
     pub headers: Vec<(HeaderName, HeaderValue)>,
+    /// `None` when the file sets no `rate_limit` or an interval of 0.
+    pub rate_limit: Option<RateLimit>,
     pub warnings: Vec<String>,
 }
 
@@ -216,11 +221,12 @@ enum ContentTypeOptions {
     NoSniff,
 }
 
-/// `rate_limit`: accepted so that a file written for exporter-toolkit loads; not enforced.
+/// `rate_limit`: exporter-toolkit's request rate limiter; an interval of 0 (or none) disables it.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RateLimitSection {
-    interval: Option<serde_yaml_ng::Value>,
+    #[serde(default, deserialize_with = "super::go_duration::deserialize_option")]
+    interval: Option<Duration>,
     burst: Option<u64>,
 }
 
@@ -267,21 +273,22 @@ pub(crate) fn parse(text: &str) -> Result<Parsed, ParseError> {
             parsed.headers = headers_of(headers, text)?;
         }
     }
-    if let Some(rate_limit) = shape.rate_limit {
-        let disabled = match &rate_limit.interval {
-            None | Some(serde_yaml_ng::Value::Null) => true,
-            Some(serde_yaml_ng::Value::Number(number)) => number.as_f64() == Some(0.0),
-            Some(serde_yaml_ng::Value::String(text)) => {
-                text.trim_end_matches(|c: char| c.is_ascii_alphabetic()) == "0"
+    if let Some(RateLimitSection {
+        interval: Some(interval),
+        burst,
+    }) = shape.rate_limit
+    {
+        if !interval.is_zero() {
+            // Go's int; anything near u32::MAX is no limit in practice.
+            let burst = u32::try_from(burst.unwrap_or(0)).unwrap_or(u32::MAX);
+            if burst == 0 {
+                parsed.warnings.push(
+                    "rate_limit.burst is 0: every request is refused with 429, as in \
+                     exporter-toolkit; set a burst of at least 1"
+                        .to_owned(),
+                );
             }
-            Some(_) => false,
-        };
-        if !disabled {
-            parsed.warnings.push(format!(
-                "rate_limit: not enforced by xen_exporter (burst {}); use --web.max-requests to \
-                 bound concurrent scrapes",
-                rate_limit.burst.unwrap_or(0)
-            ));
+            parsed.rate_limit = Some(RateLimit { interval, burst });
         }
     }
     parsed.tls = shape.tls_server_config.filter(TlsSection::is_enabled);

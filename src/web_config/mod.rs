@@ -7,14 +7,20 @@
 
 mod auth;
 mod file;
+mod go_duration;
+mod live;
+mod rate_limit;
 mod tls;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Instant;
 
 use hyper::header::{HeaderName, HeaderValue};
 
 pub use auth::{Authorization, BasicAuth};
+pub use live::LiveWebConfig;
+pub use rate_limit::{RateLimit, RateLimiter};
 
 /// A loaded web configuration. The default serves plain HTTP with no authentication.
 #[derive(Debug, Default)]
@@ -22,6 +28,7 @@ pub struct WebConfig {
     tls: Option<Arc<tokio_rustls::rustls::ServerConfig>>,
     auth: BasicAuth,
     headers: Vec<(HeaderName, HeaderValue)>,
+    rate_limiter: Option<RateLimiter>,
     warnings: Vec<String>,
 }
 
@@ -105,6 +112,9 @@ impl WebConfig {
             tls,
             auth,
             headers: parsed.headers,
+            rate_limiter: parsed
+                .rate_limit
+                .map(|limit| RateLimiter::new(limit, Instant::now())),
             warnings,
         })
     }
@@ -119,6 +129,18 @@ impl WebConfig {
     /// blocking thread, then remembered so that a scraper pays the cost once).
     pub async fn authorize(&self, authorization: Option<&HeaderValue>) -> Authorization {
         self.auth.authorize(authorization).await
+    }
+
+    /// Whether the rate limiter (`rate_limit`) lets a request in now; always without one.
+    pub fn admit(&self) -> bool {
+        self.rate_limiter
+            .as_ref()
+            .is_none_or(|limiter| limiter.admit(Instant::now()))
+    }
+
+    /// The rate limiter's settings, when the file enables it.
+    pub fn rate_limit(&self) -> Option<RateLimit> {
+        self.rate_limiter.as_ref().map(RateLimiter::limit)
     }
 
     /// Extra headers added to every response (`http_server_config.headers`).

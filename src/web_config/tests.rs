@@ -3,6 +3,7 @@
 
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio_rustls::rustls::{self, pki_types::CertificateDer, pki_types::PrivateKeyDer};
 
@@ -197,8 +198,6 @@ fn keys_we_cannot_honour_exactly_load_with_warnings() {
         config.warnings(),
         [
             "http_server_config.http2: HTTP/2 is not served; clients use HTTP/1.1",
-            "rate_limit: not enforced by xen_exporter (burst 10); use --web.max-requests to \
-             bound concurrent scrapes",
             "tls_server_config.cipher_suites: TLS_RSA_WITH_AES_128_CBC_SHA not offered by rustls \
              (it supports only ECDHE with AES-GCM or CHACHA20-POLY1305 for TLS 1.2); skipped",
             "tls_server_config.curve_preferences: CurveP521 is not offered by rustls; skipped",
@@ -210,8 +209,55 @@ fn keys_we_cannot_honour_exactly_load_with_warnings() {
 
 #[test]
 fn disabled_rate_limit_is_silent() {
-    let config = error_free("rate_limit:\n  interval: 0s\n  burst: 0\n");
-    assert!(config.warnings().is_empty());
+    for text in [
+        "rate_limit:\n  interval: 0s\n  burst: 0\n",
+        "rate_limit:\n  interval: 0\n",
+        "rate_limit:\n  burst: 5\n",
+        "rate_limit:\n",
+    ] {
+        let config = error_free(text);
+        assert!(config.warnings().is_empty(), "{text}");
+        assert_eq!(config.rate_limit(), None, "{text}");
+        assert!((0..100).all(|_| config.admit()), "{text}");
+    }
+}
+
+#[test]
+fn rate_limit_admits_the_burst_then_refuses() {
+    let config = error_free("rate_limit:\n  interval: 1h\n  burst: 3\n");
+    assert_eq!(
+        config.rate_limit(),
+        Some(RateLimit {
+            interval: Duration::from_secs(3600),
+            burst: 3
+        })
+    );
+    assert_eq!((0..10).filter(|_| config.admit()).count(), 3);
+    // Go's syntax: a decimal interval.
+    let config = error_free("rate_limit:\n  interval: 1.5s\n  burst: 1\n");
+    assert_eq!(
+        config.rate_limit().map(|limit| limit.interval),
+        Some(Duration::from_millis(1500))
+    );
+}
+
+#[test]
+fn rate_limit_without_a_burst_refuses_everything_and_says_so() {
+    let config = error_free("rate_limit:\n  interval: 1s\n");
+    assert_eq!(
+        config.warnings(),
+        ["rate_limit.burst is 0: every request is refused with 429, as in exporter-toolkit; set \
+          a burst of at least 1"]
+    );
+    assert!(!config.admit());
+}
+
+#[test]
+fn bad_rate_limit_interval_fails_with_position() {
+    assert_eq!(
+        error_of("rate_limit:\n  burst: 2\n  interval: 10 seconds\n"),
+        "web.yml:3:13: rate_limit.interval: invalid duration \"10 seconds\": unknown unit \" seconds\""
+    );
 }
 
 #[test]
