@@ -216,6 +216,12 @@ impl Responder {
         self.counters.snapshot()
     }
 
+    /// Answers so far that left more than `bound` after they were due: the machine's own
+    /// scheduling delay, which a test can tell apart from the prober's.
+    pub fn answers_later_than(&self, bound: Duration) -> u64 {
+        self.counters.answers_later_than(bound)
+    }
+
     /// Requests seen so far per target address (only addresses that were asked at least once):
     /// lets a test check that every target was probed.
     pub fn by_address(&self) -> HashMap<IpAddr, AddressCounts> {

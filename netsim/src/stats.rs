@@ -48,6 +48,13 @@ impl Counters {
             .clone()
     }
 
+    pub fn answers_later_than(&self, bound: Duration) -> u64 {
+        self.lateness
+            .lock()
+            .map(|lateness| lateness.count_over(bound))
+            .unwrap_or_default()
+    }
+
     pub fn snapshot(&self) -> Stats {
         let load = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
         let timer = self
@@ -98,6 +105,15 @@ impl Lateness {
             Ok(micros) if micros < LATENESS_BUCKETS => self.buckets[micros] += 1,
             _ => self.overflow += 1,
         }
+    }
+
+    /// Recorded lateness strictly above `bound` (to the 1 µs resolution; every send later than
+    /// the histogram's 20 ms range counts as above any bound).
+    fn count_over(&self, bound: Duration) -> u64 {
+        let first = usize::try_from(bound.as_micros())
+            .map_or(LATENESS_BUCKETS, |micros| micros.saturating_add(1));
+        let within: u64 = self.buckets.iter().skip(first).sum();
+        within + self.overflow
     }
 
     fn quantile(&self, q: f64) -> Duration {
@@ -220,5 +236,8 @@ mod tests {
         assert_eq!(summary.median, Duration::from_micros(51));
         assert_eq!(summary.p99, Duration::from_micros(100));
         assert_eq!(summary.max, Duration::from_millis(50));
+        assert_eq!(lateness.count_over(Duration::from_micros(90)), 11);
+        assert_eq!(lateness.count_over(Duration::from_micros(100)), 1);
+        assert_eq!(lateness.count_over(Duration::from_secs(1)), 1);
     }
 }

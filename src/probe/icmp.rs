@@ -3,9 +3,10 @@
 //!
 //! Timing: both clocks are read *before* `sendto`; the reply's time is the kernel's receive
 //! stamp (`SO_TIMESTAMPNS`) when the clocks did not step, else the receive thread's monotonic
-//! stamp (see [`pending::rtt`]). Either way an RTT is never below the path's true delay. The
+//! stamp (see [`rtt`](super::pending::rtt)). Either way an RTT is never below the path's true delay. The
 //! receive thread is a plain OS thread blocked in `poll`, so a busy async runtime cannot delay
-//! replies, and it drains every queued reply per wake-up.
+//! replies, and it drains every queued reply per wake-up. A reply counts if it *arrived* within
+//! the timeout, however late the thread read it; one that arrived later is a timeout.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -26,12 +27,20 @@ use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 
 use super::echo;
 use super::metrics::{Reason, TargetSeries};
-use super::pending::{self, Entry, Match, Pending, SendStamp};
+use super::pending::{Entry, Match, Pending, SendStamp};
 
 /// How often the receive thread expires unanswered requests (the timeout's resolution).
 const SWEEP_INTERVAL: Duration = Duration::from_millis(10);
 /// After a socket failed to open, how long before the next probe tries again.
 const REOPEN_DELAY: Duration = Duration::from_secs(30);
+
+/// What a matched reply tells its target's series.
+enum Told {
+    Answered(Duration),
+    /// Arrived after the request's deadline: a timeout.
+    Late,
+    Duplicate,
+}
 
 /// Which kind of ICMP socket the kernel gave us.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -165,6 +174,9 @@ impl IcmpSocket {
                     std::thread::sleep(SWEEP_INTERVAL);
                 }
             }
+            // Taken before the drain: every reply that arrived by then is read below, so a
+            // request expired at this instant really had no reply by its deadline.
+            let drained_at = Instant::now();
             loop {
                 match self.receive_one(&mut buffer, &mut control) {
                     Ok(true) => continue,
@@ -175,10 +187,9 @@ impl IcmpSocket {
                     }
                 }
             }
-            let now = Instant::now();
-            if now.duration_since(last_sweep) >= SWEEP_INTERVAL {
-                last_sweep = now;
-                let lost = self.lock().expire(now);
+            if drained_at.duration_since(last_sweep) >= SWEEP_INTERVAL {
+                last_sweep = drained_at;
+                let lost = self.lock().expire(drained_at);
                 for entry in lost {
                     entry.owner.failed(Reason::Timeout);
                 }
@@ -254,17 +265,20 @@ impl IcmpSocket {
         }
         let source = reply.source_v4.map(IpAddr::from).or(source);
         let ttl = reply.ttl.or(ttl);
-        let matched = {
+        let told = {
             let mut pending = self.lock();
-            match pending.reply(reply.seq, reply.token, source) {
-                Match::First(entry) => Some((entry.owner.clone(), Some(entry.sent))),
-                Match::Duplicate(owner) => Some((owner.clone(), None)),
+            match pending.reply(reply.seq, reply.token, source, received, kernel) {
+                Match::Answered(owner, rtt) => Some((owner.clone(), Told::Answered(rtt))),
+                Match::Late(owner) => Some((owner.clone(), Told::Late)),
+                Match::Duplicate(owner) => Some((owner.clone(), Told::Duplicate)),
                 Match::Unknown => None,
             }
         };
-        match matched {
-            Some((owner, Some(sent))) => owner.answered(pending::rtt(sent, received, kernel), ttl),
-            Some((owner, None)) => owner.duplicate(),
+        // The series are told outside the lock, which the sending tasks share.
+        match told {
+            Some((owner, Told::Answered(rtt))) => owner.answered(rtt, ttl),
+            Some((owner, Told::Late)) => owner.failed(Reason::Timeout),
+            Some((owner, Told::Duplicate)) => owner.duplicate(),
             None => {}
         }
         Ok(true)

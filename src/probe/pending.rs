@@ -1,5 +1,9 @@
 //! Echo requests in flight on one socket: matching replies to them (sequence + token + source),
 //! counting duplicates, expiring the unanswered, and computing a reply's RTT. No I/O.
+//!
+//! The timeout is judged on when a reply *arrived* (the kernel's stamp), not on when the
+//! receive thread got to it: a reply that arrived in time counts however late the thread ran,
+//! and one that arrived after its deadline is a timeout even if read before the next sweep.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -37,8 +41,10 @@ pub struct Entry<T> {
 /// What a reply turned out to be.
 #[derive(Debug)]
 pub enum Match<'a, T> {
-    /// The first reply to a request in flight.
-    First(&'a Entry<T>),
+    /// The first reply to a request in flight, within its timeout: the RTT.
+    Answered(&'a T, Duration),
+    /// The first reply, but it arrived after the request's deadline: a timeout.
+    Late(&'a T),
     /// Another reply to a request already answered (and not yet expired).
     Duplicate(&'a T),
     /// Not ours, or too late: its request already expired.
@@ -82,8 +88,15 @@ impl<T> Pending<T> {
     }
 
     /// Matches a reply. `token` is `None` for payloads too short to carry one; `source` is the
-    /// reply's sender when the socket told us.
-    pub fn reply(&mut self, seq: u16, token: Option<u64>, source: Option<IpAddr>) -> Match<'_, T> {
+    /// reply's sender when the socket told us; `received` and `kernel` are as for [`rtt`].
+    pub fn reply(
+        &mut self,
+        seq: u16,
+        token: Option<u64>,
+        source: Option<IpAddr>,
+        received: SendStamp,
+        kernel: Option<SystemTime>,
+    ) -> Match<'_, T> {
         let Some(entry) = self.entries.get_mut(&seq) else {
             return Match::Unknown;
         };
@@ -95,8 +108,13 @@ impl<T> Pending<T> {
         if entry.answered {
             return Match::Duplicate(&entry.owner);
         }
+        // Answered either way: a late reply is one timeout, not one now and one at the sweep.
         entry.answered = true;
-        Match::First(entry)
+        let rtt = rtt(entry.sent, received, kernel);
+        if entry.sent.monotonic + rtt > entry.deadline {
+            return Match::Late(&entry.owner);
+        }
+        Match::Answered(&entry.owner, rtt)
     }
 
     /// Removes every request whose deadline passed; returns the ones never answered (lost).
@@ -168,23 +186,41 @@ mod tests {
         }
     }
 
+    /// A reply read now, without a kernel stamp.
+    fn reply_now<'a>(
+        pending: &'a mut Pending<&'static str>,
+        seq: u16,
+        token: Option<u64>,
+        source: Option<IpAddr>,
+    ) -> Match<'a, &'static str> {
+        pending.reply(seq, token, source, SendStamp::now(), None)
+    }
+
     #[test]
     fn first_reply_matches_then_duplicates_then_expiry_forgets() {
         let now = Instant::now();
         let mut pending = Pending::default();
         pending.insert(5, entry(99, "10.0.0.1", now + Duration::from_secs(1)));
         assert!(matches!(
-            pending.reply(5, Some(99), Some("10.0.0.1".parse().expect("ip"))),
-            Match::First(_)
+            reply_now(
+                &mut pending,
+                5,
+                Some(99),
+                Some("10.0.0.1".parse().expect("ip"))
+            ),
+            Match::Answered(..)
         ));
         assert!(matches!(
-            pending.reply(5, Some(99), None),
+            reply_now(&mut pending, 5, Some(99), None),
             Match::Duplicate(_)
         ));
         // Answered entries expire silently: they are not lost.
         assert!(pending.expire(now + Duration::from_secs(2)).is_empty());
         assert!(pending.is_empty());
-        assert!(matches!(pending.reply(5, Some(99), None), Match::Unknown));
+        assert!(matches!(
+            reply_now(&mut pending, 5, Some(99), None),
+            Match::Unknown
+        ));
     }
 
     #[test]
@@ -193,30 +229,51 @@ mod tests {
         let mut pending = Pending::default();
         pending.insert(1, entry(7, "10.0.0.1", now + Duration::from_secs(1)));
         // Another pinger's reply with our sequence number (surge-ping #73).
-        assert!(matches!(pending.reply(1, Some(8), None), Match::Unknown));
         assert!(matches!(
-            pending.reply(1, Some(7), Some("10.0.0.2".parse().expect("ip"))),
+            reply_now(&mut pending, 1, Some(8), None),
             Match::Unknown
         ));
-        assert!(matches!(pending.reply(2, Some(7), None), Match::Unknown));
+        assert!(matches!(
+            reply_now(
+                &mut pending,
+                1,
+                Some(7),
+                Some("10.0.0.2".parse().expect("ip"))
+            ),
+            Match::Unknown
+        ));
+        assert!(matches!(
+            reply_now(&mut pending, 2, Some(7), None),
+            Match::Unknown
+        ));
         // Still in flight: the right reply matches.
-        assert!(matches!(pending.reply(1, Some(7), None), Match::First(_)));
+        assert!(matches!(
+            reply_now(&mut pending, 1, Some(7), None),
+            Match::Answered(..)
+        ));
         // No token (short payload): sequence and source decide.
         pending.insert(3, entry(0, "10.0.0.3", now + Duration::from_secs(1)));
-        assert!(matches!(pending.reply(3, None, None), Match::First(_)));
+        assert!(matches!(
+            reply_now(&mut pending, 3, None, None),
+            Match::Answered(..)
+        ));
     }
 
     #[test]
     fn an_unreachable_removes_only_the_unanswered_request_to_that_address() {
         let now = Instant::now();
         let mut pending = Pending::default();
-        pending.insert(1, entry(1, "10.0.0.1", now));
+        let later = now + Duration::from_secs(1);
+        pending.insert(1, entry(1, "10.0.0.1", later));
         let other: IpAddr = "10.0.0.2".parse().expect("ip");
         assert!(pending.remove_unanswered(1, other).is_none());
         let to: IpAddr = "10.0.0.1".parse().expect("ip");
-        assert!(matches!(pending.reply(1, Some(1), None), Match::First(_)));
+        assert!(matches!(
+            reply_now(&mut pending, 1, Some(1), None),
+            Match::Answered(..)
+        ));
         assert!(pending.remove_unanswered(1, to).is_none());
-        pending.insert(2, entry(2, "10.0.0.1", now));
+        pending.insert(2, entry(2, "10.0.0.1", later));
         assert_eq!(pending.remove_unanswered(2, to).map(|e| e.token), Some(2));
         assert!(pending.remove_unanswered(3, to).is_none());
     }
@@ -277,5 +334,39 @@ mod tests {
         // Stepped forward.
         let received = stamp(mono + ms(26), wall + ms(1026));
         assert_eq!(rtt(sent, received, Some(wall + ms(1025))), ms(26));
+    }
+
+    #[test]
+    fn the_timeout_is_judged_on_when_a_reply_arrived_not_when_it_was_read() {
+        let ms = Duration::from_millis;
+        let mono = Instant::now();
+        let wall = SystemTime::now();
+        let sent = stamp(mono, wall);
+        let request = |token| Entry {
+            token,
+            address: "10.0.0.1".parse().expect("address"),
+            sent,
+            deadline: mono + ms(40),
+            answered: false,
+            owner: "target",
+        };
+        let mut pending = Pending::default();
+        pending.insert(1, request(1));
+        pending.insert(2, request(2));
+        // Arrived after 39 ms, read after 55 ms (the receive thread was held up): in time.
+        let held_up = stamp(mono + ms(55), wall + ms(55));
+        assert!(matches!(
+            pending.reply(1, Some(1), None, held_up, Some(wall + ms(39))),
+            Match::Answered(_, rtt) if rtt == ms(39)
+        ));
+        // Arrived after 41 ms and read at once, before any sweep: a timeout ...
+        let at_once = stamp(mono + ms(41), wall + ms(41));
+        assert!(matches!(
+            pending.reply(2, Some(2), None, at_once, Some(wall + ms(41))),
+            Match::Late(_)
+        ));
+        // ... counted once: the sweep does not report it lost again.
+        assert!(pending.expire(mono + ms(100)).is_empty());
+        assert!(pending.is_empty());
     }
 }

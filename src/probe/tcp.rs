@@ -45,6 +45,10 @@ pub async fn probe_once(
             let elapsed = started.elapsed();
             let rtt = handshake_rtt(&stream).map_or(elapsed, |kernel| kernel.min(elapsed));
             drop(stream);
+            // As for ICMP, the timeout is judged on the handshake, not on when this task ran.
+            if rtt > timeout {
+                return Err(Reason::Timeout);
+            }
             Ok(rtt)
         }
         Ok(Err(error)) => {
