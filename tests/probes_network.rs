@@ -248,7 +248,7 @@ const FINE_BUCKETS: &str =
 #[test]
 fn injected_delay_is_a_floor_and_the_median_stays_within_half_a_millisecond() {
     let config = format!(
-        "probes:\n  defaults:\n    interval: 40ms\n    timeout: 40ms\n  rtt_buckets: {FINE_BUCKETS}\n  targets:\n\
+        "probes:\n  defaults:\n    interval: 50ms\n    timeout: 50ms\n  rtt_buckets: {FINE_BUCKETS}\n  targets:\n\
          \x20   - {{host: 198.19.0.2, protocol: icmp}}\n\
          \x20   - {{host: fd00:198:19::2, protocol: icmp}}\n\
          \x20   - {{host: 198.19.0.3, protocol: tcp, port: 80}}\n\
@@ -271,7 +271,7 @@ fn injected_delay_is_a_floor_and_the_median_stays_within_half_a_millisecond() {
     let metrics = lab.wait_for("200 replies per target", Duration::from_secs(30), |m| {
         targets.iter().all(|target| m.count(target) >= 200.0)
     });
-    let late_answers = lab.answered_too_late(Duration::from_millis(25), Duration::from_millis(40));
+    let late_answers = lab.answered_too_late(Duration::from_millis(25), Duration::from_millis(50));
     for target in targets {
         let count = metrics.count(target);
         assert_eq!(
@@ -287,7 +287,7 @@ fn injected_delay_is_a_floor_and_the_median_stays_within_half_a_millisecond() {
             lab.responder.stats()
         );
         // Nothing is lost on this link: every request but the ones in flight was answered,
-        // except where the responder itself was held up past the 15 ms of timeout headroom.
+        // except where the responder itself was held up past the 25 ms of timeout headroom.
         assert!(
             metrics.requests(target) - metrics.responses(target)
                 <= 2.0 + 0.02 * count + late_answers,
@@ -320,7 +320,7 @@ fn injected_delay_is_a_floor_and_the_median_stays_within_half_a_millisecond() {
 
 #[test]
 fn injected_loss_of_20_percent_is_exported_within_4_points() {
-    let config = "probes:\n  defaults:\n    interval: 10ms\n    timeout: 10ms\n  targets:\n\
+    let config = "probes:\n  defaults:\n    interval: 20ms\n    timeout: 20ms\n  targets:\n\
                   \x20   - {host: 198.19.0.9, protocol: icmp}\n";
     let Some(lab) = Lab::start(
         "probes_loss",
@@ -350,12 +350,14 @@ fn injected_loss_of_20_percent_is_exported_within_4_points() {
         "{}",
         metrics.latency()
     );
-    // The responder's own count of what it dropped agrees with ours.
+    // The responder's own count of what it dropped agrees with ours. (A reply the loaded
+    // machine delayed past the 20 ms timeout counts as lost too.)
     let dropped = lab.responder.stats().dropped as f64;
-    // (A reply the loaded machine delayed past the 10 ms timeout counts as lost too.)
+    let late_answers = lab.answered_too_late(Duration::ZERO, Duration::from_millis(20));
     assert!(
-        (dropped - timeouts).abs() <= 3.0 + 0.01 * requests,
-        "dropped {dropped}, timeouts {timeouts}"
+        (dropped - timeouts).abs() <= 3.0 + 0.01 * requests + late_answers,
+        "dropped {dropped}, timeouts {timeouts}\nresponder: {}",
+        lab.responder.stats()
     );
 }
 
@@ -731,14 +733,14 @@ fn without_permission_the_error_names_both_fixes_and_the_exporter_keeps_serving(
 
 #[test]
 fn a_reply_after_the_timeout_is_a_timeout_and_one_before_it_an_answer() {
-    // Timeout 25 ms; the answers come after 30 ms and after 20 ms. The receive thread sweeps
+    // Timeout 25 ms; the answers come after 30 ms and after 10 ms. The receive thread sweeps
     // every 10 ms, so the 30 ms replies are often read before their request is swept: they
     // must still count as timeouts, judged on when they arrived.
     let config = "probes:\n  defaults:\n    interval: 50ms\n    timeout: 25ms\n  targets:\n\
                   \x20   - {host: 198.19.0.2, protocol: icmp}\n\
                   \x20   - {host: 198.19.0.3, protocol: icmp}\n\
                   \x20   - {host: 198.19.0.2, protocol: tcp, port: 80}\n";
-    let (slow, fast) = (Duration::from_millis(30), Duration::from_millis(20));
+    let (slow, fast) = (Duration::from_millis(30), Duration::from_millis(10));
     let Some(lab) = Lab::start(
         "probes_late",
         Options::default()
@@ -783,7 +785,7 @@ fn two_exporters_pinging_one_host_never_take_each_others_replies() {
     // Both run as root, so both use RAW sockets, and each RAW socket sees every echo reply in
     // the namespace: the other exporter's replies must be told apart (identifier, sequence
     // and the per-probe token), never counted as ours or as duplicates (surge-ping #73).
-    let config = "probes:\n  defaults:\n    interval: 10ms\n    timeout: 10ms\n  targets:\n\
+    let config = "probes:\n  defaults:\n    interval: 20ms\n    timeout: 20ms\n  targets:\n\
                   \x20   - {host: 198.19.0.2, protocol: icmp}\n";
     let Some(lab) = Lab::start(
         "probes_two",
@@ -807,7 +809,7 @@ fn two_exporters_pinging_one_host_never_take_each_others_replies() {
             .text(),
     );
     drop(second);
-    let late_answers = lab.answered_too_late(Duration::from_millis(1), Duration::from_millis(10));
+    let late_answers = lab.answered_too_late(Duration::from_millis(1), Duration::from_millis(20));
     for (name, metrics) in [("first", &first), ("second", &other)] {
         let requests = metrics.requests(target);
         let responses = metrics.responses(target);
