@@ -316,6 +316,18 @@ fn injected_delay_is_a_floor_and_the_median_stays_within_half_a_millisecond() {
     );
     let stats = lab.responder.stats();
     assert!(stats.echo_requests >= 600, "{stats}");
+    assert_transmit_stamps_on_both_sockets(&lab);
+}
+
+/// Both ICMP sockets (v4 and v6) found the TUN device's transmit stamps of their requests.
+fn assert_transmit_stamps_on_both_sockets(lab: &Lab) {
+    let logs = lab.logs();
+    assert_eq!(
+        logs.matches("ICMP send times are the kernel's transmit stamps")
+            .count(),
+        2,
+        "{logs}"
+    );
 }
 
 #[test]
@@ -689,6 +701,7 @@ fn unprivileged_dgram_sockets_probe_icmp_and_icmpv6() {
     assert!(lab.logs().contains("kind=DGRAM"), "{}", lab.logs());
     assert!(!lab.logs().contains("kind=RAW"), "{}", lab.logs());
     assert!(lab.get("/").contains("ICMP over DGRAM sockets"));
+    assert_transmit_stamps_on_both_sockets(&lab);
     assert!(metrics.has("xen_exporter_collector_success{collector=\"probes\"} 1"));
 }
 

@@ -151,6 +151,33 @@ pub fn parse_unreachable(
     ))
 }
 
+/// One of our echo requests as the kernel hands it back with its transmit timestamp.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SentRequest {
+    pub id: u16,
+    pub seq: u16,
+    pub token: u64,
+}
+
+/// The echo requests a looped-back copy of a sent packet may hold. The copy starts at whatever
+/// header the device saw first (Ethernet, IP, or none), so every offset where a request with a
+/// whole token could start is a candidate: the caller keeps the one whose sequence and token
+/// are a request of its own. (An Ethernet header's IPv4 EtherType, 08 00, looks like a request.)
+pub fn sent_requests(v6: bool, packet: &[u8]) -> impl Iterator<Item = SentRequest> + '_ {
+    let request = if v6 { ECHO_REQUEST_V6 } else { ECHO_REQUEST_V4 };
+    packet
+        .windows(HEADER_LEN + TOKEN_LEN)
+        .filter(move |window| window[0] == request && window[1] == 0)
+        .map(|window| SentRequest {
+            id: u16::from_be_bytes([window[4], window[5]]),
+            seq: u16::from_be_bytes([window[6], window[7]]),
+            token: u64::from_be_bytes([
+                window[8], window[9], window[10], window[11], window[12], window[13], window[14],
+                window[15],
+            ]),
+        })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -261,5 +288,32 @@ mod tests {
         packet.extend_from_slice(&request);
         let to = std::net::IpAddr::from([0u16; 8]);
         assert_eq!(parse_unreachable(true, false, &packet), Some((7, 8, to)));
+    }
+
+    #[test]
+    fn a_sent_request_is_found_behind_any_header() {
+        let request = build_request(false, 0x0102, 0x0304, 0x1122_3344_5566_7788, 56);
+        let want = SentRequest {
+            id: 0x0102,
+            seq: 0x0304,
+            token: 0x1122_3344_5566_7788,
+        };
+        // Ethernet (EtherType 08 00 is a decoy request shape) + IPv4 header + the request.
+        let mut frame = vec![2, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0, 2, 0x08, 0x00];
+        frame.extend_from_slice(&[
+            0x45, 0, 0, 84, 0, 0, 0x40, 0, 64, 1, 0, 0, 10, 0, 0, 1, 10, 0, 0, 9,
+        ]);
+        frame.extend_from_slice(&request);
+        let found: Vec<SentRequest> = sent_requests(false, &frame).collect();
+        assert!(found.contains(&want), "{found:?}");
+        // The request alone, as a device without link or IP header would give it.
+        assert_eq!(sent_requests(false, &request).next(), Some(want));
+        // A request too short to carry a whole token is not found: nothing to match it by.
+        let short = build_request(false, 1, 2, 3, 4);
+        assert_eq!(sent_requests(false, &short).count(), 0);
+        // An ICMPv6 request is not an ICMPv4 one, and the other way round.
+        let v6 = build_request(true, 1, 2, 3, 56);
+        assert_eq!(sent_requests(false, &v6).count(), 0);
+        assert_eq!(sent_requests(true, &v6).map(|r| r.token).next(), Some(3));
     }
 }

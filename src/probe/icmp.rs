@@ -1,9 +1,11 @@
 //! ICMP / ICMPv6 echo on shared sockets: one socket per (family, source address, interface),
 //! RAW when permitted, else DGRAM ("ping sockets"), each with one receive thread.
 //!
-//! Timing: both clocks are read *before* `sendto`; the reply's time is the kernel's receive
-//! stamp (`SO_TIMESTAMPNS`) when the clocks did not step, else the receive thread's monotonic
-//! stamp (see [`rtt`](super::pending::rtt)). Either way an RTT is never below the path's true delay. The
+//! Timing: both clocks are read *before* `sendto`, and the device's transmit stamp
+//! (`SO_TIMESTAMPING`, handed back with the packet on the socket's error queue) replaces them
+//! when it comes; the reply's time is the kernel's receive stamp (`SO_TIMESTAMPNS`). Kernel
+//! stamps are used when the clocks did not step, else the threads' monotonic stamps (see
+//! [`rtt`](super::pending::rtt)); either way an RTT is never below the path's true delay. The
 //! receive thread is a plain OS thread blocked in `poll`, so a busy async runtime cannot delay
 //! replies, and it drains every queued reply per wake-up. A reply counts if it *arrived* within
 //! the timeout, however late the thread read it; one that arrived later is a timeout.
@@ -14,15 +16,17 @@ use std::hash::BuildHasher;
 use std::io::IoSliceMut;
 use std::net::{IpAddr, SocketAddr};
 use std::os::fd::{AsFd, AsRawFd};
-use std::sync::atomic::{AtomicU16, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU16, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant, SystemTime};
 
 use nix::errno::Errno;
 use nix::poll::{PollFd, PollFlags};
 use nix::sys::socket::{
-    recvmsg, setsockopt, sockopt, ControlMessageOwned, MsgFlags, SockaddrStorage,
+    recvmsg, setsockopt, sockopt, ControlMessageOwned, MsgFlags, SockaddrStorage, TimestampingFlag,
+    Timestamps,
 };
+use nix::sys::time::{TimeSpec, TimeValLike};
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 
 use super::echo;
@@ -33,6 +37,8 @@ use super::pending::{Entry, Match, Pending, SendStamp};
 const SWEEP_INTERVAL: Duration = Duration::from_millis(10);
 /// After a socket failed to open, how long before the next probe tries again.
 const REOPEN_DELAY: Duration = Duration::from_secs(30);
+/// Sends without a single transmit stamp after which the device is taken not to give them.
+const SENDS_BEFORE_NO_STAMPS: u64 = 100;
 
 /// What a matched reply tells its target's series.
 enum Told {
@@ -103,16 +109,30 @@ type Owner = Arc<TargetSeries>;
 pub struct IcmpSocket {
     socket: Socket,
     kind: SocketKind,
+    binding: Binding,
     v6: bool,
     /// Our echo identifier (RAW only; the kernel replaces it on DGRAM sockets).
     id: u16,
     next_seq: AtomicU16,
     pending: Mutex<Pending<Owner>>,
+    /// Whether the kernel took `SO_TIMESTAMPING` (transmit stamps) for this socket.
+    transmit_stamps: bool,
+    /// Requests sent that a transmit stamp could be matched to.
+    sends: AtomicU64,
+    /// Requests whose transmit stamp came back and matched.
+    stamped: AtomicU64,
+    /// Whether the log said if transmit stamps come (once per socket).
+    stamps_reported: AtomicBool,
 }
 
 impl IcmpSocket {
     pub fn kind(&self) -> SocketKind {
         self.kind
+    }
+
+    /// How many requests got their departure from the kernel's transmit stamp.
+    pub fn transmit_stamped(&self) -> u64 {
+        self.stamped.load(Ordering::Relaxed)
     }
 
     /// Sends one echo request to `address`; its reply (or timeout) reaches `owner` from the
@@ -136,6 +156,7 @@ impl IcmpSocket {
                 token,
                 address,
                 sent,
+                transmitted: None,
                 deadline: sent.monotonic + timeout,
                 answered: false,
                 owner: owner.clone(),
@@ -145,7 +166,13 @@ impl IcmpSocket {
             displaced.owner.failed(Reason::Timeout);
         }
         match self.socket.send_to(&packet, &destination) {
-            Ok(_) => Ok(()),
+            Ok(_) => {
+                // Only a request with a whole token can be found on the error queue.
+                if usize::from(payload_size) >= echo::TOKEN_LEN {
+                    self.sends.fetch_add(1, Ordering::Relaxed);
+                }
+                Ok(())
+            }
             Err(error) => {
                 self.lock().remove(seq);
                 tracing::debug!(%address, %error, "ICMP send failed");
@@ -163,9 +190,19 @@ impl IcmpSocket {
     /// The receive loop: wait for replies (or the next sweep), drain them, expire the lost.
     fn receive(&self) {
         let mut buffer = vec![0u8; 65_536 + 64];
-        let mut control = nix::cmsg_space!(nix::sys::time::TimeSpec, libc::c_int, libc::c_int);
+        // Room for every message either queue carries: receive stamps in both forms, TTL or
+        // hop limit; transmit stamps with their extended error and its address.
+        let mut control = nix::cmsg_space!(
+            TimeSpec,
+            Timestamps,
+            libc::c_int,
+            libc::c_int,
+            libc::sock_extended_err,
+            libc::sockaddr_in6
+        );
         let mut last_sweep = Instant::now();
         loop {
+            // A queued transmit stamp wakes `poll` too (POLLERR), so it is read at once.
             let mut fds = [PollFd::new(self.socket.as_fd(), PollFlags::POLLIN)];
             let timeout = nix::poll::PollTimeout::from(SWEEP_INTERVAL.as_millis() as u16);
             if let Err(error) = nix::poll::poll(&mut fds, timeout) {
@@ -177,6 +214,13 @@ impl IcmpSocket {
             // Taken before the drain: every reply that arrived by then is read below, so a
             // request expired at this instant really had no reply by its deadline.
             let drained_at = Instant::now();
+            // (A stamp that comes after this is read with its reply, in `receive_one`.)
+            if fds[0]
+                .revents()
+                .is_some_and(|events| events.contains(PollFlags::POLLERR))
+            {
+                self.read_transmit_stamps(&mut buffer, &mut control);
+            }
             loop {
                 match self.receive_one(&mut buffer, &mut control) {
                     Ok(true) => continue,
@@ -193,6 +237,7 @@ impl IcmpSocket {
                 for entry in lost {
                     entry.owner.failed(Reason::Timeout);
                 }
+                self.report_missing_transmit_stamps();
             }
         }
     }
@@ -232,14 +277,7 @@ impl IcmpSocket {
             if let Ok(messages) = message.cmsgs() {
                 for cmsg in messages {
                     match cmsg {
-                        ControlMessageOwned::ScmTimestampns(stamp) => {
-                            kernel = u64::try_from(stamp.tv_sec()).ok().and_then(|seconds| {
-                                SystemTime::UNIX_EPOCH.checked_add(Duration::new(
-                                    seconds,
-                                    u32::try_from(stamp.tv_nsec()).unwrap_or(0),
-                                ))
-                            });
-                        }
+                        ControlMessageOwned::ScmTimestampns(stamp) => kernel = wall_time(&stamp),
                         ControlMessageOwned::Ipv4Ttl(value)
                         | ControlMessageOwned::Ipv6HopLimit(value) => {
                             ttl = u8::try_from(value).ok();
@@ -265,6 +303,15 @@ impl IcmpSocket {
         }
         let source = reply.source_v4.map(IpAddr::from).or(source);
         let ttl = reply.ttl.or(ttl);
+        // The request's transmit stamp was queued before its reply could arrive; read it now
+        // if the last drain came before it.
+        if self.transmit_stamps
+            && reply
+                .token
+                .is_some_and(|token| self.lock().awaits_transmit_stamp(reply.seq, token))
+        {
+            self.read_transmit_stamps(buffer, control);
+        }
         let told = {
             let mut pending = self.lock();
             match pending.reply(reply.seq, reply.token, source, received, kernel) {
@@ -283,6 +330,77 @@ impl IcmpSocket {
         }
         Ok(true)
     }
+
+    /// Reads the error queue: the kernel hands back each request it sent, with the device's
+    /// transmit stamp; the request is found in the copy by its sequence and token.
+    fn read_transmit_stamps(&self, buffer: &mut [u8], control: &mut [u8]) {
+        if !self.transmit_stamps {
+            return;
+        }
+        loop {
+            let (length, stamp) = {
+                let mut iov = [IoSliceMut::new(buffer)];
+                let message = match recvmsg::<()>(
+                    self.socket.as_raw_fd(),
+                    &mut iov,
+                    Some(control),
+                    MsgFlags::MSG_ERRQUEUE | MsgFlags::MSG_DONTWAIT,
+                ) {
+                    Ok(message) => message,
+                    Err(Errno::EINTR) => continue,
+                    // EAGAIN: the queue is empty.
+                    Err(_) => return,
+                };
+                let stamp = message.cmsgs().ok().and_then(|mut messages| {
+                    messages.find_map(|cmsg| match cmsg {
+                        ControlMessageOwned::ScmTimestampsns(stamps) => wall_time(&stamps.system),
+                        _ => None,
+                    })
+                });
+                (message.bytes, stamp)
+            };
+            let Some(stamp) = stamp else {
+                continue;
+            };
+            let packet = buffer.get(..length).unwrap_or_default();
+            let matched = {
+                let mut pending = self.lock();
+                echo::sent_requests(self.v6, packet)
+                    // DGRAM sockets' identifier is the kernel's; the token is ours either way.
+                    .filter(|request| self.kind == SocketKind::Dgram || request.id == self.id)
+                    .any(|request| pending.transmitted(request.seq, request.token, stamp))
+            };
+            if matched && self.stamped.fetch_add(1, Ordering::Relaxed) == 0 {
+                self.stamps_reported.store(true, Ordering::Relaxed);
+                tracing::info!(binding = %self.binding, "ICMP send times are the kernel's transmit stamps");
+            }
+        }
+    }
+
+    /// Says once if the device never stamps what it sends: RTTs then include the time from
+    /// our stamp before `sendto` to the device.
+    fn report_missing_transmit_stamps(&self) {
+        if self.stamped.load(Ordering::Relaxed) > 0
+            || self.sends.load(Ordering::Relaxed) < SENDS_BEFORE_NO_STAMPS
+            || self.stamps_reported.swap(true, Ordering::Relaxed)
+        {
+            return;
+        }
+        tracing::info!(
+            binding = %self.binding,
+            "no transmit stamps from the kernel: ICMP RTTs are timed from just before sendto"
+        );
+    }
+}
+
+/// A kernel stamp (wall clock) as a `SystemTime`; `None` for the zero a missing stamp reads as.
+fn wall_time(stamp: &TimeSpec) -> Option<SystemTime> {
+    if stamp.num_nanoseconds() == 0 {
+        return None;
+    }
+    let seconds = u64::try_from(stamp.tv_sec()).ok()?;
+    let nanoseconds = u32::try_from(stamp.tv_nsec()).ok()?;
+    SystemTime::UNIX_EPOCH.checked_add(Duration::new(seconds, nanoseconds))
 }
 
 fn source_ip(address: &SockaddrStorage) -> Option<IpAddr> {
@@ -357,6 +475,15 @@ fn open(binding: &Binding, index: u16) -> Result<Arc<IcmpSocket>, OpenError> {
     if let Err(error) = setsockopt(&socket, sockopt::ReceiveTimestampns, &true) {
         tracing::warn!(%error, "SO_TIMESTAMPNS unavailable: RTTs use the receive thread's clock");
     }
+    let transmit_flags = TimestampingFlag::SOF_TIMESTAMPING_TX_SOFTWARE
+        | TimestampingFlag::SOF_TIMESTAMPING_SOFTWARE;
+    let transmit_stamps = match setsockopt(&socket, sockopt::Timestamping, &transmit_flags) {
+        Ok(()) => true,
+        Err(error) => {
+            tracing::info!(%error, "SO_TIMESTAMPING unavailable: ICMP RTTs are timed from just before sendto");
+            false
+        }
+    };
     // RAW IPv4 sockets see the IP header and read the TTL there.
     let ttl_option = if binding.v6 {
         setsockopt(&socket, sockopt::Ipv6RecvHopLimit, &true)
@@ -370,10 +497,15 @@ fn open(binding: &Binding, index: u16) -> Result<Arc<IcmpSocket>, OpenError> {
     let socket = Arc::new(IcmpSocket {
         socket,
         kind,
+        binding: binding.clone(),
         v6: binding.v6,
         id,
         next_seq: AtomicU16::new(0),
         pending: Mutex::new(Pending::default()),
+        transmit_stamps,
+        sends: AtomicU64::new(0),
+        stamped: AtomicU64::new(0),
+        stamps_reported: AtomicBool::new(false),
     });
     let receiver = socket.clone();
     std::thread::Builder::new()
@@ -460,5 +592,64 @@ impl IcmpPool {
         kinds.sort_by_key(|kind| *kind == SocketKind::Dgram);
         kinds.dedup();
         kinds
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use prometheus_client::registry::Registry;
+
+    use super::*;
+    use crate::probe::metrics::{ProbeMetrics, TargetSeries};
+
+    /// On the real kernel: every request to loopback comes back on the error queue with the
+    /// device's transmit stamp, is found there, and its reply is timed from it.
+    #[test]
+    fn loopback_requests_are_timed_from_the_kernels_transmit_stamps() {
+        for (v6, address) in [(false, "127.0.0.1"), (true, "::1")] {
+            let pool = IcmpPool::default();
+            let binding = Binding {
+                v6,
+                source: None,
+                interface: None,
+            };
+            let socket = match pool.get(&binding) {
+                Ok(socket) => socket,
+                Err(error) => {
+                    eprintln!("SKIPPED: this test needs an ICMP socket (root in CI): {error}");
+                    return;
+                }
+            };
+            let mut registry = Registry::default();
+            let metrics = ProbeMetrics::register(&mut registry, vec![0.001]);
+            let labels = vec![("target".to_owned(), address.to_owned())];
+            let series = Arc::new(TargetSeries::new(&metrics, labels));
+            let address: IpAddr = address.parse().expect("address");
+            for _ in 0..5 {
+                series.sent();
+                socket
+                    .send(address, 56, Duration::from_secs(2), &series)
+                    .expect("send to loopback");
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            let want = format!("latency_responses_total{{target=\"{address}\"}} 5\n");
+            let started = Instant::now();
+            let mut text = String::new();
+            while started.elapsed() < Duration::from_secs(3) {
+                text.clear();
+                prometheus_client::encoding::text::encode(&mut text, &registry).expect("encode");
+                if text.contains(&want) {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            assert!(text.contains(&want), "{address}: no 5 replies:\n{text}");
+            assert_eq!(
+                socket.transmit_stamped(),
+                5,
+                "{address} over {}: requests with a kernel transmit stamp",
+                socket.kind()
+            );
+        }
     }
 }

@@ -4,6 +4,8 @@
 //! The timeout is judged on when a reply *arrived* (the kernel's stamp), not on when the
 //! receive thread got to it: a reply that arrived in time counts however late the thread ran,
 //! and one that arrived after its deadline is a timeout even if read before the next sweep.
+//! Likewise a request's departure is the kernel's transmit stamp when the device gave one,
+//! not our stamp before `sendto`, so a sender held up between the two adds nothing.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -31,6 +33,8 @@ pub struct Entry<T> {
     pub token: u64,
     pub address: IpAddr,
     pub sent: SendStamp,
+    /// The kernel's transmit stamp (wall clock), once the error queue handed it back.
+    pub transmitted: Option<SystemTime>,
     pub deadline: Instant,
     /// Set by the first reply; later ones are duplicates until the entry expires.
     pub answered: bool,
@@ -87,6 +91,25 @@ impl<T> Pending<T> {
         self.entries.remove(&seq)
     }
 
+    /// Records when the kernel sent request `seq`, if it is ours (`token`) and still waiting;
+    /// false when it is not.
+    pub fn transmitted(&mut self, seq: u16, token: u64, at: SystemTime) -> bool {
+        match self.entries.get_mut(&seq) {
+            Some(entry) if entry.token == token && !entry.answered => {
+                entry.transmitted = Some(at);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Whether request `seq`, ours by `token`, is still waiting for its transmit stamp.
+    pub fn awaits_transmit_stamp(&self, seq: u16, token: u64) -> bool {
+        self.entries
+            .get(&seq)
+            .is_some_and(|entry| entry.token == token && entry.transmitted.is_none())
+    }
+
     /// Matches a reply. `token` is `None` for payloads too short to carry one; `source` is the
     /// reply's sender when the socket told us; `received` and `kernel` are as for [`rtt`].
     pub fn reply(
@@ -110,7 +133,7 @@ impl<T> Pending<T> {
         }
         // Answered either way: a late reply is one timeout, not one now and one at the sweep.
         entry.answered = true;
-        let rtt = rtt(entry.sent, received, kernel);
+        let rtt = rtt(entry.sent, entry.transmitted, received, kernel);
         if entry.sent.monotonic + rtt > entry.deadline {
             return Match::Late(&entry.owner);
         }
@@ -146,15 +169,23 @@ impl<T> Pending<T> {
 /// larger difference means the clock was stepped.
 const CLOCK_STEP_TOLERANCE: Duration = Duration::from_micros(200);
 
-/// A reply's RTT. `kernel` is the kernel's receive stamp (`SO_TIMESTAMPNS`, wall clock), when
-/// the socket gave one; `received` is both clocks read right after `recvmsg` returned.
+/// A reply's RTT. `sent` is both clocks read before `sendto`, `transmitted` the kernel's
+/// transmit stamp (`SO_TIMESTAMPING`, wall clock) when the device gave one; `kernel` is the
+/// kernel's receive stamp (`SO_TIMESTAMPNS`, wall clock) when the socket gave one, `received`
+/// both clocks read right after `recvmsg` returned.
 ///
-/// The kernel stamp is preferred: it is taken when the packet arrives, before any scheduling
-/// delay of the receive thread. It is used only if the wall clock ran in step with the
-/// monotonic clock since the send (no clock step) and it is not after our own receive stamp;
-/// otherwise the monotonic difference is used. Both are measured from a send stamp taken
-/// before the packet was sent, so neither can come out below the path's true delay.
-pub fn rtt(sent: SendStamp, received: SendStamp, kernel: Option<SystemTime>) -> Duration {
+/// Kernel stamps are preferred: they are taken as the packet leaves and as it arrives, without
+/// the scheduling delays of our threads. They are used only if the wall clock ran in step with
+/// the monotonic clock from the send to the receive (no clock step) and they fall in order
+/// (our send stamp, transmit, receive, our receive stamp); otherwise the monotonic difference
+/// is used. Each is taken no earlier than the packet left and no later than the reply arrived,
+/// so an RTT never comes out below the path's true delay.
+pub fn rtt(
+    sent: SendStamp,
+    transmitted: Option<SystemTime>,
+    received: SendStamp,
+    kernel: Option<SystemTime>,
+) -> Duration {
     let monotonic = received.monotonic.saturating_duration_since(sent.monotonic);
     let Some(kernel) = kernel else {
         return monotonic;
@@ -165,9 +196,14 @@ pub fn rtt(sent: SendStamp, received: SendStamp, kernel: Option<SystemTime>) -> 
     if wall.abs_diff(monotonic) > CLOCK_STEP_TOLERANCE {
         return monotonic;
     }
-    match kernel.duration_since(sent.wall) {
+    let kernel_rtt = match kernel.duration_since(sent.wall) {
         Ok(kernel_rtt) if kernel_rtt <= wall => kernel_rtt,
-        _ => monotonic,
+        _ => return monotonic,
+    };
+    let departure = transmitted.filter(|transmitted| *transmitted >= sent.wall);
+    match departure.map(|departure| kernel.duration_since(departure)) {
+        Some(Ok(on_the_wire)) => on_the_wire,
+        _ => kernel_rtt,
     }
 }
 
@@ -180,6 +216,7 @@ mod tests {
             token,
             address: address.parse().expect("address"),
             sent: SendStamp::now(),
+            transmitted: None,
             deadline,
             answered: false,
             owner: "target",
@@ -312,10 +349,54 @@ mod tests {
         let ms = Duration::from_millis;
         let sent = stamp(mono, wall);
         let received = stamp(mono + ms(26), wall + ms(26));
-        assert_eq!(rtt(sent, received, Some(wall + ms(25))), ms(25));
-        assert_eq!(rtt(sent, received, None), ms(26));
+        assert_eq!(rtt(sent, None, received, Some(wall + ms(25))), ms(25));
+        assert_eq!(rtt(sent, None, received, None), ms(26));
         // A kernel stamp after our own receive stamp is impossible: distrust it.
-        assert_eq!(rtt(sent, received, Some(wall + ms(27))), ms(26));
+        assert_eq!(rtt(sent, None, received, Some(wall + ms(27))), ms(26));
+    }
+
+    #[test]
+    fn the_transmit_stamp_leaves_out_a_sender_held_up_before_sendto() {
+        let mono = Instant::now();
+        let wall = SystemTime::now();
+        let ms = Duration::from_millis;
+        let sent = stamp(mono, wall);
+        let received = stamp(mono + ms(31), wall + ms(31));
+        // Our stamp, then 5 ms until the device sent it, then a 25 ms path.
+        let transmitted = Some(wall + ms(5));
+        assert_eq!(
+            rtt(sent, transmitted, received, Some(wall + ms(30))),
+            ms(25)
+        );
+        // A transmit stamp before our own send stamp is not this request's: ignore it.
+        let before = Some(wall - ms(1));
+        assert_eq!(rtt(sent, before, received, Some(wall + ms(30))), ms(30));
+        // Nor one after the reply arrived.
+        let after = Some(wall + ms(30) + Duration::from_nanos(1));
+        assert_eq!(rtt(sent, after, received, Some(wall + ms(30))), ms(30));
+        // Without the receive stamp the clocks cannot be mixed: monotonic, from our stamp.
+        assert_eq!(rtt(sent, transmitted, received, None), ms(31));
+        // A clock step voids both kernel stamps.
+        let stepped = stamp(mono + ms(31), wall + ms(21));
+        assert_eq!(rtt(sent, transmitted, stepped, Some(wall + ms(20))), ms(31));
+    }
+
+    #[test]
+    fn a_transmit_stamp_is_kept_only_for_our_request_still_waiting() {
+        let now = Instant::now();
+        let at = SystemTime::now();
+        let mut pending = Pending::default();
+        pending.insert(3, entry(30, "10.0.0.1", now + Duration::from_secs(1)));
+        assert!(!pending.transmitted(3, 31, at), "another pinger's token");
+        assert!(!pending.transmitted(4, 30, at), "no such request");
+        assert!(pending.awaits_transmit_stamp(3, 30));
+        assert!(pending.transmitted(3, 30, at));
+        assert!(!pending.awaits_transmit_stamp(3, 30));
+        assert!(matches!(
+            reply_now(&mut pending, 3, Some(30), None),
+            Match::Answered(..)
+        ));
+        assert!(!pending.transmitted(3, 30, at), "already answered");
     }
 
     #[test]
@@ -327,13 +408,13 @@ mod tests {
         // The wall clock was stepped back 10 ms between send and receive: the kernel stamp
         // would give 15 ms for a 25 ms path.
         let received = stamp(mono + ms(26), wall + ms(16));
-        assert_eq!(rtt(sent, received, Some(wall + ms(15))), ms(26));
+        assert_eq!(rtt(sent, None, received, Some(wall + ms(15))), ms(26));
         // Stepped back past the send: no wall difference at all.
         let received = stamp(mono + ms(26), wall - ms(100));
-        assert_eq!(rtt(sent, received, Some(wall - ms(101))), ms(26));
+        assert_eq!(rtt(sent, None, received, Some(wall - ms(101))), ms(26));
         // Stepped forward.
         let received = stamp(mono + ms(26), wall + ms(1026));
-        assert_eq!(rtt(sent, received, Some(wall + ms(1025))), ms(26));
+        assert_eq!(rtt(sent, None, received, Some(wall + ms(1025))), ms(26));
     }
 
     #[test]
@@ -346,6 +427,7 @@ mod tests {
             token,
             address: "10.0.0.1".parse().expect("address"),
             sent,
+            transmitted: None,
             deadline: mono + ms(40),
             answered: false,
             owner: "target",
