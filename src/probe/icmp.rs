@@ -37,8 +37,9 @@ use super::pending::{Entry, Match, Pending, SendStamp};
 const SWEEP_INTERVAL: Duration = Duration::from_millis(10);
 /// After a socket failed to open, how long before the next probe tries again.
 const REOPEN_DELAY: Duration = Duration::from_secs(30);
-/// Sends without a single transmit stamp after which the device is taken not to give them.
-const SENDS_BEFORE_NO_STAMPS: u64 = 100;
+/// Replies to requests that never got a transmit stamp, with none stamped at all, after which
+/// the device is taken not to give them.
+const UNSTAMPED_BEFORE_NO_STAMPS: u64 = 100;
 
 /// What a matched reply tells its target's series.
 enum Told {
@@ -117,8 +118,8 @@ pub struct IcmpSocket {
     pending: Mutex<Pending<Owner>>,
     /// Whether the kernel took `SO_TIMESTAMPING` (transmit stamps) for this socket.
     transmit_stamps: bool,
-    /// Requests sent that a transmit stamp could be matched to.
-    sends: AtomicU64,
+    /// Replies whose request had a token to match but no transmit stamp came for it.
+    unstamped: AtomicU64,
     /// Requests whose transmit stamp came back and matched.
     stamped: AtomicU64,
     /// Whether the log said if transmit stamps come (once per socket).
@@ -166,13 +167,7 @@ impl IcmpSocket {
             displaced.owner.failed(Reason::Timeout);
         }
         match self.socket.send_to(&packet, &destination) {
-            Ok(_) => {
-                // Only a request with a whole token can be found on the error queue.
-                if usize::from(payload_size) >= echo::TOKEN_LEN {
-                    self.sends.fetch_add(1, Ordering::Relaxed);
-                }
-                Ok(())
-            }
+            Ok(_) => Ok(()),
             Err(error) => {
                 self.lock().remove(seq);
                 tracing::debug!(%address, %error, "ICMP send failed");
@@ -314,8 +309,16 @@ impl IcmpSocket {
         }
         let told = {
             let mut pending = self.lock();
+            let unstamped = reply
+                .token
+                .is_some_and(|token| pending.awaits_transmit_stamp(reply.seq, token));
             match pending.reply(reply.seq, reply.token, source, received, kernel) {
-                Match::Answered(owner, rtt) => Some((owner.clone(), Told::Answered(rtt))),
+                Match::Answered(owner, rtt) => {
+                    if unstamped {
+                        self.unstamped.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Some((owner.clone(), Told::Answered(rtt)))
+                }
                 Match::Late(owner) => Some((owner.clone(), Told::Late)),
                 Match::Duplicate(owner) => Some((owner.clone(), Told::Duplicate)),
                 Match::Unknown => None,
@@ -380,8 +383,9 @@ impl IcmpSocket {
     /// Says once if the device never stamps what it sends: RTTs then include the time from
     /// our stamp before `sendto` to the device.
     fn report_missing_transmit_stamps(&self) {
-        if self.stamped.load(Ordering::Relaxed) > 0
-            || self.sends.load(Ordering::Relaxed) < SENDS_BEFORE_NO_STAMPS
+        if !self.transmit_stamps
+            || self.stamped.load(Ordering::Relaxed) > 0
+            || self.unstamped.load(Ordering::Relaxed) < UNSTAMPED_BEFORE_NO_STAMPS
             || self.stamps_reported.swap(true, Ordering::Relaxed)
         {
             return;
@@ -503,7 +507,7 @@ fn open(binding: &Binding, index: u16) -> Result<Arc<IcmpSocket>, OpenError> {
         next_seq: AtomicU16::new(0),
         pending: Mutex::new(Pending::default()),
         transmit_stamps,
-        sends: AtomicU64::new(0),
+        unstamped: AtomicU64::new(0),
         stamped: AtomicU64::new(0),
         stamps_reported: AtomicBool::new(false),
     });
