@@ -851,62 +851,144 @@ fn two_exporters_pinging_one_host_never_take_each_others_replies() {
 
 #[test]
 fn an_icmp_unreachable_from_a_router_fails_the_probe_as_unreachable() {
-    // The exporter's namespace reaches 203.0.113.0/24 through a router namespace (veth pair)
-    // whose route for it is `unreachable`: the router answers echo requests with ICMP host
-    // unreachable quoting them. The kernel rate-limits these hard (`ip_error`, tuned by the
-    // host-wide net.ipv4.route.error_cost, left alone here): only a few arrive and the other
-    // probes time out. Each one that arrives must fail its probe as `unreachable`.
+    unreachable_from_a_router_fails_the_probe(User::Root, "probes_unreach");
+}
+
+#[test]
+fn over_dgram_sockets_an_icmp_unreachable_fails_the_probe_as_unreachable() {
+    // DGRAM sockets never see the ICMP error as a packet: it comes on their error queue
+    // (IP_RECVERR), which also leaves it pending on the socket for the next send.
+    unreachable_from_a_router_fails_the_probe(User::Nobody, "probes_unreach_dgram");
+}
+
+/// The exporter's namespace reaches 203.0.113.0/24 and 2001:db8:113::/48 through a router
+/// namespace (veth pair) whose routes for them are `unreachable`: the router answers echo
+/// requests with ICMP / ICMPv6 destination unreachable quoting them. The kernel rate-limits
+/// these hard (`ip_error` and the ICMPv6 rate limit, host-wide settings left alone here): only a
+/// few arrive and the other probes time out. Each one that arrives must fail its probe as
+/// `unreachable`; a reachable target probed over the same socket at the same time is never hit
+/// by another target's error.
+fn unreachable_from_a_router_fails_the_probe(user: User, name: &str) {
     let config = "probes:\n  defaults:\n    interval: 50ms\n    timeout: 50ms\n  targets:\n\
-                  \x20   - {host: 203.0.113.1, protocol: icmp}\n";
+                  \x20   - {host: 203.0.113.1, protocol: icmp}\n\
+                  \x20   - {host: '2001:db8:113::1', protocol: icmp}\n\
+                  \x20   - {host: 198.19.0.2, protocol: icmp, interval: 10ms, timeout: 10ms}\n\
+                  \x20   - {host: 'fd00:198:19::2', protocol: icmp, interval: 10ms, timeout: 10ms}\n";
     let mut router = None;
-    let Some(lab) = Lab::start_with(
-        "probes_unreach",
-        Options::default(),
-        config,
-        User::Root,
-        |netns| {
-            let r = Netns::create(&format!("{}-r", netns.name())).expect("router namespace");
-            let ip = |args: &[&str]| {
-                let status = Command::new("ip").args(args).status().expect("run ip");
-                assert!(status.success(), "ip {args:?}");
-            };
-            let (a, b) = (netns.name(), r.name());
-            ip(&[
-                "-n", a, "link", "add", "xe-u0", "type", "veth", "peer", "name", "xe-u1", "netns",
-                b,
-            ]);
-            ip(&["-n", a, "addr", "add", "192.0.2.1/30", "dev", "xe-u0"]);
-            ip(&["-n", a, "link", "set", "xe-u0", "up"]);
-            ip(&["-n", b, "addr", "add", "192.0.2.2/30", "dev", "xe-u1"]);
-            ip(&["-n", b, "link", "set", "xe-u1", "up"]);
-            ip(&[
-                "-n",
-                a,
-                "route",
-                "add",
-                "203.0.113.0/24",
-                "via",
-                "192.0.2.2",
-            ]);
-            ip(&["-n", b, "route", "add", "unreachable", "203.0.113.0/24"]);
-            r.set_sysctl("net.ipv4.ip_forward", "1")
-                .expect("forwarding");
-            router = Some(r);
-        },
-    ) else {
+    let Some(lab) = Lab::start_with(name, Options::default(), config, user, |netns| {
+        if user == User::Nobody {
+            netns.allow_ping_group().expect("ping_group_range");
+        }
+        router = Some(unreachable_router(netns));
+    }) else {
         return;
     };
-    let target = "203.0.113.1";
-    let metrics = lab.wait_for("unreachable errors", Duration::from_secs(20), |m| {
-        m.errors(target, "unreachable") >= 1.0
-    });
-    // Every probe is either unreachable or timed out (at most one in flight), never answered.
-    let failed = metrics.errors(target, "unreachable") + metrics.errors(target, "timeout");
-    assert!(
-        metrics.requests(target) - failed <= 1.0 && metrics.responses(target) == 0.0,
-        "{}",
-        metrics.latency()
+    let (unreachable, reachable) = (
+        ["203.0.113.1", "2001:db8:113::1"],
+        ["198.19.0.2", "fd00:198:19::2"],
     );
+    let metrics = lab.wait_for(
+        "unreachable errors and replies",
+        Duration::from_secs(20),
+        |m| {
+            unreachable
+                .iter()
+                .all(|target| m.errors(target, "unreachable") >= 1.0)
+                && reachable.iter().all(|target| m.responses(target) >= 100.0)
+        },
+    );
+    // Every probe is either unreachable or timed out (at most one in flight), never answered.
+    for target in unreachable {
+        let failed = metrics.errors(target, "unreachable") + metrics.errors(target, "timeout");
+        assert!(
+            metrics.requests(target) - failed <= 1.0 && metrics.responses(target) == 0.0,
+            "{target}\n{}",
+            metrics.latency()
+        );
+    }
+    for target in reachable {
+        assert!(metrics.responses(target) >= 100.0, "{}", metrics.latency());
+        assert_eq!(
+            metrics.errors(target, "unreachable"),
+            0.0,
+            "{}",
+            metrics.latency()
+        );
+    }
     drop(lab);
     drop(router);
+}
+
+/// A router namespace behind a veth pair whose routes for 203.0.113.0/24 and 2001:db8:113::/48
+/// are `unreachable`.
+fn unreachable_router(netns: &Netns) -> Netns {
+    let router = Netns::create(&format!("{}-r", netns.name())).expect("router namespace");
+    let ip = |args: &[&str]| {
+        let status = Command::new("ip").args(args).status().expect("run ip");
+        assert!(status.success(), "ip {args:?}");
+    };
+    let (a, b) = (netns.name(), router.name());
+    ip(&[
+        "-n", a, "link", "add", "xe-u0", "type", "veth", "peer", "name", "xe-u1", "netns", b,
+    ]);
+    ip(&["-n", a, "addr", "add", "192.0.2.1/30", "dev", "xe-u0"]);
+    ip(&[
+        "-n",
+        a,
+        "addr",
+        "add",
+        "fd00:192:2::1/64",
+        "dev",
+        "xe-u0",
+        "nodad",
+    ]);
+    ip(&["-n", a, "link", "set", "xe-u0", "up"]);
+    ip(&["-n", b, "addr", "add", "192.0.2.2/30", "dev", "xe-u1"]);
+    ip(&[
+        "-n",
+        b,
+        "addr",
+        "add",
+        "fd00:192:2::2/64",
+        "dev",
+        "xe-u1",
+        "nodad",
+    ]);
+    ip(&["-n", b, "link", "set", "xe-u1", "up"]);
+    ip(&[
+        "-n",
+        a,
+        "route",
+        "add",
+        "203.0.113.0/24",
+        "via",
+        "192.0.2.2",
+    ]);
+    ip(&[
+        "-n",
+        a,
+        "-6",
+        "route",
+        "add",
+        "2001:db8:113::/48",
+        "via",
+        "fd00:192:2::2",
+    ]);
+    ip(&["-n", b, "route", "add", "unreachable", "203.0.113.0/24"]);
+    ip(&[
+        "-n",
+        b,
+        "-6",
+        "route",
+        "add",
+        "unreachable",
+        "2001:db8:113::/48",
+    ]);
+    router
+        .set_sysctl("net.ipv4.ip_forward", "1")
+        .expect("forwarding");
+    router
+        .set_sysctl("net.ipv6.conf.all.forwarding", "1")
+        .expect("IPv6 forwarding");
+    router
 }

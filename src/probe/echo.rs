@@ -107,8 +107,8 @@ pub fn parse_reply(v6: bool, ip_header: bool, packet: &[u8]) -> Option<Reply> {
 }
 
 /// ICMP destination unreachable (v4 type 3, v6 type 1) about one of our echo requests: the
-/// identifier, sequence and destination of the request it quotes. RAW sockets receive these;
-/// DGRAM sockets would need the error queue and leave such probes to time out.
+/// identifier, sequence and destination of the request it quotes, as RAW sockets receive it
+/// (DGRAM sockets get it on their error queue instead, see [`quoted_sequence`]).
 pub fn parse_unreachable(
     v6: bool,
     ip_header: bool,
@@ -149,6 +149,18 @@ pub fn parse_unreachable(
         u16::from_be_bytes([quoted[6], quoted[7]]),
         destination,
     ))
+}
+
+/// The sequence number of the echo request an ICMP error quotes, as a DGRAM socket's error
+/// queue hands it back: from the request's ICMP header on (at least those 8 bytes are quoted).
+pub fn quoted_sequence(v6: bool, quoted: &[u8]) -> Option<u16> {
+    let request = if v6 { ECHO_REQUEST_V6 } else { ECHO_REQUEST_V4 };
+    match quoted {
+        [kind, 0, _, _, _, _, high, low, ..] if *kind == request => {
+            Some(u16::from_be_bytes([*high, *low]))
+        }
+        _ => None,
+    }
 }
 
 /// One of our echo requests as the kernel hands it back with its transmit timestamp.
@@ -288,6 +300,20 @@ mod tests {
         packet.extend_from_slice(&request);
         let to = std::net::IpAddr::from([0u16; 8]);
         assert_eq!(parse_unreachable(true, false, &packet), Some((7, 8, to)));
+    }
+
+    #[test]
+    fn a_quoted_request_gives_its_sequence() {
+        let request = build_request(false, 1, 0x0a0b, 3, 56);
+        assert_eq!(quoted_sequence(false, &request), Some(0x0a0b));
+        // Only the 8 bytes of the header quoted (RFC 792's minimum) are enough.
+        assert_eq!(quoted_sequence(false, &request[..8]), Some(0x0a0b));
+        assert_eq!(quoted_sequence(false, &request[..7]), None);
+        // A reply, or the other family's request, is not one of our requests.
+        assert_eq!(quoted_sequence(false, &reply_for(&request, false)), None);
+        assert_eq!(quoted_sequence(true, &request), None);
+        let v6 = build_request(true, 1, 9, 3, 0);
+        assert_eq!(quoted_sequence(true, &v6), Some(9));
     }
 
     #[test]

@@ -8,7 +8,9 @@
 //! [`rtt`](super::pending::rtt)); either way an RTT is never below the path's true delay. The
 //! receive thread is a plain OS thread blocked in `poll`, so a busy async runtime cannot delay
 //! replies, and it drains every queued reply per wake-up. A reply counts if it *arrived* within
-//! the timeout, however late the thread read it; one that arrived later is a timeout.
+//! the timeout, however late the thread read it; one that arrived later is a timeout. An ICMP
+//! destination unreachable about a request fails it at once: RAW sockets see it as a packet,
+//! DGRAM sockets on their error queue (`IP_RECVERR`).
 
 use std::collections::HashMap;
 use std::fmt;
@@ -118,6 +120,9 @@ pub struct IcmpSocket {
     pending: Mutex<Pending<Owner>>,
     /// Whether the kernel took `SO_TIMESTAMPING` (transmit stamps) for this socket.
     transmit_stamps: bool,
+    /// Whether ICMP errors about our requests come on the error queue (DGRAM sockets, which
+    /// do not see them as packets the way RAW ones do).
+    icmp_errors: bool,
     /// Replies whose request had a token to match but no transmit stamp came for it.
     unstamped: AtomicU64,
     /// Requests whose transmit stamp came back and matched.
@@ -166,7 +171,14 @@ impl IcmpSocket {
         if let Some(displaced) = displaced.filter(|entry| !entry.answered) {
             displaced.owner.failed(Reason::Timeout);
         }
-        match self.socket.send_to(&packet, &destination) {
+        let mut sent = self.socket.send_to(&packet, &destination);
+        if sent.is_err() && self.icmp_errors {
+            // With IP_RECVERR an ICMP error about any earlier request is also left pending on
+            // the socket, and the next send (to any target) returns it instead of sending:
+            // that send is tried again, and only its own failure counts.
+            sent = self.socket.send_to(&packet, &destination);
+        }
+        match sent {
             Ok(_) => Ok(()),
             Err(error) => {
                 self.lock().remove(seq);
@@ -214,15 +226,19 @@ impl IcmpSocket {
                 .revents()
                 .is_some_and(|events| events.contains(PollFlags::POLLERR))
             {
-                self.read_transmit_stamps(&mut buffer, &mut control);
+                self.read_error_queue(&mut buffer, &mut control);
             }
-            loop {
+            // A read can fail once with the error an ICMP message left pending on the socket
+            // (IP_RECVERR), which that read clears: the drain goes on after one failure, so
+            // the sweep below does not expire requests whose replies are still queued.
+            let mut failed_reads = 0;
+            while failed_reads < 2 {
                 match self.receive_one(&mut buffer, &mut control) {
-                    Ok(true) => continue,
+                    Ok(true) => failed_reads = 0,
                     Ok(false) => break,
                     Err(error) => {
                         tracing::debug!(%error, "ICMP receive failed");
-                        break;
+                        failed_reads += 1;
                     }
                 }
             }
@@ -238,11 +254,9 @@ impl IcmpSocket {
     }
 
     /// A router said one of our requests cannot be delivered: it fails now, as unreachable,
-    /// instead of timing out. (The quote carries no token; identifier and sequence decide.)
-    fn unreachable(&self, id: u16, seq: u16, to: IpAddr) {
-        if self.kind != SocketKind::Raw || id != self.id {
-            return;
-        }
+    /// instead of timing out. (A quote need not carry the token: the sequence and destination
+    /// decide, after the identifier did; on DGRAM sockets the kernel matched that.)
+    fn unreachable(&self, seq: u16, to: IpAddr) {
         let removed = {
             let mut pending = self.lock();
             pending.remove_unanswered(seq, to)
@@ -289,7 +303,9 @@ impl IcmpSocket {
         let packet = buffer.get(..length).unwrap_or_default();
         let Some(reply) = echo::parse_reply(self.v6, raw_v4, packet) else {
             if let Some((id, seq, to)) = echo::parse_unreachable(self.v6, raw_v4, packet) {
-                self.unreachable(id, seq, to);
+                if self.kind == SocketKind::Raw && id == self.id {
+                    self.unreachable(seq, to);
+                }
             }
             return Ok(true);
         };
@@ -305,7 +321,7 @@ impl IcmpSocket {
                 .token
                 .is_some_and(|token| self.lock().awaits_transmit_stamp(reply.seq, token))
         {
-            self.read_transmit_stamps(buffer, control);
+            self.read_error_queue(buffer, control);
         }
         let told = {
             let mut pending = self.lock();
@@ -334,16 +350,17 @@ impl IcmpSocket {
         Ok(true)
     }
 
-    /// Reads the error queue: the kernel hands back each request it sent, with the device's
-    /// transmit stamp; the request is found in the copy by its sequence and token.
-    fn read_transmit_stamps(&self, buffer: &mut [u8], control: &mut [u8]) {
-        if !self.transmit_stamps {
+    /// Reads the error queue. The kernel hands back each request it sent with the device's
+    /// transmit stamp; the request is found in the copy by its sequence and token. On DGRAM
+    /// sockets the queue also carries the ICMP errors about our requests (`IP_RECVERR`).
+    fn read_error_queue(&self, buffer: &mut [u8], control: &mut [u8]) {
+        if !self.transmit_stamps && !self.icmp_errors {
             return;
         }
         loop {
-            let (length, stamp) = {
+            let (length, stamp, unreachable, destination) = {
                 let mut iov = [IoSliceMut::new(buffer)];
-                let message = match recvmsg::<()>(
+                let message = match recvmsg::<SockaddrStorage>(
                     self.socket.as_raw_fd(),
                     &mut iov,
                     Some(control),
@@ -354,18 +371,37 @@ impl IcmpSocket {
                     // EAGAIN: the queue is empty.
                     Err(_) => return,
                 };
-                let stamp = message.cmsgs().ok().and_then(|mut messages| {
-                    messages.find_map(|cmsg| match cmsg {
-                        ControlMessageOwned::ScmTimestampsns(stamps) => wall_time(&stamps.system),
-                        _ => None,
-                    })
-                });
-                (message.bytes, stamp)
+                let mut stamp = None;
+                let mut unreachable = false;
+                for cmsg in message.cmsgs().into_iter().flatten() {
+                    match cmsg {
+                        ControlMessageOwned::ScmTimestampsns(stamps) => {
+                            stamp = wall_time(&stamps.system);
+                        }
+                        ControlMessageOwned::Ipv4RecvErr(error, _)
+                        | ControlMessageOwned::Ipv6RecvErr(error, _) => {
+                            unreachable = is_unreachable(&error);
+                        }
+                        _ => {}
+                    }
+                }
+                // For an ICMP error the kernel names the request's destination here.
+                let destination = message.address.as_ref().and_then(source_ip);
+                (message.bytes, stamp, unreachable, destination)
             };
+            let packet = buffer.get(..length).unwrap_or_default();
+            if unreachable {
+                // The kernel delivered it to this socket by the request's identifier, and
+                // hands back the quoted request from its ICMP header on.
+                if let (Some(seq), Some(to)) = (echo::quoted_sequence(self.v6, packet), destination)
+                {
+                    self.unreachable(seq, to);
+                }
+                continue;
+            }
             let Some(stamp) = stamp else {
                 continue;
             };
-            let packet = buffer.get(..length).unwrap_or_default();
             let matched = {
                 let mut pending = self.lock();
                 echo::sent_requests(self.v6, packet)
@@ -394,6 +430,15 @@ impl IcmpSocket {
             binding = %self.binding,
             "no transmit stamps from the kernel: ICMP RTTs are timed from just before sendto"
         );
+    }
+}
+
+/// Whether an `IP_RECVERR` / `IPV6_RECVERR` message is an ICMP destination unreachable.
+fn is_unreachable(error: &libc::sock_extended_err) -> bool {
+    match error.ee_origin {
+        libc::SO_EE_ORIGIN_ICMP => error.ee_type == 3,
+        libc::SO_EE_ORIGIN_ICMP6 => error.ee_type == 1,
+        _ => false,
     }
 }
 
@@ -488,6 +533,19 @@ fn open(binding: &Binding, index: u16) -> Result<Arc<IcmpSocket>, OpenError> {
             false
         }
     };
+    // A DGRAM socket learns of an ICMP unreachable about its requests only this way.
+    let icmp_errors = kind == SocketKind::Dgram
+        && {
+            let recverr = if binding.v6 {
+                setsockopt(&socket, sockopt::Ipv6RecvErr, &true)
+            } else {
+                setsockopt(&socket, sockopt::Ipv4RecvErr, &true)
+            };
+            if let Err(error) = &recverr {
+                tracing::debug!(%error, "ICMP errors unavailable on the DGRAM socket: such probes time out");
+            }
+            recverr.is_ok()
+        };
     // RAW IPv4 sockets see the IP header and read the TTL there.
     let ttl_option = if binding.v6 {
         setsockopt(&socket, sockopt::Ipv6RecvHopLimit, &true)
@@ -507,6 +565,7 @@ fn open(binding: &Binding, index: u16) -> Result<Arc<IcmpSocket>, OpenError> {
         next_seq: AtomicU16::new(0),
         pending: Mutex::new(Pending::default()),
         transmit_stamps,
+        icmp_errors,
         unstamped: AtomicU64::new(0),
         stamped: AtomicU64::new(0),
         stamps_reported: AtomicBool::new(false),
