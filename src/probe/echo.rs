@@ -12,6 +12,10 @@ pub const ECHO_REPLY_V4: u8 = 0;
 pub const ECHO_REQUEST_V6: u8 = 128;
 /// ICMPv6 echo reply type.
 pub const ECHO_REPLY_V6: u8 = 129;
+/// ICMP (v4) destination unreachable type.
+pub const UNREACHABLE_V4: u8 = 3;
+/// ICMPv6 destination unreachable type.
+pub const UNREACHABLE_V6: u8 = 1;
 /// Bytes of the echo header (type, code, checksum, identifier, sequence).
 pub const HEADER_LEN: usize = 8;
 /// Bytes of the token at the start of the payload.
@@ -22,7 +26,7 @@ pub const TOKEN_LEN: usize = 8;
 /// left 0 because the kernel computes it (it needs the pseudo-header's addresses).
 pub fn build_request(v6: bool, id: u16, seq: u16, token: u64, payload_size: usize) -> Vec<u8> {
     let mut packet = vec![0u8; HEADER_LEN + payload_size];
-    packet[0] = if v6 { ECHO_REQUEST_V6 } else { ECHO_REQUEST_V4 };
+    packet[0] = request_type(v6);
     packet[4..6].copy_from_slice(&id.to_be_bytes());
     packet[6..8].copy_from_slice(&seq.to_be_bytes());
     let token_bytes = token.to_be_bytes();
@@ -37,6 +41,15 @@ pub fn build_request(v6: bool, id: u16, seq: u16, token: u64, payload_size: usiz
         packet[2..4].copy_from_slice(&sum.to_be_bytes());
     }
     packet
+}
+
+/// The echo request type of the family.
+fn request_type(v6: bool) -> u8 {
+    if v6 {
+        ECHO_REQUEST_V6
+    } else {
+        ECHO_REQUEST_V4
+    }
 }
 
 /// The Internet checksum (RFC 1071) of `data`.
@@ -123,10 +136,10 @@ pub fn parse_unreachable(
     let (unreachable, request, inner_header_len) = if v6 {
         // The quoted IPv6 header is 40 bytes (extension headers are not expected on our own
         // echo requests).
-        (1, ECHO_REQUEST_V6, 40)
+        (UNREACHABLE_V6, ECHO_REQUEST_V6, 40)
     } else {
         (
-            3,
+            UNREACHABLE_V4,
             ECHO_REQUEST_V4,
             usize::from(icmp.get(HEADER_LEN)? & 0x0f) * 4,
         )
@@ -154,7 +167,7 @@ pub fn parse_unreachable(
 /// The sequence number of the echo request an ICMP error quotes, as a DGRAM socket's error
 /// queue hands it back: from the request's ICMP header on (at least those 8 bytes are quoted).
 pub fn quoted_sequence(v6: bool, quoted: &[u8]) -> Option<u16> {
-    let request = if v6 { ECHO_REQUEST_V6 } else { ECHO_REQUEST_V4 };
+    let request = request_type(v6);
     match quoted {
         [kind, 0, _, _, _, _, high, low, ..] if *kind == request => {
             Some(u16::from_be_bytes([*high, *low]))
@@ -176,7 +189,7 @@ pub struct SentRequest {
 /// whole token could start is a candidate: the caller keeps the one whose sequence and token
 /// are a request of its own. (An Ethernet header's IPv4 EtherType, 08 00, looks like a request.)
 pub fn sent_requests(v6: bool, packet: &[u8]) -> impl Iterator<Item = SentRequest> + '_ {
-    let request = if v6 { ECHO_REQUEST_V6 } else { ECHO_REQUEST_V4 };
+    let request = request_type(v6);
     packet
         .windows(HEADER_LEN + TOKEN_LEN)
         .filter(move |window| window[0] == request && window[1] == 0)

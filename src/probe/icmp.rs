@@ -127,8 +127,8 @@ pub struct IcmpSocket {
     unstamped: AtomicU64,
     /// Requests whose transmit stamp came back and matched.
     stamped: AtomicU64,
-    /// Whether the log said if transmit stamps come (once per socket).
-    stamps_reported: AtomicBool,
+    /// Whether the log said that no transmit stamps come (once per socket).
+    missing_stamps_reported: AtomicBool,
 }
 
 impl IcmpSocket {
@@ -410,7 +410,6 @@ impl IcmpSocket {
                     .any(|request| pending.transmitted(request.seq, request.token, stamp))
             };
             if matched && self.stamped.fetch_add(1, Ordering::Relaxed) == 0 {
-                self.stamps_reported.store(true, Ordering::Relaxed);
                 tracing::info!(binding = %self.binding, "ICMP send times are the kernel's transmit stamps");
             }
         }
@@ -422,7 +421,7 @@ impl IcmpSocket {
         if !self.transmit_stamps
             || self.stamped.load(Ordering::Relaxed) > 0
             || self.unstamped.load(Ordering::Relaxed) < UNSTAMPED_BEFORE_NO_STAMPS
-            || self.stamps_reported.swap(true, Ordering::Relaxed)
+            || self.missing_stamps_reported.swap(true, Ordering::Relaxed)
         {
             return;
         }
@@ -436,8 +435,8 @@ impl IcmpSocket {
 /// Whether an `IP_RECVERR` / `IPV6_RECVERR` message is an ICMP destination unreachable.
 fn is_unreachable(error: &libc::sock_extended_err) -> bool {
     match error.ee_origin {
-        libc::SO_EE_ORIGIN_ICMP => error.ee_type == 3,
-        libc::SO_EE_ORIGIN_ICMP6 => error.ee_type == 1,
+        libc::SO_EE_ORIGIN_ICMP => error.ee_type == echo::UNREACHABLE_V4,
+        libc::SO_EE_ORIGIN_ICMP6 => error.ee_type == echo::UNREACHABLE_V6,
         _ => false,
     }
 }
@@ -533,19 +532,7 @@ fn open(binding: &Binding, index: u16) -> Result<Arc<IcmpSocket>, OpenError> {
             false
         }
     };
-    // A DGRAM socket learns of an ICMP unreachable about its requests only this way.
-    let icmp_errors = kind == SocketKind::Dgram
-        && {
-            let recverr = if binding.v6 {
-                setsockopt(&socket, sockopt::Ipv6RecvErr, &true)
-            } else {
-                setsockopt(&socket, sockopt::Ipv4RecvErr, &true)
-            };
-            if let Err(error) = &recverr {
-                tracing::debug!(%error, "ICMP errors unavailable on the DGRAM socket: such probes time out");
-            }
-            recverr.is_ok()
-        };
+    let icmp_errors = kind == SocketKind::Dgram && receive_icmp_errors(&socket, binding.v6);
     // RAW IPv4 sockets see the IP header and read the TTL there.
     let ttl_option = if binding.v6 {
         setsockopt(&socket, sockopt::Ipv6RecvHopLimit, &true)
@@ -568,7 +555,7 @@ fn open(binding: &Binding, index: u16) -> Result<Arc<IcmpSocket>, OpenError> {
         icmp_errors,
         unstamped: AtomicU64::new(0),
         stamped: AtomicU64::new(0),
-        stamps_reported: AtomicBool::new(false),
+        missing_stamps_reported: AtomicBool::new(false),
     });
     let receiver = socket.clone();
     std::thread::Builder::new()
@@ -580,6 +567,20 @@ fn open(binding: &Binding, index: u16) -> Result<Arc<IcmpSocket>, OpenError> {
         .map_err(|error| failed("start the receive thread", &error))?;
     tracing::info!(binding = %binding, kind = %kind, "ICMP socket open");
     Ok(socket)
+}
+
+/// Asks for the ICMP errors about our requests on the error queue (`IP_RECVERR`): a DGRAM
+/// socket learns of an ICMP unreachable only this way. Whether the kernel agreed.
+fn receive_icmp_errors(socket: &Socket, v6: bool) -> bool {
+    let recverr = if v6 {
+        setsockopt(socket, sockopt::Ipv6RecvErr, &true)
+    } else {
+        setsockopt(socket, sockopt::Ipv4RecvErr, &true)
+    };
+    if let Err(error) = &recverr {
+        tracing::debug!(%error, "ICMP errors unavailable on the DGRAM socket: such probes time out");
+    }
+    recverr.is_ok()
 }
 
 enum Slot {
