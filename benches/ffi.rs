@@ -13,8 +13,8 @@ use support::{peak_rss_kib, percentile};
 
 use std::time::{Duration, Instant};
 
-use xen_exporter::xen::libxenstat::LibXenstat;
-use xen_exporter::xen::source::XenSource;
+use xen_exporter::testing::LibXenstat;
+use xen_exporter::testing::XenSource;
 
 const DOMAINS: usize = 1000;
 const WARMUP: usize = 20;

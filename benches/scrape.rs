@@ -14,13 +14,13 @@ use std::time::{Duration, Instant};
 
 use prometheus_client::registry::Registry;
 use tokio::sync::watch;
-use xen_exporter::collect::ScrapeCollector;
-use xen_exporter::config::Config;
-use xen_exporter::scrape::{Format, Scraper};
-use xen_exporter::xen::collector::{HostFiles, XenCollector};
-use xen_exporter::xen::model::{Domain, Host, Vbd};
-use xen_exporter::xen::simulated::{SimulatedHost, SimulatedOptions};
-use xen_exporter::xen::sysfs;
+use xen_exporter::testing::sysfs;
+use xen_exporter::testing::Config;
+use xen_exporter::testing::ScrapeCollector;
+use xen_exporter::testing::{Domain, Host, Vbd};
+use xen_exporter::testing::{Format, Scraper};
+use xen_exporter::testing::{HostFiles, XenCollector};
+use xen_exporter::testing::{SimulatedHost, SimulatedOptions};
 
 use support::percentile;
 

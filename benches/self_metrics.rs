@@ -8,7 +8,7 @@ mod support;
 use std::time::{Duration, Instant};
 
 use prometheus_client::registry::Registry;
-use xen_exporter::scrape::{Format, Scraper};
+use xen_exporter::testing::{Format, Scraper};
 
 use support::percentile;
 
@@ -30,8 +30,8 @@ fn main() {
         .build()
         .expect("runtime");
     let mut registry = Registry::default();
-    xen_exporter::self_metrics::register(&mut registry).record_success();
-    registry.register_collector(Box::new(xen_exporter::process::ProcessCollector));
+    xen_exporter::testing::register_self_metrics(&mut registry).record_success();
+    registry.register_collector(Box::new(xen_exporter::testing::ProcessCollector));
     let scraper = Scraper::new(registry, Vec::new(), Duration::from_secs(5));
     println!("| case | scrapes | p50 | p99 | max |");
     println!("|---|---|---|---|---|");

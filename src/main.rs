@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use xen_exporter::{app, cli::Cli, logging};
+use xen_exporter::app::{self, cli::Cli, logging};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();

@@ -9,12 +9,12 @@ use std::time::Duration;
 
 use prometheus_client::registry::Registry;
 use tokio::sync::watch;
-use xen_exporter::collect::ScrapeCollector;
-use xen_exporter::config::Config;
-use xen_exporter::scrape::{Format, Scraper};
-use xen_exporter::xen::collector::{HostFiles, XenCollector};
-use xen_exporter::xen::simulated::{SimulatedHost, SimulatedOptions};
-use xen_exporter::xen::source::XenSource;
+use xen_exporter::testing::Config;
+use xen_exporter::testing::ScrapeCollector;
+use xen_exporter::testing::XenSource;
+use xen_exporter::testing::{Format, Scraper};
+use xen_exporter::testing::{HostFiles, XenCollector};
+use xen_exporter::testing::{SimulatedHost, SimulatedOptions};
 
 const GUESTS: usize = 4;
 const CHURN: Duration = Duration::from_secs(10);

@@ -10,11 +10,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use xen_exporter::xen::libxenstat::{LibXenstat, BUSY_REASON};
-use xen_exporter::xen::model::{Domain, DomainState, Host, Vbd, VbdBackend, Vcpu, Vif};
-use xen_exporter::xen::select::{open_source, SourceKind};
-use xen_exporter::xen::source::{SourceError, XenSource};
-use xen_exporter::xen::xenstore::{MemoryStore, XenStore, XenStoreError};
+use xen_exporter::testing::{open_source, SourceKind};
+use xen_exporter::testing::{Domain, DomainState, Host, Vbd, VbdBackend, Vcpu, Vif};
+use xen_exporter::testing::{LibXenstat, BUSY_REASON};
+use xen_exporter::testing::{MemoryStore, XenStore, XenStoreError};
+use xen_exporter::testing::{SourceError, XenSource};
 use xenstat_sys::{Libxenstat, LoadError};
 
 const KIB: u64 = 1024;
@@ -574,9 +574,6 @@ impl XenStore for CountingStore {
     fn read(&self, path: &str) -> Result<Option<String>, XenStoreError> {
         self.reads.fetch_add(1, Ordering::SeqCst);
         self.inner.read(path)
-    }
-    fn directory(&self, path: &str) -> Result<Vec<String>, XenStoreError> {
-        self.inner.directory(path)
     }
 }
 

@@ -12,8 +12,8 @@ use std::path::Path;
 
 use common::xenstored::StandIn;
 use common::Exporter;
-use xen_exporter::xen::netback::parse_io_ring;
-use xen_exporter::xen::xenstore::MemoryStore;
+use xen_exporter::testing::parse_io_ring;
+use xen_exporter::testing::MemoryStore;
 
 /// The value of the one sample of `metric` whose labels include every pair of `labels`.
 fn value(text: &str, metric: &str, labels: &[(&str, &str)]) -> f64 {
@@ -305,7 +305,7 @@ fn ring_series_join_the_hypervisor_series() {
             );
             assert_eq!(
                 m("xen_vif_ring_responses_unpublished"),
-                f64::from(ring.responses_unconsumed)
+                f64::from(ring.responses_unpublished)
             );
         }
         let q = [("device", "vif1.0"), ("queue", queue)];

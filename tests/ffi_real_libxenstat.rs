@@ -3,11 +3,11 @@
 
 use std::path::Path;
 
-use xen_exporter::xen::libxenstat::LibXenstat;
-use xen_exporter::xen::libxenstore::LibXenStore;
-use xen_exporter::xen::select::{open_source, SourceKind};
-use xen_exporter::xen::source::SourceError;
-use xen_exporter::xen::xenstore::XenStoreError;
+use xen_exporter::testing::LibXenStore;
+use xen_exporter::testing::LibXenstat;
+use xen_exporter::testing::SourceError;
+use xen_exporter::testing::XenStoreError;
+use xen_exporter::testing::{open_source, SourceKind};
 use xenstat_sys::{Libxenstat, Libxenstore};
 
 /// `SKIP` with a reason, or a failure when CI demands every test runs.

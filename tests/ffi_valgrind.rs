@@ -9,8 +9,8 @@ mod fake;
 use std::path::PathBuf;
 use std::process::Command;
 
-use xen_exporter::xen::libxenstat::LibXenstat;
-use xen_exporter::xen::source::XenSource;
+use xen_exporter::testing::LibXenstat;
+use xen_exporter::testing::XenSource;
 use xenstat_sys::Libxenstat;
 
 /// Set in the child run under valgrind.

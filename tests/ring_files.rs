@@ -23,7 +23,7 @@ use std::time::Duration;
 use common::prometheus::Prometheus;
 use common::xenstored::StandIn;
 use common::Exporter;
-use xen_exporter::xen::xenstore::MemoryStore;
+use xen_exporter::testing::MemoryStore;
 
 const Q0: &str = include_str!("fixtures/debugfs/xen-netback/vif1.0/io_ring_q0");
 

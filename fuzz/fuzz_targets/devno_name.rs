@@ -7,7 +7,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use xen_exporter::xen::devno::{decode, name};
+use xen_exporter::testing::{decode_devno as decode, devno_name as name};
 
 const EXTENDED: u32 = 1 << 28;
 

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use arbitrary::{Arbitrary, Unstructured};
 use libfuzzer_sys::fuzz_target;
-use xen_exporter::xen::netback::{parse_io_ring, ParseError};
+use xen_exporter::testing::{parse_io_ring, ParseError};
 
 /// The indexes of one ring as they sit in the shared page and in netback's private state.
 #[derive(Debug, Arbitrary)]

@@ -6,7 +6,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use xen_exporter::xen::sysfs::parse_counter;
+use xen_exporter::testing::parse_counter;
 
 fuzz_target!(|data: &[u8]| {
     let text = String::from_utf8_lossy(data);

@@ -45,9 +45,9 @@ VBD I/O and VBD_OO), I/O ring statistics, and continuous ICMP/TCP latency probes
 </body>
 </html>
 "#,
-        version = crate::build::VERSION,
-        revision = escape(crate::build::REVISION),
-        rustc = escape(crate::build::RUSTC),
+        version = crate::app::build_info::VERSION,
+        revision = escape(crate::app::build_info::REVISION),
+        rustc = escape(crate::app::build_info::RUSTC),
         path = escape(&info.telemetry_path),
     )
 }
@@ -71,6 +71,6 @@ mod tests {
         });
         assert!(page.contains(r#"<a href="/metrics">Metrics</a>"#));
         assert!(page.contains("simulated &lt;8 domains&gt;"));
-        assert!(page.contains(crate::build::VERSION));
+        assert!(page.contains(crate::app::build_info::VERSION));
     }
 }

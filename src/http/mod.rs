@@ -1,6 +1,6 @@
 //! The HTTP side: listeners, routes, content negotiation and the landing page.
 
-pub mod landing;
-pub mod negotiate;
-pub mod routes;
-pub mod server;
+pub(crate) mod landing;
+mod negotiate;
+pub(crate) mod routes;
+pub(crate) mod server;

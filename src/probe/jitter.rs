@@ -21,6 +21,7 @@ impl Jitter {
     }
 
     /// The current estimate (0 before the second RTT).
+    #[cfg(test)]
     pub fn value(&self) -> f64 {
         self.value
     }

@@ -231,10 +231,6 @@ impl TargetSeries {
         }
     }
 
-    pub fn labels(&self) -> &Labels {
-        &self.labels
-    }
-
     /// A probe is due and counts as sent, whatever happens to it next.
     pub fn sent(&self) {
         self.requests.inc();

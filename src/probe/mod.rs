@@ -7,15 +7,12 @@
 //! (`xen_exporter_collector_success{collector="probes"}`) is 0 while an ICMP socket the targets
 //! need cannot be opened.
 
-pub mod echo;
-pub mod icmp;
-pub mod jitter;
-pub mod metrics;
-pub mod pending;
-pub mod resolve;
-pub mod scheduler;
-pub mod tcp;
-pub mod tcp_info;
+mod icmp;
+mod jitter;
+mod metrics;
+mod resolve;
+mod scheduler;
+mod tcp;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -26,9 +23,9 @@ use prometheus_client::registry::Registry;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-use crate::collect::{Collected, Outcome, ScrapeCollector};
 use crate::config::probes::{Protocol, Target};
 use crate::config::Config;
+use crate::scrape::collector::{Collected, Outcome, ScrapeCollector};
 use icmp::{Binding, IcmpPool};
 use metrics::{Labels, ProbeMetrics, TargetSeries};
 use resolve::CurrentAddress;

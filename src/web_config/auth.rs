@@ -93,6 +93,7 @@ impl BasicAuth {
     }
 
     /// Whether any user is configured.
+    #[cfg(test)]
     pub fn enabled(&self) -> bool {
         !self.users.is_empty()
     }

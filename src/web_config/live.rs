@@ -14,7 +14,7 @@ use std::time::{Duration, SystemTime};
 use tokio_util::sync::CancellationToken;
 
 use super::WebConfig;
-use crate::self_metrics::ReloadMetrics;
+use crate::scrape::self_metrics::ReloadMetrics;
 
 /// How often the file's metadata is compared with the version last read.
 pub const CHECK_INTERVAL: Duration = Duration::from_secs(1);

@@ -149,11 +149,13 @@ impl WebConfig {
     }
 
     /// What the file asked for that we cannot honour exactly; each was logged once at load.
+    #[cfg(test)]
     pub fn warnings(&self) -> &[String] {
         &self.warnings
     }
 
     /// Whether basic auth is required.
+    #[cfg(test)]
     pub fn requires_auth(&self) -> bool {
         self.auth.enabled()
     }

@@ -12,13 +12,14 @@ use std::time::Instant;
 
 use tokio::sync::watch;
 
-use crate::collect::{Collected, Outcome, ScrapeCollector};
 use crate::config::{Config, XenConfig};
-use crate::xen::host_metrics::{HostMetrics, LabelledHost, XenUp};
+use crate::scrape::collector::{Collected, Outcome, ScrapeCollector};
+use crate::xen::dom0::xenstore::XenStore;
+use crate::xen::dom0::{netback, rings, sysfs};
+use crate::xen::metrics::host::{HostMetrics, XenUp};
+use crate::xen::metrics::labelled::LabelledHost;
 use crate::xen::model::{Host, VbdBackend};
 use crate::xen::source::XenSource;
-use crate::xen::xenstore::XenStore;
-use crate::xen::{netback, rings, sysfs};
 
 /// Where the Dom0 files live (`--path.sysfs`, `--path.debugfs`) and the xenstore connection.
 #[derive(Clone)]
@@ -114,7 +115,18 @@ impl XenCollector {
             .source
             .as_ref()
             .is_ok_and(|source| !source.includes_rings());
-        if !reads_files || !self.settings().rings {
+        if !reads_files {
+            return;
+        }
+        if crate::xen::dom0::rings::blkback_log_stats(&self.files.sysfs) == Some(true) {
+            // blkback then logs and zeroes every VBD's counters each 10 s: rates still work
+            // (Prometheus sees resets), but a counter's value is only the last 10 s.
+            tracing::warn!(
+                parameter = "xen_blkback.log_stats",
+                "blkback resets its VBD counters every 10 s: increase() and rate() are right, raw values are not"
+            );
+        }
+        if !self.settings().rings {
             return;
         }
         if let Some(hint) = self.debugfs_problem() {
@@ -205,7 +217,7 @@ impl XenCollector {
                             Err(error) => problems.push(format!(
                                 "{} {}: {error}",
                                 domain.name,
-                                crate::xen::devno::name(vbd.devno)
+                                crate::xen::dom0::devno::name(vbd.devno)
                             )),
                         }
                     }
@@ -320,7 +332,7 @@ impl ScrapeCollector for XenCollector {
         }
     }
 
-    fn on_timeout(&self) -> Vec<Box<dyn crate::collect::Families>> {
+    fn on_timeout(&self) -> Vec<Box<dyn crate::scrape::collector::Families>> {
         vec![Box::new(XenUp(false))]
     }
 }
@@ -334,7 +346,7 @@ mod tests {
 
     use super::*;
     use crate::config::Config;
-    use crate::exposition::Format;
+    use crate::scrape::exposition::Format;
     use crate::xen::model::{Domain, Vbd, Vif};
     use crate::xen::source::SourceError;
 
@@ -394,7 +406,7 @@ mod tests {
     /// One scrape: whether each part succeeded, and the exposition of its families.
     fn scrape(collector: &XenCollector) -> (Vec<(&'static str, bool)>, String) {
         let collected = collector.collect();
-        let text = crate::collect::exposition(&collected.families, Format::OpenMetrics);
+        let text = crate::scrape::collector::exposition(&collected.families, Format::OpenMetrics);
         let outcomes = collected
             .outcomes
             .iter()

@@ -1,17 +1,9 @@
-//! The hypervisor side: sources that snapshot a Xen host, and the collector that encodes it.
+//! The hypervisor side: sources that snapshot a Xen host (`source/`), the Dom0 files read beside
+//! them (`dom0/`), the plain snapshot (`model`), the scrape-time collector and the families it
+//! encodes (`metrics/`).
 
-pub mod collector;
-pub mod devno;
-pub mod host_metrics;
-pub mod libxenstat;
-pub mod libxenstore;
-pub mod model;
-pub mod netback;
-pub mod ring_metrics;
-pub mod rings;
-pub mod select;
-pub mod setup;
-pub mod simulated;
-pub mod source;
-pub mod sysfs;
-pub mod xenstore;
+pub(crate) mod collector;
+pub(crate) mod dom0;
+pub(crate) mod metrics;
+pub(crate) mod model;
+pub(crate) mod source;

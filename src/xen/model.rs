@@ -169,12 +169,19 @@ pub struct VifQueue {
     pub rx_queue_max: u32,
     /// The RX internal queue is stopped: the guest is not posting receive buffers fast enough.
     pub rx_queue_stopped: bool,
-    /// Bytes of transmit credit left in this period.
-    pub credit_remaining_bytes: u64,
-    /// Credit per period (`credit: %lu`), bytes.
+    /// Credit per period (`credit: %lu`), bytes: the vif's rate limit (`rate=` in xl), or
+    /// `u64::MAX` with a zero period when it has none.
     pub credit_bytes: u64,
     /// Credit period (`usec: %lu`).
     pub credit_period: Duration,
+}
+
+impl VifQueue {
+    /// The transmit rate limit in bytes per second, `None` when the vif has none.
+    pub fn rate_limit_bytes_per_second(&self) -> Option<f64> {
+        let period = self.credit_period.as_secs_f64();
+        (self.credit_bytes != u64::MAX && period > 0.0).then(|| self.credit_bytes as f64 / period)
+    }
 }
 
 /// Producer/consumer view of one direction of a netback ring.
@@ -184,6 +191,7 @@ pub struct RingIndexes {
     pub entries: u32,
     /// Requests the guest produced that the backend has not consumed (`req prod - cons`).
     pub requests_outstanding: u32,
-    /// Responses the backend produced that the guest has not consumed yet.
-    pub responses_unconsumed: u32,
+    /// Responses the backend produced but has not yet published to the shared ring
+    /// (`rsp_prod_pvt - rsp_prod`): work netback finished that the guest cannot see yet.
+    pub responses_unpublished: u32,
 }

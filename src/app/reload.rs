@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::watch;
 
 use crate::config::{self, Config};
-use crate::self_metrics::ReloadMetrics;
+use crate::scrape::self_metrics::ReloadMetrics;
 
 /// Re-reads the configuration file and publishes it to every subsystem that watches it.
 pub struct Reloader {

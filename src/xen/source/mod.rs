@@ -1,5 +1,10 @@
 //! Where a [`Host`] snapshot comes from, and the choice between sources.
 
+pub(crate) mod libxenstat;
+pub(crate) mod libxenstore;
+pub(crate) mod select;
+pub(crate) mod simulated;
+
 use crate::xen::model::Host;
 
 /// Why a snapshot could not be taken. The message is shown to operators once per change.

@@ -12,6 +12,9 @@
 //! destination unreachable about a request fails it at once: RAW sockets see it as a packet,
 //! DGRAM sockets on their error queue (`IP_RECVERR`).
 
+mod echo;
+mod pending;
+
 use std::collections::HashMap;
 use std::fmt;
 use std::hash::BuildHasher;
@@ -31,9 +34,8 @@ use nix::sys::socket::{
 use nix::sys::time::{TimeSpec, TimeValLike};
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 
-use super::echo;
+use self::pending::{Entry, Match, Pending, SendStamp};
 use super::metrics::{Reason, TargetSeries};
-use super::pending::{Entry, Match, Pending, SendStamp};
 
 /// How often the receive thread expires unanswered requests (the timeout's resolution).
 const SWEEP_INTERVAL: Duration = Duration::from_millis(10);
@@ -137,6 +139,7 @@ impl IcmpSocket {
     }
 
     /// How many requests got their departure from the kernel's transmit stamp.
+    #[cfg(test)]
     pub fn transmit_stamped(&self) -> u64 {
         self.stamped.load(Ordering::Relaxed)
     }

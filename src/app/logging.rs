@@ -3,7 +3,7 @@
 use tracing_subscriber::filter::LevelFilter;
 use tracing_subscriber::fmt::format::FmtSpan;
 
-use crate::cli::{LogFormat, LogLevel};
+use crate::app::cli::{LogFormat, LogLevel};
 
 /// Installs the global subscriber. `RUST_LOG`, when set, overrides `--log.level` (for debugging
 /// one module).
@@ -24,8 +24,8 @@ pub fn init(level: LogLevel, format: LogFormat) {
     // A second init (tests that start twice) is harmless: keep the first subscriber.
     let _ = match format {
         LogFormat::Logfmt => builder
-            .event_format(crate::logfmt::Logfmt)
-            .fmt_fields(crate::logfmt::LogfmtFields)
+            .event_format(crate::app::logfmt::Logfmt)
+            .fmt_fields(crate::app::logfmt::LogfmtFields)
             .try_init(),
         LogFormat::Json => builder.json().flatten_event(true).try_init(),
     };

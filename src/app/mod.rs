@@ -1,5 +1,12 @@
 //! Wiring: load and validate everything, bind, then serve until a signal says stop.
 
+pub(crate) mod build_info;
+pub mod cli;
+mod logfmt;
+pub mod logging;
+mod reload;
+mod xen_setup;
+
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -7,13 +14,13 @@ use prometheus_client::registry::Registry;
 use tokio::signal::unix::{signal, SignalKind};
 use tokio_util::sync::CancellationToken;
 
-use crate::cli::Cli;
-use crate::collect::ScrapeCollector;
+use crate::app::cli::Cli;
+use crate::app::reload::Reloader;
 use crate::config;
 use crate::http::landing::LandingInfo;
 use crate::http::routes::Routes;
 use crate::http::server;
-use crate::reload::Reloader;
+use crate::scrape::collector::ScrapeCollector;
 use crate::scrape::Scraper;
 use crate::web_config::{LiveWebConfig, WebConfig};
 
@@ -48,27 +55,27 @@ pub async fn run(cli: Cli) -> ExitCode {
         return ExitCode::SUCCESS;
     }
     let config = Arc::new(config);
-    tracing::info!(version = crate::build::VERSION_LONG, config = %origin, "starting xen_exporter");
+    tracing::info!(version = crate::app::build_info::VERSION_LONG, config = %origin, "starting xen_exporter");
     if let Some(limit) = web.rate_limit() {
         tracing::info!(burst = limit.burst, interval = ?limit.interval, "rate limiter enabled");
     }
 
     let mut registry = Registry::default();
-    let reload_metrics = crate::self_metrics::register(&mut registry);
+    let reload_metrics = crate::scrape::self_metrics::register(&mut registry);
     let web = Arc::new(LiveWebConfig::new(
         cli.web_config_file.clone(),
         web,
-        crate::self_metrics::register_web_config(&mut registry),
+        crate::scrape::self_metrics::register_web_config(&mut registry),
     ));
     if !cli.disable_exporter_metrics {
-        registry.register_collector(Box::new(crate::process::ProcessCollector));
+        registry.register_collector(Box::new(crate::scrape::process::ProcessCollector));
     }
     let (reloader, config_updates) =
         Reloader::new(cli.config_file.clone(), config.clone(), reload_metrics);
     let reloader = Arc::new(reloader);
 
     let shutdown = CancellationToken::new();
-    let xen = crate::xen::setup::collector(&cli, config_updates.clone()).await;
+    let xen = crate::app::xen_setup::collector(&cli, config_updates.clone()).await;
     let probes = crate::probe::Probes::start(&mut registry, reloader.subscribe(), shutdown.clone());
     let collectors: Vec<Arc<dyn ScrapeCollector>> = vec![Arc::new(xen), Arc::new(probes)];
     let enabled: Vec<(String, String)> = collectors

@@ -1,8 +1,8 @@
 //! Writes the ring families (collector `rings`): VBD ring geometry from xenstore and netback
 //! queue state from debugfs, with the same `domain` and `device` labels as the counters.
 
-use crate::exposition::{Kind, Spec, Writer};
-use crate::xen::host_metrics::LabelledHost;
+use crate::scrape::exposition::{Kind, Spec, Writer};
+use crate::xen::metrics::labelled::LabelledHost;
 use crate::xen::model::{RingIndexes, VbdRing, VifQueue};
 
 /// Writes every ring family of `labelled` (families without samples are left out).
@@ -13,7 +13,7 @@ pub fn write(w: &mut Writer<'_>, labelled: &LabelledHost) {
 
 fn write_vbd_rings(w: &mut Writer<'_>, labelled: &LabelledHost) {
     type Field = fn(&VbdRing) -> Option<u64>;
-    let families: [(Spec, Field); 4] = [
+    let families: [(Spec, Field); 5] = [
         (
             Spec::new(
                 "xen_vbd_ring_queues",
@@ -34,6 +34,13 @@ fn write_vbd_rings(w: &mut Writer<'_>, labelled: &LabelledHost) {
                 "Backend limit on pages per ring (1 << max-ring-page-order)",
             ),
             |ring| ring.max_pages.map(u64::from),
+        ),
+        (
+            Spec::new(
+                "xen_vbd_ring_max_queues",
+                "Backend limit on rings (queues) per VBD (multi-queue-max-queues)",
+            ),
+            |ring| ring.max_queues.map(u64::from),
         ),
         (
             Spec::new(
@@ -63,6 +70,22 @@ fn write_vif_rings(w: &mut Writer<'_>, labelled: &LabelledHost) {
             queues.sample(labels, vif.queues.len());
         }
     }
+    let mut rate_limit = w.family(
+        Spec::new(
+            "xen_vif_rate_limit_bytes_per_second",
+            "Transmit rate limit of the vif (credit per period); absent when the vif has none",
+        ),
+        Kind::Gauge,
+    );
+    for (vif, labels) in labelled.vifs() {
+        if let Some(limit) = vif
+            .queues
+            .first()
+            .and_then(VifQueue::rate_limit_bytes_per_second)
+        {
+            rate_limit.sample(labels, limit);
+        }
+    }
     type Direction = fn(&RingIndexes) -> u32;
     let per_direction: [(Spec, Direction); 3] = [
         (
@@ -79,9 +102,9 @@ fn write_vif_rings(w: &mut Writer<'_>, labelled: &LabelledHost) {
         (
             Spec::new(
                 "xen_vif_ring_responses_unpublished",
-                "Responses netback produced and has not yet published to the guest",
+                "Responses netback produced and has not yet published to the shared ring (rsp_prod_pvt - rsp_prod)",
             ),
-            |ring| ring.responses_unconsumed,
+            |ring| ring.responses_unpublished,
         ),
     ];
     for (spec, field) in per_direction {
@@ -148,15 +171,16 @@ fn write_vif_rings(w: &mut Writer<'_>, labelled: &LabelledHost) {
 
 #[cfg(test)]
 mod tests {
-    use crate::collect::Families;
-    use crate::exposition::Format;
-    use crate::xen::host_metrics::{HostMetrics, LabelledHost};
+    use crate::scrape::collector::Families;
+    use crate::scrape::exposition::Format;
+    use crate::xen::metrics::host::HostMetrics;
+    use crate::xen::metrics::labelled::LabelledHost;
     use crate::xen::model::{Domain, Host, Vif};
 
     #[test]
     fn encodes_vif_ring_series() {
-        let q = crate::xen::netback::parse_io_ring(include_str!(
-            "../../tests/fixtures/debugfs/xen-netback/vif1.0/io_ring_q0"
+        let q = crate::xen::dom0::netback::parse_io_ring(include_str!(
+            "../../../tests/fixtures/debugfs/xen-netback/vif1.0/io_ring_q0"
         ))
         .expect("parse");
         let mut host = Host::default();
@@ -172,7 +196,7 @@ mod tests {
         });
         host.domains.push(d);
         let families: Vec<Box<dyn Families>> = vec![Box::new(HostMetrics(LabelledHost::new(host)))];
-        let out = crate::collect::exposition(&families, Format::OpenMetrics);
+        let out = crate::scrape::collector::exposition(&families, Format::OpenMetrics);
         assert!(out.contains(
             "xen_vif_ring_requests_outstanding{domain=\"guest\",device=\"vif1.0\",queue=\"0\",direction=\"rx\"} 256"
         ), "{out}");

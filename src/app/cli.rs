@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
 
-use crate::xen::select::SourceKind;
+use crate::xen::source::select::SourceKind;
 
 /// The port we serve on by default. The default-port-allocations range 9100-9999 has been fully
 /// allocated since 2023 (9603 is the xenlight Xen exporter, 9374 smokeping_prober), so we take a
@@ -16,7 +16,7 @@ pub const DEFAULT_PORT: u16 = 19603;
 /// Prometheus exporter for Xen Dom0: what xentop shows (CPU, memory, network, VBD I/O and VBD_OO),
 /// I/O ring statistics, and continuous ICMP/TCP latency probes.
 #[derive(Debug, Clone, Parser)]
-#[command(name = "xen_exporter", version = crate::build::VERSION_LONG, about, long_about = None)]
+#[command(name = "xen_exporter", version = crate::app::build_info::VERSION_LONG, about, long_about = None)]
 pub struct Cli {
     /// Configuration file (YAML). Without it the embedded default configuration is used.
     #[arg(long = "config.file", value_name = "FILE")]

@@ -3,10 +3,10 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use crate::xen::libxenstat::LibXenstat;
-use crate::xen::libxenstore::LibXenStore;
+use crate::xen::dom0::xenstore::XenStore;
+use crate::xen::source::libxenstat::LibXenstat;
+use crate::xen::source::libxenstore::LibXenStore;
 use crate::xen::source::{SourceError, XenSource};
-use crate::xen::xenstore::XenStore;
 
 /// Which source serves the Xen metrics.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]

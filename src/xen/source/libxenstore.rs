@@ -2,7 +2,7 @@
 //! dependency). Read-only: only `xs_read` and `xs_directory` are ever called.
 #![allow(unsafe_code)]
 
-use std::ffi::{c_char, c_uint, c_void, CStr, CString};
+use std::ffi::{c_uint, c_void, CString};
 use std::path::Path;
 use std::ptr::NonNull;
 use std::sync::{Mutex, PoisonError};
@@ -10,7 +10,7 @@ use std::sync::{Mutex, PoisonError};
 use xenstat_sys::xenstore::{XsHandle, XBT_NULL, XS_OPEN_READONLY};
 use xenstat_sys::Libxenstore as Lib;
 
-use crate::xen::xenstore::{XenStore, XenStoreError};
+use crate::xen::dom0::xenstore::{XenStore, XenStoreError};
 
 /// An open connection to xenstored.
 pub struct LibXenStore {
@@ -128,35 +128,5 @@ impl XenStore for LibXenStore {
         let bytes =
             unsafe { std::slice::from_raw_parts(value.ptr.as_ptr().cast::<u8>(), len as usize) };
         Ok(Some(String::from_utf8_lossy(bytes).into_owned()))
-    }
-
-    fn directory(&self, path: &str) -> Result<Vec<String>, XenStoreError> {
-        let c_path = Self::c_path(path)?;
-        let mut num: c_uint = 0;
-        let handle = self.handle.lock().unwrap_or_else(PoisonError::into_inner);
-        // SAFETY: as in `read`; `num` is a valid out-pointer.
-        let list =
-            unsafe { (self.lib.directory)(handle.as_ptr(), XBT_NULL, c_path.as_ptr(), &mut num) };
-        let errno = std::io::Error::last_os_error();
-        drop(handle);
-        let Some(block) = self.owned(list.cast::<c_void>()) else {
-            if is_absent(&errno) {
-                return Ok(Vec::new());
-            }
-            return Err(XenStoreError::Read {
-                path: path.to_owned(),
-                reason: errno.to_string(),
-            });
-        };
-        let list = block.ptr.as_ptr().cast::<*mut c_char>();
-        let mut names = Vec::with_capacity(num as usize);
-        for index in 0..num as usize {
-            // SAFETY: xs_directory returns `num` string pointers, each NUL-terminated, all inside
-            // the one block that `block` frees after this loop.
-            let name = unsafe { CStr::from_ptr(*list.add(index)) };
-            names.push(name.to_string_lossy().into_owned());
-        }
-        drop(block);
-        Ok(names)
     }
 }

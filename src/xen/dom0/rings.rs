@@ -2,8 +2,8 @@
 //!
 //! blkback publishes no ring occupancy in sysfs; only the negotiated geometry is observable.
 
+use crate::xen::dom0::xenstore::{XenStore, XenStoreError};
 use crate::xen::model::VbdRing;
-use crate::xen::xenstore::{XenStore, XenStoreError};
 
 fn read_u32(store: &dyn XenStore, path: &str) -> Result<Option<u32>, XenStoreError> {
     Ok(store.read(path)?.and_then(|v| v.trim().parse().ok()))
@@ -23,26 +23,17 @@ pub fn vbd_ring(store: &dyn XenStore, domid: u32, devno: u32) -> Result<VbdRing,
     })
 }
 
-/// Queues of vif `devid` of domain `domid` (`multi-queue-num-queues`, 1 when absent).
-pub fn vif_queues(store: &dyn XenStore, domid: u32, devid: u32) -> Result<u32, XenStoreError> {
-    Ok(read_u32(
-        store,
-        &format!("/local/domain/{domid}/device/vif/{devid}/multi-queue-num-queues"),
-    )?
-    .unwrap_or(1))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::xen::xenstore::MemoryStore;
+    use crate::xen::dom0::xenstore::MemoryStore;
 
     #[test]
     fn ringorder2_capture() {
         let text = [
-            include_str!("../../tests/fixtures/xenstore/ringorder2/20-xenstore-backend-vbd.txt"),
+            include_str!("../../../tests/fixtures/xenstore/ringorder2/20-xenstore-backend-vbd.txt"),
             include_str!(
-                "../../tests/fixtures/xenstore/ringorder2/22-xenstore-frontend-device.txt"
+                "../../../tests/fixtures/xenstore/ringorder2/22-xenstore-frontend-device.txt"
             ),
         ]
         .join("\n");
@@ -53,7 +44,6 @@ mod tests {
             (2, 4, Some(16), Some(2))
         );
         assert_eq!(r.capacity_requests(), 256);
-        assert_eq!(vif_queues(&store, 1, 0).expect("read"), 2);
         assert_eq!(vbd_ring(&store, 7, 1).expect("absent").queues, 1);
     }
 }

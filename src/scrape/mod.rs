@@ -1,6 +1,13 @@
 //! One scrape: run the scrape-time collectors (shared by concurrent scrapes, under a timeout) and
 //! encode them after the long-lived registry, in the format the scraper asked for.
 
+pub(crate) mod collector;
+mod encode_thread;
+pub(crate) mod exposition;
+mod gzip;
+pub(crate) mod process;
+pub(crate) mod self_metrics;
+
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
@@ -9,10 +16,10 @@ use bytes::Bytes;
 use prometheus_client::registry::Registry;
 use tokio::sync::Mutex;
 
-use crate::collect::{Families, Outcome, ScrapeCollector};
-use crate::encode_thread::EncodeThread;
-pub use crate::exposition::Format;
-use crate::exposition::{Kind, Labels, Spec, Writer};
+use crate::scrape::collector::{Families, Outcome, ScrapeCollector};
+use crate::scrape::encode_thread::EncodeThread;
+pub use crate::scrape::exposition::Format;
+use crate::scrape::exposition::{Kind, Labels, Spec, Writer};
 
 /// The result of running every scrape-time collector once, and its encodings.
 struct Collection {
@@ -110,7 +117,7 @@ impl Scraper {
             .run(move || {
                 let text = encode(&registry, families, outcomes, format, &last_length)?;
                 Ok::<_, std::fmt::Error>(if gzip {
-                    match crate::gzip::compress(text.as_bytes()) {
+                    match crate::scrape::gzip::compress(text.as_bytes()) {
                         Some(body) => Exposition {
                             body: Bytes::from(body),
                             gzipped: true,

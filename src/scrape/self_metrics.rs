@@ -6,7 +6,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::info::Info;
 use prometheus_client::registry::{Registry, Unit};
 
-use crate::build;
+use crate::app::build_info;
 
 /// Gauges the reload path updates.
 #[derive(Debug, Clone, Default)]
@@ -59,9 +59,9 @@ pub fn register(registry: &mut Registry) -> ReloadMetrics {
         "xen_exporter_build",
         "A metric with a constant '1' value labeled by version, revision and rustc from which xen_exporter was built",
         Info::new(vec![
-            ("version", build::VERSION),
-            ("revision", build::REVISION),
-            ("rustc", build::RUSTC),
+            ("version", build_info::VERSION),
+            ("revision", build_info::REVISION),
+            ("rustc", build_info::RUSTC),
         ]),
     );
     ReloadMetrics::register(registry, "config", "configuration")

@@ -9,7 +9,7 @@
 
 use std::time::Duration;
 
-use crate::exposition::{Format, Writer};
+use crate::scrape::exposition::Writer;
 
 /// How one part of a collection went.
 #[derive(Debug, Clone, PartialEq)]
@@ -53,8 +53,12 @@ pub trait Families: Send + Sync + std::fmt::Debug {
     fn write(&self, writer: &mut Writer<'_>);
 }
 
-/// The exposition of `families` alone (for tests and tools).
-pub fn exposition(families: &[Box<dyn Families>], format: Format) -> String {
+/// The exposition of `families` alone (for tests).
+#[cfg(test)]
+pub fn exposition(
+    families: &[Box<dyn Families>],
+    format: crate::scrape::exposition::Format,
+) -> String {
     let mut out = String::new();
     let mut writer = Writer::new(&mut out, format);
     for family in families {

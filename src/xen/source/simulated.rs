@@ -288,21 +288,25 @@ fn vif(seed: u64, devid: u32, t: f64) -> Vif {
                 tx: RingIndexes {
                     entries: 256,
                     requests_outstanding: wobble as u32,
-                    responses_unconsumed: 0,
+                    responses_unpublished: 0,
                 },
                 rx: RingIndexes {
                     entries: 256,
                     requests_outstanding: 128 + wobble as u32 * 8,
-                    responses_unconsumed: (wobble % 2) as u32,
+                    responses_unpublished: (wobble % 2) as u32,
                 },
                 tx_pending_requests: (wobble / 2) as u32,
                 tx_dealloc_queue: 0,
                 rx_queue_length: (wobble * 1_500) as u32,
                 rx_queue_max: 131_072,
                 rx_queue_stopped: false,
-                credit_remaining_bytes: u64::MAX,
-                credit_bytes: u64::MAX,
-                credit_period: Duration::ZERO,
+                // The second vif is limited to 100 Mbit/s (xl's `rate=12500000B/s@20ms`).
+                credit_bytes: if devid == 1 { 250_000 } else { u64::MAX },
+                credit_period: if devid == 1 {
+                    Duration::from_millis(20)
+                } else {
+                    Duration::ZERO
+                },
             }
         })
         .collect();

@@ -66,6 +66,7 @@ pub struct VbdReport {
 
 impl VbdReport {
     /// The `vbd` part succeeded when every blkback VBD was read.
+    #[cfg(test)]
     pub fn success(&self) -> bool {
         self.failures.is_empty()
     }
@@ -125,12 +126,6 @@ fn read_vbds_with(
         }
     }
     report
-}
-
-/// Reads one VBD's statistics directory. All mandatory files must read, or nothing is returned:
-/// a directory that vanishes half-way (the domain was destroyed) never yields a mix.
-pub fn read_statistics(dir: &Path) -> Result<VbdStatistics, SysfsError> {
-    read_statistics_with(dir, &mut String::with_capacity(32), &mut read_file)
 }
 
 fn read_statistics_with(

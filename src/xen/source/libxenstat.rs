@@ -21,9 +21,9 @@ use xenstat_sys::xenstat::{
 };
 use xenstat_sys::Libxenstat as Lib;
 
+use crate::xen::dom0::xenstore::XenStore;
 use crate::xen::model::{Domain, DomainState, Host, Vbd, VbdBackend, Vcpu, Vif};
 use crate::xen::source::{SourceError, XenSource};
-use crate::xen::xenstore::XenStore;
 
 /// A `xenstat_handle`, uninitialised on drop.
 struct Handle {

@@ -5,14 +5,16 @@
 //! connection is closed with `SO_LINGER` 0 (an RST), so a thousand targets probed every second
 //! leave no TIME_WAIT sockets behind.
 
+mod tcp_info;
+
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use tokio::net::TcpSocket;
 
+use self::tcp_info::handshake_rtt;
 use super::icmp::classify;
 use super::metrics::Reason;
-use super::tcp_info::handshake_rtt;
 
 /// Connects once to `address` within `timeout`; the handshake's RTT, or why it failed.
 pub async fn probe_once(

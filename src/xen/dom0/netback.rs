@@ -79,7 +79,7 @@ fn ring(lines: &[&str], header: &'static str) -> Result<(usize, RingIndexes), Pa
         RingIndexes {
             entries,
             requests_outstanding: in_flight(ring, "req", req_prod, req_cons, entries)?,
-            responses_unconsumed: in_flight(ring, "rsp", rsp_pvt, rsp_prod, entries)?,
+            responses_unpublished: in_flight(ring, "rsp", rsp_pvt, rsp_prod, entries)?,
         },
     ))
 }
@@ -118,7 +118,6 @@ pub fn parse_io_ring(text: &str) -> Result<VifQueue, ParseError> {
     let (_, pend) = line(&lines, 0, "pending prod")?;
     let (_, dealloc) = line(&lines, 0, "dealloc prod")?;
     let (_, credit) = line(&lines, 0, "Credit timer_pending")?;
-    let (_, remaining) = line(&lines, 0, "remaining:")?;
     let (_, rxq) = line(&lines, 0, "Rx internal queue")?;
     let usec: u64 = value_after(credit, "usec")?;
     Ok(VifQueue {
@@ -130,7 +129,6 @@ pub fn parse_io_ring(text: &str) -> Result<VifQueue, ParseError> {
         rx_queue_length: value_after(rxq, "len")?,
         rx_queue_max: value_after(rxq, "max")?,
         rx_queue_stopped: rxq.split_whitespace().last() == Some("stopped"),
-        credit_remaining_bytes: value_after(remaining, "remaining")?,
         credit_bytes: value_after(credit, "credit")?,
         credit_period: Duration::from_micros(usec),
     })
@@ -140,7 +138,7 @@ pub fn parse_io_ring(text: &str) -> Result<VifQueue, ParseError> {
 mod tests {
     use super::*;
 
-    const Q0: &str = include_str!("../../tests/fixtures/debugfs/xen-netback/vif1.0/io_ring_q0");
+    const Q0: &str = include_str!("../../../tests/fixtures/debugfs/xen-netback/vif1.0/io_ring_q0");
 
     #[test]
     fn parses_captured_queue() {
@@ -187,12 +185,12 @@ mod tests {
             );
         let q = parse_io_ring(&t).expect("parses");
         assert_eq!(q.tx.requests_outstanding, 256);
-        assert_eq!(q.tx.responses_unconsumed, 256);
+        assert_eq!(q.tx.responses_unpublished, 256);
         assert_eq!(
             q.rx.requests_outstanding, 256,
             "a full ring across the wrap"
         );
-        assert_eq!(q.rx.responses_unconsumed, 0);
+        assert_eq!(q.rx.responses_unpublished, 0);
     }
 
     /// A consumer ahead of its producer (or a producer far ahead) means more in flight than the
@@ -373,7 +371,7 @@ mod reader_tests {
 
     use super::reader::{read_vif, read_vif_with, ReadError};
 
-    const Q0: &str = include_str!("../../tests/fixtures/debugfs/xen-netback/vif1.0/io_ring_q0");
+    const Q0: &str = include_str!("../../../tests/fixtures/debugfs/xen-netback/vif1.0/io_ring_q0");
 
     /// A debugfs root with `vif<domid>.0` holding `queues` copies of the captured queue 0 text
     /// (each renumbered), as netback makes one file per queue.
@@ -486,7 +484,7 @@ mod read_only_tests {
         let dir = tmp.path().join("xen-netback/vif2.0");
         std::fs::create_dir_all(&dir).expect("mkdir");
         let file = dir.join("io_ring_q0");
-        let text = include_str!("../../tests/fixtures/debugfs/xen-netback/vif1.0/io_ring_q0");
+        let text = include_str!("../../../tests/fixtures/debugfs/xen-netback/vif1.0/io_ring_q0");
         std::fs::write(&file, text).expect("write fixture");
         std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o400)).expect("chmod");
         let before = std::fs::metadata(&file)

@@ -5,11 +5,11 @@ use std::sync::Arc;
 
 use tokio::sync::watch;
 
-use crate::cli::Cli;
+use crate::app::cli::Cli;
 use crate::config::Config;
 use crate::xen::collector::{HostFiles, XenCollector};
-use crate::xen::select::{self, Opened};
-use crate::xen::simulated::{SimulatedHost, SimulatedOptions, Storm};
+use crate::xen::source::select::{self, Opened};
+use crate::xen::source::simulated::{SimulatedHost, SimulatedOptions, Storm};
 use crate::xen::source::XenSource;
 
 /// The collector for `cli`'s `--xen.*` and `--path.*` flags. Loading libxenstat and connecting

@@ -1,0 +1,8 @@
+//! Readers and parsers of Dom0's own files: blkback sysfs, netback debugfs, xenstore, ring
+//! geometry and the Linux device numbers of virtual disks.
+
+pub(crate) mod devno;
+pub(crate) mod netback;
+pub(crate) mod rings;
+pub(crate) mod sysfs;
+pub(crate) mod xenstore;
