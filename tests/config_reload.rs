@@ -71,3 +71,35 @@ fn sighup_with_a_bad_file_keeps_serving_the_old_config() {
     .expect("timestamp sample");
     assert!(timestamp > 1.7e9, "{timestamp}");
 }
+
+#[test]
+fn the_landing_page_shows_the_reloaded_configuration() {
+    let dir = common::temp_dir();
+    let path = dir.path().join("xen_exporter.yml");
+    std::fs::write(&path, "xen:\n  rings: true\n").expect("write config");
+    let exporter = Exporter::start(&[&format!("--config.file={}", path.display())]);
+    let page = exporter.get("/").text();
+    assert!(
+        page.contains("latency probes: no targets configured"),
+        "{page}"
+    );
+
+    // Nothing listens on the port: the probes are refused, on loopback only.
+    let port = common::free_port();
+    std::fs::write(
+        &path,
+        format!(
+            "probes:\n  targets:\n    - {{host: 127.0.0.1, protocol: tcp, port: {port}}}\n\
+             \x20   - {{host: 127.0.0.2, protocol: tcp, port: {port}}}\n"
+        ),
+    )
+    .expect("write the new config");
+    let response = http(exporter.address, "POST", "/-/reload", &[]).expect("reload request");
+    assert_eq!(response.status, 200, "{}", response.text());
+    let page = exporter.get("/").text();
+    assert!(
+        page.contains("latency probes: 2 targets (0 icmp, 2 tcp)"),
+        "{page}\n{}",
+        exporter.logs()
+    );
+}

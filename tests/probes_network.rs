@@ -120,6 +120,32 @@ impl Lab {
             .answers_later_than(timeout.saturating_sub(delay)) as f64
     }
 
+    /// The exporter's ICMP receive threads (`icmp-recv-*`), from /proc.
+    fn receive_threads(&self) -> usize {
+        let pid = self.exporter.child.id();
+        std::fs::read_dir(format!("/proc/{pid}/task"))
+            .expect("read the exporter's tasks")
+            .filter_map(Result::ok)
+            .filter(|task| {
+                std::fs::read_to_string(task.path().join("comm"))
+                    .is_ok_and(|comm| comm.starts_with("icmp-recv"))
+            })
+            .count()
+    }
+
+    /// The exporter's open sockets, from /proc.
+    fn sockets(&self) -> usize {
+        let pid = self.exporter.child.id();
+        std::fs::read_dir(format!("/proc/{pid}/fd"))
+            .expect("read the exporter's descriptors")
+            .filter_map(Result::ok)
+            .filter(|fd| {
+                std::fs::read_link(fd.path())
+                    .is_ok_and(|link| link.to_string_lossy().starts_with("socket:"))
+            })
+            .count()
+    }
+
     /// The exporter's CPU time so far (user + system), from /proc.
     fn cpu_seconds(&self) -> f64 {
         let pid = self.exporter.child.id();
@@ -991,4 +1017,115 @@ fn unreachable_router(netns: &Netns) -> Netns {
         .set_sysctl("net.ipv6.conf.all.forwarding", "1")
         .expect("IPv6 forwarding");
     router
+}
+
+const PROBES_OK: &str = "xen_exporter_collector_success{collector=\"probes\"} 1";
+const PROBES_FAILING: &str = "xen_exporter_collector_success{collector=\"probes\"} 0";
+
+#[test]
+fn a_binding_no_target_uses_any_more_is_closed_and_its_failure_forgotten() {
+    let head = "probes:\n  defaults:\n    interval: 50ms\n    timeout: 50ms\n  targets:\n\
+                \x20   - {host: 198.19.0.2, protocol: icmp}\n";
+    // 192.0.2.77 is no address of the namespace: a socket cannot be bound to it.
+    let failing = "    - {host: 198.19.0.3, protocol: icmp, source_address: 192.0.2.77}\n";
+    let Some(lab) = Lab::start(
+        "probes_evict",
+        Options::default().delay(Duration::from_millis(1)),
+        &format!("{head}{failing}"),
+        User::Root,
+    ) else {
+        return;
+    };
+    lab.wait_for("the failing binding", Duration::from_secs(20), |m| {
+        m.errors("198.19.0.3", "socket") >= 1.0
+            && m.responses("198.19.0.2") >= 1.0
+            && m.has(PROBES_FAILING)
+    });
+    lab.reload(head);
+    lab.wait_for(
+        "success once the failing target is gone",
+        Duration::from_secs(20),
+        |m| m.has(PROBES_OK) && !m.has("target=\"198.19.0.3\""),
+    );
+    // Each reload probes loopback from another address of `lo`: a binding of its own, and
+    // the previous round's binding is used by no target any more.
+    let rounds = 8;
+    let mut sockets = Vec::new();
+    for round in 0..rounds {
+        lab.reload(&format!(
+            "{head}    - {{host: 127.0.0.1, name: lo{round}, protocol: icmp, source_address: 127.0.0.{}}}\n",
+            round + 2
+        ));
+        let name = format!("lo{round}");
+        lab.wait_for(&format!("round {round}"), Duration::from_secs(20), |m| {
+            m.responses(&name) >= 2.0 && m.has(PROBES_OK)
+        });
+        // The default binding's thread and this round's; the last round's ends once its
+        // requests in flight are answered or expired (one timeout).
+        let threads = common::poll(Duration::from_secs(3), || {
+            (lab.receive_threads() == 2).then_some(())
+        });
+        assert!(
+            threads.is_some(),
+            "round {round}: {} ICMP receive threads, want 2\n{}",
+            lab.receive_threads(),
+            lab.logs()
+        );
+        sockets.push(lab.sockets());
+    }
+    // Sockets do not pile up either (the first round is the baseline; HTTP connections of
+    // the scrapes come and go, so the fewest seen after the others).
+    let settled = common::poll(Duration::from_secs(3), || {
+        (lab.sockets() <= sockets[0]).then_some(())
+    });
+    assert!(
+        settled.is_some(),
+        "sockets per round {sockets:?}, now {}",
+        lab.sockets()
+    );
+}
+
+#[test]
+fn a_tcp_source_address_that_cannot_be_bound_is_logged_when_it_fails_and_when_it_works() {
+    let config = "probes:\n  defaults:\n    interval: 20ms\n    timeout: 20ms\n  targets:\n\
+                  \x20   - {host: 198.19.0.2, protocol: tcp, port: 80, source_address: 192.0.2.77}\n";
+    let Some(lab) = Lab::start("probes_tcp_bind", Options::default(), config, User::Root) else {
+        return;
+    };
+    let target = "198.19.0.2:80";
+    lab.wait_for("50 failed probes", Duration::from_secs(20), |m| {
+        m.errors(target, "other") >= 50.0
+    });
+    let lines = |level: &str| {
+        lab.logs()
+            .lines()
+            .filter(|line| line.contains(&format!("level={level}")) && line.contains("TCP probe"))
+            .count()
+    };
+    assert_eq!(
+        lines("warn"),
+        1,
+        "one warning for 50 failures:\n{}",
+        lab.logs()
+    );
+    // The address appears: the next probe binds, and the log says so once.
+    let status = lab
+        .netns
+        .command("ip")
+        .args(["addr", "add", "192.0.2.77/32", "dev", "lo"])
+        .status()
+        .expect("run ip");
+    assert!(status.success());
+    lab.wait_for(
+        "answers from the new address",
+        Duration::from_secs(20),
+        |m| m.responses(target) >= 10.0,
+    );
+    assert_eq!(lines("warn"), 1, "{}", lab.logs());
+    assert_eq!(
+        lines("info"),
+        1,
+        "one line when it works again:\n{}",
+        lab.logs()
+    );
 }

@@ -17,7 +17,7 @@ use tokio_util::sync::CancellationToken;
 use crate::app::cli::Cli;
 use crate::app::reload::Reloader;
 use crate::config;
-use crate::http::landing::LandingInfo;
+use crate::http::landing::Landing;
 use crate::http::routes::Routes;
 use crate::http::server;
 use crate::scrape::collector::ScrapeCollector;
@@ -78,10 +78,10 @@ pub async fn run(cli: Cli) -> ExitCode {
     let xen = crate::app::xen_setup::collector(&cli, config_updates.clone()).await;
     let probes = crate::probe::Probes::start(&mut registry, reloader.subscribe(), shutdown.clone());
     let collectors: Vec<Arc<dyn ScrapeCollector>> = vec![Arc::new(xen), Arc::new(probes)];
-    let enabled: Vec<(String, String)> = collectors
-        .iter()
-        .map(|collector| (collector.name().to_owned(), collector.describe()))
-        .collect();
+    let landing = Landing {
+        telemetry_path: cli.telemetry_path.clone(),
+        collectors: collectors.clone(),
+    };
     let scraper = Arc::new(Scraper::new(registry, collectors, cli.xen_timeout));
 
     let signals = match install_signals() {
@@ -107,10 +107,7 @@ pub async fn run(cli: Cli) -> ExitCode {
     let routes = Arc::new(Routes {
         scraper,
         telemetry_path: cli.telemetry_path.clone(),
-        landing: std::sync::RwLock::new(LandingInfo {
-            telemetry_path: cli.telemetry_path.clone(),
-            enabled,
-        }),
+        landing,
         scrape_limit: (cli.max_requests > 0)
             .then(|| Arc::new(tokio::sync::Semaphore::new(cli.max_requests))),
         reload: {

@@ -1,6 +1,31 @@
 //! The landing page at `/`: what this exporter is, its version, links, and what is enabled.
 
-/// What the landing page shows; assembled once at start and after each reload.
+use std::sync::Arc;
+
+use crate::scrape::collector::ScrapeCollector;
+
+/// The landing page's sources. What is enabled is asked of the collectors at every request, so
+/// the page shows the configuration in force (after a reload too) and sockets opened since.
+pub struct Landing {
+    pub telemetry_path: String,
+    pub collectors: Vec<Arc<dyn ScrapeCollector>>,
+}
+
+impl Landing {
+    /// The page as it is now.
+    pub fn page(&self) -> String {
+        render(&LandingInfo {
+            telemetry_path: self.telemetry_path.clone(),
+            enabled: self
+                .collectors
+                .iter()
+                .map(|collector| (collector.name().to_owned(), collector.describe()))
+                .collect(),
+        })
+    }
+}
+
+/// What the landing page shows.
 #[derive(Debug, Clone, Default)]
 pub struct LandingInfo {
     pub telemetry_path: String,

@@ -11,7 +11,7 @@ use hyper::header::{self, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
 use tokio::sync::Semaphore;
 
-use super::landing::{self, LandingInfo};
+use super::landing::Landing;
 use super::negotiate;
 use crate::scrape::Scraper;
 use crate::web_config::{Authorization, LiveWebConfig, WebConfig};
@@ -26,7 +26,7 @@ pub type ReloadFn = Arc<dyn Fn() -> Result<(), String> + Send + Sync>;
 pub struct Routes {
     pub scraper: Arc<Scraper>,
     pub telemetry_path: String,
-    pub landing: std::sync::RwLock<LandingInfo>,
+    pub landing: Landing,
     /// Bounds concurrent scrapes (`--web.max-requests`); `None` = no limit.
     pub scrape_limit: Option<Arc<Semaphore>>,
     pub reload: ReloadFn,
@@ -87,11 +87,7 @@ impl Routes {
                 if !read_only {
                     return not_allowed("GET, HEAD");
                 }
-                let page = match self.landing.read() {
-                    Ok(info) => landing::render(&info),
-                    Err(poisoned) => landing::render(&poisoned.into_inner()),
-                };
-                let mut response = Response::new(Full::new(Bytes::from(page)));
+                let mut response = Response::new(Full::new(Bytes::from(self.landing.page())));
                 response.headers_mut().insert(
                     header::CONTENT_TYPE,
                     HeaderValue::from_static("text/html; charset=utf-8"),

@@ -7,8 +7,8 @@
 //! text formats only, so the RTT histogram has classic buckets (`probes.rtt_buckets`).
 
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex, OnceLock, RwLock, RwLockReadGuard};
 use std::time::Duration;
 
 use prometheus_client::metrics::counter::Counter;
@@ -207,9 +207,11 @@ pub struct TargetSeries {
     jitter_gauge: OnceLock<FloatGauge>,
     ttl_gauge: OnceLock<Gauge>,
     address: Mutex<Option<String>>,
-    /// Set when the target left the configuration: replies still in flight must not bring its
-    /// series back.
-    removed: AtomicBool,
+    /// `true` once the target left the configuration: replies still in flight must not bring
+    /// its series back. Every update that may create a series holds the read side from its
+    /// check to its last `get_or_create`, and [`remove`](Self::remove) the write side, so a
+    /// series is either created before the removal (and removed with the rest) or not at all.
+    removed: RwLock<bool>,
 }
 
 impl TargetSeries {
@@ -225,7 +227,7 @@ impl TargetSeries {
             jitter_gauge: OnceLock::new(),
             ttl_gauge: OnceLock::new(),
             address: Mutex::new(None),
-            removed: AtomicBool::new(false),
+            removed: RwLock::new(false),
             metrics: metrics.clone(),
             labels,
         }
@@ -238,9 +240,9 @@ impl TargetSeries {
 
     /// A probe was answered after `rtt`; `ttl` is the reply's TTL / hop limit when known.
     pub fn answered(&self, rtt: Duration, ttl: Option<u8>) {
-        if self.is_removed() {
+        let Some(_live) = self.live() else {
             return;
-        }
+        };
         let seconds = rtt.as_secs_f64();
         self.responses.inc();
         self.rtt.observe(seconds);
@@ -266,9 +268,9 @@ impl TargetSeries {
     }
 
     pub fn failed(&self, reason: Reason) {
-        if self.is_removed() {
+        let Some(_live) = self.live() else {
             return;
-        }
+        };
         self.metrics
             .errors
             .get_or_create(&with(&self.labels, "reason", reason.as_str()))
@@ -277,9 +279,9 @@ impl TargetSeries {
 
     /// One host name lookup: how long it took and whether it gave an address.
     pub fn looked_up(&self, duration: Duration, ok: bool) {
-        if self.is_removed() {
+        let Some(_live) = self.live() else {
             return;
-        }
+        };
         self.metrics.dns_lookups.get_or_create(&self.labels).inc();
         self.metrics
             .dns_duration
@@ -294,9 +296,14 @@ impl TargetSeries {
 
     /// The address probed now: replaces the `latency_target_info` series of the old one.
     pub fn set_address(&self, address: Option<IpAddr>) {
-        if self.is_removed() {
+        let Some(_live) = self.live() else {
             return;
-        }
+        };
+        self.replace_address(address);
+    }
+
+    /// Replaces the `latency_target_info` series; the caller holds [`removed`](Self::removed).
+    fn replace_address(&self, address: Option<IpAddr>) {
         let new = address.map(|address| address.to_string());
         let mut current = self
             .address
@@ -319,14 +326,28 @@ impl TargetSeries {
         *current = new;
     }
 
-    fn is_removed(&self) -> bool {
-        self.removed.load(Ordering::Relaxed)
+    /// The read side of `removed` while the target is still configured, `None` once removed.
+    fn live(&self) -> Option<RwLockReadGuard<'_, bool>> {
+        let removed = self
+            .removed
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        (!*removed).then_some(removed)
     }
 
     /// Removes every series of this target (it left the configuration).
     pub fn remove(&self) {
-        self.set_address(None);
-        self.removed.store(true, Ordering::Relaxed);
+        // Held to the end: an update that checked before this waits to finish first, one that
+        // comes after sees `true`.
+        let mut removed = self
+            .removed
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if *removed {
+            return;
+        }
+        *removed = true;
+        self.replace_address(None);
         let labels = &self.labels;
         let metrics = &self.metrics;
         metrics.requests.remove(labels);
@@ -348,6 +369,8 @@ impl TargetSeries {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::atomic::{AtomicBool, Ordering};
+
     use super::*;
     use prometheus_client::encoding::text::encode;
 
@@ -391,5 +414,53 @@ mod tests {
         series.remove();
         let text = exposition(&registry);
         assert!(!text.contains("target=\"a\""), "{text}");
+    }
+
+    /// Probes record from several threads (scheduler, resolver, receive thread) while the
+    /// supervisor removes the target: whatever they were doing, no series may survive.
+    #[test]
+    fn no_series_survives_remove_while_probes_record() {
+        let addresses: [IpAddr; 2] = [
+            "10.0.0.1".parse().expect("ip"),
+            "10.0.0.2".parse().expect("ip"),
+        ];
+        for round in 0..100 {
+            let mut registry = Registry::default();
+            let metrics = ProbeMetrics::register(&mut registry, vec![0.01]);
+            let series = Arc::new(TargetSeries::new(
+                &metrics,
+                vec![("target".to_owned(), "a".to_owned())],
+            ));
+            let stop = Arc::new(AtomicBool::new(false));
+            // More threads than cores, so some are preempted between any two steps.
+            let recorders: Vec<_> = (0..6)
+                .map(|thread| {
+                    let (series, stop) = (series.clone(), stop.clone());
+                    std::thread::spawn(move || {
+                        let mut n = thread;
+                        while !stop.load(Ordering::Relaxed) {
+                            n += 1;
+                            series.failed(Reason::ALL[n % Reason::ALL.len()]);
+                            series.looked_up(Duration::from_millis(1), n % 2 == 0);
+                            series.set_address(Some(addresses[n % 2]));
+                            series.answered(Duration::from_millis(1), Some(64));
+                        }
+                    })
+                })
+                .collect();
+            std::thread::sleep(Duration::from_micros(300));
+            series.remove();
+            // The recorders go on after the removal, as replies in flight do.
+            std::thread::sleep(Duration::from_millis(1));
+            stop.store(true, Ordering::Relaxed);
+            for recorder in recorders {
+                recorder.join().expect("recorder thread");
+            }
+            let text = exposition(&registry);
+            assert!(
+                !text.contains("target=\"a\""),
+                "round {round}: a series came back after remove:\n{text}"
+            );
+        }
     }
 }

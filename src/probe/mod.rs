@@ -5,7 +5,8 @@
 //! configuration: unchanged targets keep running with their series, removed ones stop and their
 //! series disappear, new ones start. [`Probes`] is also the `probes` scrape-time collector, whose outcome
 //! (`xen_exporter_collector_success{collector="probes"}`) is 0 while an ICMP socket the targets
-//! need cannot be opened.
+//! need cannot be opened; its duration is the time that check takes (the probes themselves run
+//! in the background, not at scrape time).
 
 mod icmp;
 mod jitter;
@@ -17,7 +18,7 @@ mod tcp;
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::Instant;
 
 use prometheus_client::registry::Registry;
 use tokio::sync::watch;
@@ -34,7 +35,9 @@ use resolve::CurrentAddress;
 pub struct Probes {
     icmp: Arc<IcmpPool>,
     targets: Arc<AtomicUsize>,
-    icmp_targets: Arc<AtomicUsize>,
+    /// The configuration in force, for the landing page: it shows a reload's targets as soon as
+    /// the reload is answered, before the supervisor has started them.
+    config: watch::Receiver<Arc<Config>>,
 }
 
 impl Probes {
@@ -51,7 +54,7 @@ impl Probes {
         let probes = Probes {
             icmp: Arc::new(IcmpPool::default()),
             targets: Arc::new(AtomicUsize::new(0)),
-            icmp_targets: Arc::new(AtomicUsize::new(0)),
+            config: config.clone(),
         };
         let mut supervisor = Supervisor {
             metrics,
@@ -59,18 +62,11 @@ impl Probes {
             running: HashMap::new(),
             series: HashMap::new(),
             targets: probes.targets.clone(),
-            icmp_targets: probes.icmp_targets.clone(),
         };
+        // Opens the sockets of the targets given by address now, so the log and the landing
+        // page say which kind they are before the first probe (and a missing permission shows
+        // at start).
         supervisor.apply(initial.probes.targets());
-        // Open the usual socket now, so the log and the landing page say which kind it is
-        // before the first probe (and a missing permission shows at start).
-        if supervisor.icmp_targets.load(Ordering::Relaxed) > 0 {
-            let _ = probes.icmp.get(&Binding {
-                v6: false,
-                source: None,
-                interface: None,
-            });
-        }
         tokio::spawn(async move {
             loop {
                 tokio::select! {
@@ -99,11 +95,13 @@ impl ScrapeCollector for Probes {
     }
 
     fn collect(&self) -> Collected {
+        let started = Instant::now();
         let outcomes = if self.targets.load(Ordering::Relaxed) > 0 {
+            let success = self.icmp.healthy();
             vec![Outcome {
                 collector: "probes",
-                success: self.icmp.healthy(),
-                duration: Duration::ZERO,
+                success,
+                duration: started.elapsed(),
             }]
         } else {
             Vec::new()
@@ -115,19 +113,31 @@ impl ScrapeCollector for Probes {
     }
 
     fn describe(&self) -> String {
-        let targets = self.targets.load(Ordering::Relaxed);
-        let icmp = self.icmp_targets.load(Ordering::Relaxed);
+        let (targets, icmp) = {
+            let config = self.config.borrow();
+            let targets = config.probes.targets();
+            let icmp = targets
+                .iter()
+                .filter(|target| target.protocol == Protocol::Icmp)
+                .count();
+            (targets.len(), icmp)
+        };
         if targets == 0 {
             return "latency probes: no targets configured".to_owned();
         }
         let sockets = if icmp == 0 {
             String::new()
         } else {
-            let kinds: Vec<String> = self.icmp.kinds().iter().map(ToString::to_string).collect();
-            if kinds.is_empty() {
-                ", ICMP socket cannot be opened (see the log)".to_owned()
-            } else {
-                format!(", ICMP over {} sockets", kinds.join("+"))
+            let (kinds, failed) = self.icmp.kinds();
+            let kinds: Vec<String> = kinds.iter().map(ToString::to_string).collect();
+            match (kinds.is_empty(), failed) {
+                (true, 0) => ", ICMP sockets open at the first probe".to_owned(),
+                (true, _) => ", ICMP socket cannot be opened (see the log)".to_owned(),
+                (false, 0) => format!(", ICMP over {} sockets", kinds.join("+")),
+                (false, failed) => format!(
+                    ", ICMP over {} sockets, {failed} cannot be opened (see the log)",
+                    kinds.join("+")
+                ),
             }
         };
         format!(
@@ -150,7 +160,6 @@ struct Supervisor {
     /// By labels, so a target whose settings change but whose labels do not keeps its series.
     series: HashMap<Labels, Arc<TargetSeries>>,
     targets: Arc<AtomicUsize>,
-    icmp_targets: Arc<AtomicUsize>,
 }
 
 impl Supervisor {
@@ -180,6 +189,14 @@ impl Supervisor {
                 .or_insert_with(|| Arc::new(TargetSeries::new(&self.metrics, labels.clone())))
                 .clone();
             let cancel = CancellationToken::new();
+            let lease = match (target.protocol, target.literal_address()) {
+                (Protocol::Icmp, Some(address)) => Some(self.icmp.lease(Binding {
+                    v6: address.is_ipv6(),
+                    source: target.source_address,
+                    interface: target.interface.clone(),
+                })),
+                _ => None,
+            };
             let address = match target.literal_address() {
                 Some(address) => {
                     series.set_address(Some(address));
@@ -201,6 +218,7 @@ impl Supervisor {
                 series,
                 address,
                 self.icmp.clone(),
+                lease,
                 cancel.clone(),
             ));
             self.running
@@ -223,13 +241,6 @@ impl Supervisor {
             }
         }
         self.targets.store(self.running.len(), Ordering::Relaxed);
-        self.icmp_targets.store(
-            self.running
-                .keys()
-                .filter(|target| target.protocol == Protocol::Icmp)
-                .count(),
-            Ordering::Relaxed,
-        );
         if started > 0 || !stopped.is_empty() {
             tracing::info!(
                 targets = self.running.len(),
@@ -238,5 +249,34 @@ impl Supervisor {
                 "latency probe targets updated"
             );
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    /// The `probes` outcome's duration is the time its scrape-time work took, not a constant.
+    #[tokio::test]
+    async fn the_probes_outcome_carries_the_time_its_collection_took() {
+        // Nothing listens on port 1 of loopback: the probes are refused, on loopback only.
+        let config = crate::config::parse(
+            "probes:\n  targets:\n    - {host: 127.0.0.1, protocol: tcp, port: 1}\n",
+            "test.yml",
+        )
+        .expect("config");
+        let (_sender, receiver) = watch::channel(Arc::new(config));
+        let shutdown = CancellationToken::new();
+        let probes = Probes::start(&mut Registry::default(), receiver, shutdown.clone());
+        let collected = probes.collect();
+        shutdown.cancel();
+        assert_eq!(collected.outcomes.len(), 1, "{:?}", collected.outcomes);
+        let outcome = &collected.outcomes[0];
+        assert_eq!(outcome.collector, "probes");
+        assert!(outcome.success);
+        assert!(outcome.duration > Duration::ZERO, "{outcome:?}");
+        assert!(outcome.duration < Duration::from_secs(1), "{outcome:?}");
     }
 }

@@ -11,7 +11,7 @@ use std::time::Duration;
 use tokio::time::{Instant, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
 
-use super::icmp::{Binding, IcmpPool};
+use super::icmp::{Binding, IcmpPool, Lease};
 use super::metrics::{Reason, TargetSeries};
 use super::resolve::CurrentAddress;
 use super::tcp;
@@ -30,14 +30,18 @@ pub fn phase(target: &Target) -> Duration {
     Duration::from_nanos(u64::try_from(offset).unwrap_or(0))
 }
 
-/// Probes `target` every interval until `cancel`.
+/// Probes `target` every interval until `cancel`. An ICMP target holds a lease on the socket of
+/// its binding while it runs (`lease`: taken already when the address was known at start), so
+/// the socket closes when no target uses it.
 pub async fn run(
     target: Target,
     series: Arc<TargetSeries>,
     address: Arc<CurrentAddress>,
     icmp: Arc<IcmpPool>,
+    mut lease: Option<Lease>,
     cancel: CancellationToken,
 ) {
+    let mut tcp_setup = tcp::SetupLog::new(&target.name);
     let mut ticker = tokio::time::interval_at(Instant::now() + phase(&target), target.interval);
     // A late tick (busy machine) still fires; only whole missed intervals are skipped.
     ticker.set_missed_tick_behavior(MissedTickBehavior::Skip);
@@ -58,8 +62,14 @@ pub async fn run(
                     source: target.source_address,
                     interface: target.interface.clone(),
                 };
-                let result = icmp
-                    .get(&binding)
+                // A new address family (the host name moved) is a new binding: the old lease
+                // ends after the new one is taken, so a socket both share stays open.
+                let lease = match lease.take() {
+                    Some(current) if *current.binding() == binding => lease.insert(current),
+                    _ => lease.insert(icmp.lease(binding)),
+                };
+                let result = lease
+                    .socket()
                     .map_err(|_| Reason::Socket)
                     .and_then(|socket| {
                         socket.send(ip, target.payload_size, target.timeout, &series)
@@ -75,6 +85,7 @@ pub async fn run(
                     target.source_address,
                     target.interface.as_deref(),
                     target.timeout,
+                    &mut tcp_setup,
                 );
                 let result = tokio::select! {
                     () = cancel.cancelled() => return,

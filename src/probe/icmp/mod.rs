@@ -11,6 +11,12 @@
 //! the timeout, however late the thread read it; one that arrived later is a timeout. An ICMP
 //! destination unreachable about a request fails it at once: RAW sockets see it as a packet,
 //! DGRAM sockets on their error queue (`IP_RECVERR`).
+//!
+//! A socket lives while a target uses it: each probe task holds a [`Lease`] on its binding, and
+//! when the last lease of a binding goes (its targets left the configuration, or moved to
+//! another address family) the slot is evicted: an open socket's receive thread ends once its
+//! requests in flight are answered or expired, and the socket closes with it; a binding that
+//! failed to open is forgotten, so it no longer holds `collector="probes"` at 0.
 
 mod echo;
 mod pending;
@@ -109,8 +115,7 @@ pub struct OpenError {
 
 type Owner = Arc<TargetSeries>;
 
-/// One shared ICMP socket and its requests in flight. Sockets, like their receive threads, live
-/// as long as the process: a binding that was used once is likely to be used again.
+/// One shared ICMP socket and its requests in flight, open while a target leases its binding.
 pub struct IcmpSocket {
     socket: Socket,
     kind: SocketKind,
@@ -131,6 +136,9 @@ pub struct IcmpSocket {
     stamped: AtomicU64,
     /// Whether the log said that no transmit stamps come (once per socket).
     missing_stamps_reported: AtomicBool,
+    /// Set when no target uses the binding any more: the receive thread ends once nothing is
+    /// in flight, and the socket closes with the thread's reference.
+    closing: AtomicBool,
 }
 
 impl IcmpSocket {
@@ -212,6 +220,11 @@ impl IcmpSocket {
         );
         let mut last_sweep = Instant::now();
         loop {
+            // Requests still in flight keep their chance of an answer; then the thread ends.
+            if self.closing.load(Ordering::Relaxed) && self.lock().is_empty() {
+                tracing::debug!(binding = %self.binding, "ICMP receive thread ends: no target uses the socket");
+                return;
+            }
             // A queued transmit stamp wakes `poll` too (POLLERR), so it is read at once.
             let mut fds = [PollFd::new(self.socket.as_fd(), PollFlags::POLLIN)];
             let timeout = nix::poll::PollTimeout::from(SWEEP_INTERVAL.as_millis() as u16);
@@ -559,6 +572,7 @@ fn open(binding: &Binding, index: u16) -> Result<Arc<IcmpSocket>, OpenError> {
         unstamped: AtomicU64::new(0),
         stamped: AtomicU64::new(0),
         missing_stamps_reported: AtomicBool::new(false),
+        closing: AtomicBool::new(false),
     });
     let receiver = socket.clone();
     std::thread::Builder::new()
@@ -586,79 +600,156 @@ fn receive_icmp_errors(socket: &Socket, v6: bool) -> bool {
     recverr.is_ok()
 }
 
-enum Slot {
+enum SlotState {
     Open(Arc<IcmpSocket>),
     Failed { error: OpenError, retry: Instant },
 }
 
-/// The shared sockets, opened on first use.
+/// One binding's socket (or why it could not be opened) and how many leases use it.
+struct Slot {
+    users: usize,
+    state: SlotState,
+}
+
+/// The shared sockets, opened by the first lease of a binding and evicted with its last.
 #[derive(Default)]
 pub struct IcmpPool {
     slots: Mutex<HashMap<Binding, Slot>>,
+    /// Numbers every socket ever opened, so two open RAW sockets never share an identifier.
+    opened: AtomicU16,
+}
+
+/// A probe task's use of one binding; the binding's slot is evicted when its last lease drops.
+pub struct Lease {
+    pool: Arc<IcmpPool>,
+    binding: Binding,
+}
+
+impl Lease {
+    pub fn binding(&self) -> &Binding {
+        &self.binding
+    }
+
+    /// The binding's socket. A failure is logged once (with both fixes) and retried after
+    /// `REOPEN_DELAY` (30 s).
+    pub fn socket(&self) -> Result<Arc<IcmpSocket>, OpenError> {
+        let mut slots = self.pool.lock();
+        let now = Instant::now();
+        let slot = match slots.get_mut(&self.binding) {
+            Some(slot) => slot,
+            // Not reached: the slot lives as long as its leases. Should it be gone, this
+            // lease takes it up again.
+            None => slots.entry(self.binding.clone()).or_insert(Slot {
+                users: 1,
+                state: self.pool.open(&self.binding, true),
+            }),
+        };
+        match &slot.state {
+            SlotState::Open(socket) => return Ok(socket.clone()),
+            SlotState::Failed { error, retry } if *retry > now => return Err(error.clone()),
+            SlotState::Failed { .. } => {}
+        }
+        slot.state = self.pool.open(&self.binding, false);
+        match &slot.state {
+            SlotState::Open(socket) => Ok(socket.clone()),
+            SlotState::Failed { error, .. } => Err(error.clone()),
+        }
+    }
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        self.pool.release(&self.binding);
+    }
 }
 
 impl IcmpPool {
-    /// The socket for `binding`, opening it if needed. A failure is logged once (with both
-    /// fixes) and retried after `REOPEN_DELAY` (30 s).
-    pub fn get(&self, binding: &Binding) -> Result<Arc<IcmpSocket>, OpenError> {
-        let mut slots = self
-            .slots
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        let now = Instant::now();
-        let first = match slots.get(binding) {
-            Some(Slot::Open(socket)) => return Ok(socket.clone()),
-            Some(Slot::Failed { error, retry }) if *retry > now => return Err(error.clone()),
-            Some(Slot::Failed { .. }) => false,
-            None => true,
-        };
-        let index = slots.len() as u16;
-        match open(binding, index) {
-            Ok(socket) => {
-                slots.insert(binding.clone(), Slot::Open(socket.clone()));
-                Ok(socket)
+    /// A lease on `binding`'s socket, opening it if it is the first (so a missing permission
+    /// shows in the log as soon as a target needs the socket, not at its first probe).
+    pub fn lease(self: &Arc<Self>, binding: Binding) -> Lease {
+        let mut slots = self.lock();
+        match slots.get_mut(&binding) {
+            Some(slot) => slot.users += 1,
+            None => {
+                let state = self.open(&binding, true);
+                slots.insert(binding.clone(), Slot { users: 1, state });
             }
+        }
+        Lease {
+            pool: self.clone(),
+            binding,
+        }
+    }
+
+    /// Opens `binding`'s socket; a failure is logged when it is the binding's `first` attempt.
+    fn open(&self, binding: &Binding, first: bool) -> SlotState {
+        let index = self.opened.fetch_add(1, Ordering::Relaxed);
+        match open(binding, index) {
+            Ok(socket) => SlotState::Open(socket),
             Err(error) => {
                 if first {
                     tracing::error!(%error, "ICMP probes cannot run");
                 }
-                slots.insert(
-                    binding.clone(),
-                    Slot::Failed {
-                        error: error.clone(),
-                        retry: now + REOPEN_DELAY,
-                    },
-                );
-                Err(error)
+                SlotState::Failed {
+                    error,
+                    retry: Instant::now() + REOPEN_DELAY,
+                }
             }
         }
     }
 
-    /// Whether every socket asked for is open.
-    pub fn healthy(&self) -> bool {
+    /// One lease of `binding` ended; the last one evicts the slot.
+    fn release(&self, binding: &Binding) {
+        let mut slots = self.lock();
+        let Some(slot) = slots.get_mut(binding) else {
+            return;
+        };
+        slot.users = slot.users.saturating_sub(1);
+        if slot.users > 0 {
+            return;
+        }
+        if let Some(Slot {
+            state: SlotState::Open(socket),
+            ..
+        }) = slots.remove(binding)
+        {
+            socket.closing.store(true, Ordering::Relaxed);
+            tracing::info!(%binding, "ICMP socket closes: no target uses it");
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Binding, Slot>> {
         self.slots
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .values()
-            .all(|slot| matches!(slot, Slot::Open(_)))
     }
 
-    /// The kinds of the open sockets, e.g. "RAW" (for the landing page).
-    pub fn kinds(&self) -> Vec<SocketKind> {
-        let slots = self
-            .slots
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+    /// Whether every socket the targets use is open.
+    pub fn healthy(&self) -> bool {
+        self.lock()
+            .values()
+            .all(|slot| matches!(slot.state, SlotState::Open(_)))
+    }
+
+    /// The kinds of the open sockets, e.g. "RAW", and how many bindings cannot be opened
+    /// (for the landing page).
+    pub fn kinds(&self) -> (Vec<SocketKind>, usize) {
+        let slots = self.lock();
         let mut kinds: Vec<SocketKind> = slots
             .values()
-            .filter_map(|slot| match slot {
-                Slot::Open(socket) => Some(socket.kind()),
-                Slot::Failed { .. } => None,
+            .filter_map(|slot| match &slot.state {
+                SlotState::Open(socket) => Some(socket.kind()),
+                SlotState::Failed { .. } => None,
             })
             .collect();
         kinds.sort_by_key(|kind| *kind == SocketKind::Dgram);
         kinds.dedup();
-        kinds
+        let failed = slots.len()
+            - slots
+                .values()
+                .filter(|slot| matches!(slot.state, SlotState::Open(_)))
+                .count();
+        (kinds, failed)
     }
 }
 
@@ -674,16 +765,19 @@ mod tests {
     #[test]
     fn loopback_requests_are_timed_from_the_kernels_transmit_stamps() {
         for (v6, address) in [(false, "127.0.0.1"), (true, "::1")] {
-            let pool = IcmpPool::default();
-            let binding = Binding {
+            let pool = Arc::new(IcmpPool::default());
+            let lease = pool.lease(Binding {
                 v6,
                 source: None,
                 interface: None,
-            };
-            let socket = match pool.get(&binding) {
+            });
+            let socket = match lease.socket() {
                 Ok(socket) => socket,
                 Err(error) => {
-                    eprintln!("SKIPPED: this test needs an ICMP socket (root in CI): {error}");
+                    skip(
+                        "loopback_requests_are_timed_from_the_kernels_transmit_stamps",
+                        &format!("needs an ICMP socket (root, or ping_group_range): {error}"),
+                    );
                     return;
                 }
             };
@@ -718,5 +812,37 @@ mod tests {
                 socket.kind()
             );
         }
+    }
+
+    /// A binding whose socket cannot be opened holds `collector="probes"` at 0 while a target
+    /// leases it, and is forgotten with its last lease.
+    #[test]
+    fn a_failed_binding_is_forgotten_with_its_last_lease() {
+        let pool = Arc::new(IcmpPool::default());
+        // 192.0.2.77 is no address of this host (TEST-NET-1): the bind fails, as does the
+        // socket itself without privilege.
+        let binding = Binding {
+            v6: false,
+            source: Some("192.0.2.77".parse().expect("address")),
+            interface: None,
+        };
+        let first = pool.lease(binding.clone());
+        let second = pool.lease(binding);
+        assert!(first.socket().is_err());
+        assert!(!pool.healthy());
+        drop(first);
+        assert!(!pool.healthy(), "one target still uses the binding");
+        drop(second);
+        assert!(pool.healthy());
+        assert_eq!(pool.kinds(), (Vec::new(), 0));
+    }
+
+    /// The project's rule for a test that cannot run here: `SKIP <test>: <why>` on stderr, or a
+    /// failure when CI requires every test to run (`XE_REQUIRE_PRIVILEGED=1`).
+    fn skip(test: &str, reason: &str) {
+        if netsim::privileged_required() {
+            panic!("{test}: cannot run: {reason} (XE_REQUIRE_PRIVILEGED=1 forbids skipping)");
+        }
+        eprintln!("SKIP {test}: {reason}");
     }
 }

@@ -160,7 +160,7 @@ impl<T> Pending<T> {
         self.entries.len()
     }
 
-    #[cfg(test)]
+    /// Whether nothing is in flight (a closing socket's thread ends then).
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
     }
