@@ -11,6 +11,7 @@ packages=(
   prometheus-alertmanager       # alert delivery end to end
   prometheus-smokeping-prober   # peer for the probe benchmark
   prometheus-blackbox-exporter  # peer for the probe benchmark
+  prometheus-node-exporter      # peer for the footprint benchmark
   libxen-dev gcc libc6-dev valgrind  # the real libxenstat, the fake one built by the tests, leak checks
   iproute2 iputils-ping         # network namespaces and TUN routes for the probe tests (ip, ss)
   util-linux                    # setpriv: the unprivileged (DGRAM) probe tests
