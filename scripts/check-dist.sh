@@ -190,6 +190,8 @@ rpmq -l | sort >"$work/rpm-files"
   done
 } | sort >"$work/rpm-expected"
 diff -u "$work/rpm-expected" "$work/rpm-files" || fail "rpm -qlp: the file list differs from the expected (above)"
+# rpm 4.11 checks a package by its SHA1 header and MD5 digests: both must be there.
+[ -n "$(rpmq --qf '%{SHA1HEADER}')" ] && [ -n "$(rpmq --qf '%{SIGMD5}')" ] || fail "rpm: no SHA1/MD5 digests for rpm 4.11"
 [ "$(rpmq -c)" = /etc/xen_exporter/xen_exporter.yml ] || fail "rpm -qcp: config files: $(rpmq -c)"
 # %config(noreplace): rpm's file flag bit 16 (RPMFILE_NOREPLACE) on the configuration file.
 rpmq --qf '[%{FILEFLAGS} %{FILENAMES}\n]' | awk '$2 == "/etc/xen_exporter/xen_exporter.yml" && int($1 / 16) % 2 == 1 {ok = 1} END {exit !ok}' ||
@@ -202,14 +204,19 @@ check_scripts() { # WHAT FILE
   if grep -nE 'yum-config-manager|yum\.repos\.d|sources\.list|apt-key|rpm --import|curl|wget|gpg' "$file"; then
     fail "$what: the maintainer scripts touch repositories or the network (above)"
   fi
-  # Every systemctl/deb-systemd-invoke call that needs a running systemd sits under the guard.
+  # Every systemctl/deb-systemd-invoke call that needs a running systemd sits inside an `if`
+  # whose condition is the guard (nesting followed by if/fi depth).
   awk -v what="$what" '
-    /\[ -d \/run\/systemd\/system \]/ { guarded++ }
-    /^[ \t]*fi[ \t]*$/ && guarded { guarded-- }
-    /(systemctl|deb-systemd-invoke)[^|]*(start|stop|restart|daemon-reload)/ && !guarded {
+    { line = $0; sub(/^[ \t]+/, "", line) }
+    line ~ /^if / { depth++; if (!guard && line ~ /\[ -d \/run\/systemd\/system \]/) guard = depth }
+    line ~ /(systemctl|deb-systemd-invoke) [^|]*(start|stop|restart|daemon-reload|\$action)/ && !guard {
       print what ": unguarded: " $0; bad = 1 }
+    line ~ /(^|[; \t])fi$/ { if (guard == depth) guard = 0; depth-- }
     END { exit bad }' "$file" || fail "$what: systemctl calls outside [ -d /run/systemd/system ]"
 }
+# The guard check must be able to fail.
+printf 'if [ "$1" = configure ]; then\n  if [ -x /x ]; then :; fi\n  systemctl start xen_exporter.service\nfi\n' >"$work/bad-script"
+if (check_scripts self-test "$work/bad-script") 2>/dev/null; then fail "the scriptlet guard check accepted an unguarded start"; fi
 rpmq --scripts >"$work/rpm-scripts"
 for scriptlet in 'postinstall scriptlet' 'preuninstall scriptlet' 'postuninstall scriptlet'; do
   grep -q "^$scriptlet (using /bin/sh)" "$work/rpm-scripts" || fail "rpm --scripts: no $scriptlet"
