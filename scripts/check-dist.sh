@@ -35,6 +35,7 @@ done
 
 # ---- the artefacts: one of each ----
 one() {
+  # shellcheck disable=SC2206 # $1 is a glob on purpose
   local found=("$dist"/$1)
   [ "${#found[@]}" -eq 1 ] && [ -f "${found[0]}" ] || fail "expected one $1 in $dist (bash scripts/dist.sh)"
   echo "${found[0]}"
@@ -78,30 +79,44 @@ expected_tar=(xen_exporter xen_exporter.yml LICENSE README.md CHANGELOG.md
 for file in "${expected_tar[@]}"; do
   [ -s "$work/tar/$name/$file" ] || fail "tarball: $name/$file missing"
 done
-[ -n "$(ls "$work/tar/$name"/dashboards/*.json)" ] && [ -n "$(ls "$work/tar/$name"/alerts/*.yml)" ] ||
-  fail "tarball: no dashboards or alerts"
+dashboards=("$work/tar/$name"/dashboards/*.json)
+rule_files=("$work/tar/$name"/alerts/*.yml)
+[ -f "${dashboards[0]}" ] && [ -f "${rule_files[0]}" ] || fail "tarball: no dashboards or alerts"
 binary=$work/tar/$name/xen_exporter
 [ -x "$binary" ] || fail "tarball: xen_exporter is not executable"
-cmp -s contrib/systemd/xen_exporter.service "$work/tar/$name/systemd/xen_exporter.service" ||
-  fail "tarball: systemd/xen_exporter.service differs from contrib/systemd"
+for unit in xen_exporter.service el7/xen_exporter.service; do
+  cmp -s "contrib/systemd/$unit" "$work/tar/$name/systemd/$unit" ||
+    fail "tarball: systemd/$unit differs from contrib/systemd/$unit"
+done
 cmp -s "$binary" "$target_dir/x86_64-unknown-linux-gnu/release/xen_exporter" ||
   fail "tarball: its binary is not the one cargo zigbuild left in $target_dir (rerun dist.sh)"
-say "tarball: ${#expected_tar[@]} files, $(ls "$work/tar/$name"/dashboards/*.json | wc -l) dashboards," \
-  "$(ls "$work/tar/$name"/alerts/*.yml | wc -l) rule files; binary $(du -h "$binary" | cut -f1)"
+say "tarball: ${#expected_tar[@]} files, ${#dashboards[@]} dashboards, ${#rule_files[@]} rule files;" \
+  "binary $(du -h "$binary" | cut -f1)"
 
 # ---- 2. symbol versions ----
+# versioned_references BINARY: every versioned reference, as `VERSION symbol` (objdump -T's
+# version column reads `(GLIBC_2.17)`).
+versioned_references() {
+  objdump -T "$1" | awk '$0 ~ /\*UND\*/ && $(NF-1) ~ /^\(.*\)$/ {v = $(NF-1); gsub(/[()]/, "", v); print v, $NF}' |
+    sort -V
+}
+# too_new FILE: the references of FILE whose GLIBC_ version is newer than max_glibc.
+too_new() {
+  awk -v max="$max_glibc" '
+    function newer(a, b,   x, y, i) {
+      split(a, x, "."); split(b, y, ".")
+      for (i = 1; i <= 3; i++) { if (x[i] + 0 > y[i] + 0) return 1; if (x[i] + 0 < y[i] + 0) return 0 }
+      return 0
+    }
+    $1 ~ /^GLIBC_[0-9]/ { v = substr($1, 7); if (newer(v, max)) print }' "$1"
+}
+# The check must be able to fail: this host's own ls is linked against its glibc (2.34+).
+versioned_references /usr/bin/ls >"$work/ls-versioned"
+[ -n "$(too_new "$work/ls-versioned")" ] || fail "the symbol check finds nothing newer than $max_glibc in /usr/bin/ls"
 objdump -T "$binary" >"$work/symbols"
-# Every versioned reference, as `VERSION symbol` (the version column reads `(GLIBC_2.17)`).
-awk '$0 ~ /\*UND\*/ && $(NF-1) ~ /^\(.*\)$/ {v = $(NF-1); gsub(/[()]/, "", v); print v, $NF}' \
-  "$work/symbols" | sort -V >"$work/versioned"
+versioned_references "$binary" >"$work/versioned"
 [ -s "$work/versioned" ] || fail "objdump -T found no versioned symbols in $binary"
-too_new=$(awk -v max="$max_glibc" '
-  function newer(a, b,   x, y, i) {
-    split(a, x, "."); split(b, y, ".")
-    for (i = 1; i <= 3; i++) { if (x[i] + 0 > y[i] + 0) return 1; if (x[i] + 0 < y[i] + 0) return 0 }
-    return 0
-  }
-  $1 ~ /^GLIBC_[0-9]/ { v = substr($1, 7); if (newer(v, max)) print }' "$work/versioned")
+too_new=$(too_new "$work/versioned")
 [ -z "$too_new" ] || fail "symbols newer than GLIBC_$max_glibc: $too_new"
 others=$(awk '$1 !~ /^GLIBC_[0-9]/' "$work/versioned")
 [ -z "$others" ] || fail "versioned symbols outside glibc (e.g. GCC_, GLIBCXX_): $others"
@@ -215,6 +230,7 @@ check_scripts() { # WHAT FILE
     END { exit bad }' "$file" || fail "$what: systemctl calls outside [ -d /run/systemd/system ]"
 }
 # The guard check must be able to fail.
+# shellcheck disable=SC2016 # a shell script's text, not to expand here
 printf 'if [ "$1" = configure ]; then\n  if [ -x /x ]; then :; fi\n  systemctl start xen_exporter.service\nfi\n' >"$work/bad-script"
 if (check_scripts self-test "$work/bad-script") 2>/dev/null; then fail "the scriptlet guard check accepted an unguarded start"; fi
 rpmq --scripts >"$work/rpm-scripts"
@@ -287,12 +303,14 @@ mount -t sysfs sysfs "$root/sys"
 cp "$deb" "$root/tmp/"
 in_root() { chroot "$root" env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin "$@"; }
 in_root dpkg -i "/tmp/$(basename "$deb")" >"$work/dpkg.log" 2>&1 || { cat "$work/dpkg.log" >&2; fail "dpkg -i in the chroot"; }
+# shellcheck disable=SC2016 # dpkg-query's format, not the shell's
 [ "$(in_root dpkg-query -W -f='${Status} ${Version}' xen-exporter)" = "install ok installed $version-1" ] ||
   fail "dpkg: xen-exporter is not installed"
 [ -z "$(in_root dpkg --verify xen-exporter)" ] || fail "dpkg --verify: $(in_root dpkg --verify xen-exporter)"
 cmp -s "$binary" "$root/usr/bin/xen_exporter" || fail "deb: its binary differs from the tarball's"
 cmp -s contrib/systemd/xen_exporter.service "$root/lib/systemd/system/xen_exporter.service" ||
   fail "deb: its unit is not contrib/systemd/xen_exporter.service"
+# shellcheck disable=SC2016 # dpkg-query's format, not the shell's
 in_root dpkg-query -W -f='${Conffiles}' xen-exporter | grep -q '^ /etc/xen_exporter/xen_exporter.yml ' ||
   fail "dpkg: /etc/xen_exporter/xen_exporter.yml is not a conffile"
 enabled=no
