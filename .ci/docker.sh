@@ -73,27 +73,12 @@ strip --strip-debug -o "$context/xen_exporter" "$binary"
 cp Dockerfile "$context/Dockerfile"
 say "binary $(du -h "$context/xen_exporter" | cut -f1) (from $binary, debug info stripped)"
 
-# ---- the base image: debootstrap once, from the mirror this machine's apt already uses ----
-mirror() {
-  local uri=""
-  if compgen -G "/etc/apt/sources.list.d/*.sources" >/dev/null; then
-    uri=$(awk '/^URIs:/ {print $2; exit}' /etc/apt/sources.list.d/*.sources)
-  fi
-  if [ -z "$uri" ] && [ -f /etc/apt/sources.list ]; then
-    uri=$(awk '$1 == "deb" && $0 !~ /security/ {for (i = 2; i <= NF; i++) if ($i ~ /^[a-z]+:\/\//) {print $i; exit}}' /etc/apt/sources.list)
-  fi
-  [ -n "$uri" ] || { echo "docker: no Debian mirror in /etc/apt/sources.list{,.d}" >&2; return 1; }
-  echo "$uri"
-}
+# ---- the base image: a debootstrapped Debian, made once (.ci/debian-rootfs.sh keeps it) ----
 if ! "${buildah[@]}" inspect --type image "$base_image" >/dev/null 2>&1; then
   rootfs="$state/rootfs"
   rm -rf "$rootfs"
-  say "debootstrap --variant=minbase bookworm (once; kept in $state)"
-  debootstrap --variant=minbase bookworm "$rootfs" "$(mirror)" >"$state/debootstrap.log" 2>&1 || {
-    tail -20 "$state/debootstrap.log" >&2
-    exit 1
-  }
-  rm -rf "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/lib/apt/lists/*
+  mkdir -p "$rootfs"
+  tar --numeric-owner -C "$rootfs" -xf "$(bash .ci/debian-rootfs.sh bookworm)"
   container=$("${buildah[@]}" from scratch)
   containers+=("$container")
   "${buildah[@]}" copy "$container" "$rootfs/" / >/dev/null

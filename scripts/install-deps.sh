@@ -21,6 +21,7 @@ packages=(
   python3-jsonschema python3-yaml  # tools/check-dashboards.py (Grafana schema, rule checks)
   buildah                       # Docker image build and smoke run without a daemon
   debootstrap binutils systemd  # the image's local Debian base, strip, systemd-analyze (.ci/docker.sh)
+  rpm                           # rpmbuild and rpm: the .rpm (scripts/dist.sh, scripts/check-dist.sh)
 )
 missing=()
 for package in "${packages[@]}"; do
@@ -36,5 +37,7 @@ if ! cargo nextest --version >/dev/null 2>&1; then
   echo "install-deps: installing cargo-nextest"
   cargo install --locked cargo-nextest
 fi
+# cargo-zigbuild and zig (PyPI ziglang, in a venv) for the portable release binary: scripts/dist.sh
+# installs its pinned versions itself.
 rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy rustfmt 2>/dev/null || true
 echo "install-deps: done"

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, as CI runs it: installs what the tests need, then lint, unit and
-# integration tests (real Prometheus, promtool, Alertmanager, network namespaces), alert rule
+# integration tests (real Prometheus, promtool, Alertmanager, network namespaces), the portable
+# release packages (built, symbol-checked, installed in a chroot and an empty root), alert rule
 # tests and dashboard checks, then the real-Xen test: the exporter built here, inside a real Xen
 # 4.17 and 4.20 Dom0 under qemu, compared with xentop, sysfs and debugfs (`make xen-lab`).
 #
@@ -28,6 +29,14 @@ RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --workspace --locked --quiet
 
 step "tests"
 cargo nextest run --workspace --locked --no-fail-fast
+
+step "portable packages (glibc 2.17 binary, tarball, .deb, .rpm; e2e tests on the portable binary)"
+bash scripts/dist.sh
+bash scripts/check-dist.sh
+# The end-to-end tests again, against what ships: the portable release binary.
+XE_EXPORTER_BIN="${CARGO_TARGET_DIR:-$(pwd)/target}/x86_64-unknown-linux-gnu/release/xen_exporter" \
+  cargo nextest run --locked --no-fail-fast \
+  --test http_endpoints --test prometheus_scrape --test config_errors --test web_tls
 
 step "Docker image (hadolint, buildah build and smoke run) and systemd unit"
 bash .ci/docker.sh

@@ -54,9 +54,16 @@ pub fn is_root() -> bool {
         .unwrap_or(false)
 }
 
-/// The exporter binary under test.
+/// The exporter binary under test: the one cargo built, or `XE_EXPORTER_BIN` (the portable
+/// release binary scripts/dist.sh makes), so what ships is what the tests ran.
 pub fn exporter_binary() -> &'static str {
-    env!("CARGO_BIN_EXE_xen_exporter")
+    static BINARY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    BINARY.get_or_init(|| {
+        std::env::var("XE_EXPORTER_BIN")
+            .ok()
+            .filter(|path| !path.is_empty())
+            .unwrap_or_else(|| env!("CARGO_BIN_EXE_xen_exporter").to_owned())
+    })
 }
 
 /// A running exporter; killed (by PID) when dropped.
