@@ -133,6 +133,27 @@ impl Lab {
             .count()
     }
 
+    /// Voluntary context switches of the exporter's ICMP receive threads so far: how often
+    /// they went to sleep, i.e. woke up.
+    fn receive_thread_wakeups(&self) -> u64 {
+        let pid = self.exporter.child.id();
+        std::fs::read_dir(format!("/proc/{pid}/task"))
+            .expect("read the exporter's tasks")
+            .filter_map(Result::ok)
+            .filter(|task| {
+                std::fs::read_to_string(task.path().join("comm"))
+                    .is_ok_and(|comm| comm.starts_with("icmp-recv"))
+            })
+            .filter_map(|task| std::fs::read_to_string(task.path().join("status")).ok())
+            .filter_map(|status| {
+                let line = status
+                    .lines()
+                    .find(|line| line.starts_with("voluntary_ctxt_switches:"))?;
+                line.split_whitespace().nth(1)?.parse::<u64>().ok()
+            })
+            .sum()
+    }
+
     /// The exporter's open sockets, from /proc.
     fn sockets(&self) -> usize {
         let pid = self.exporter.child.id();
@@ -1127,5 +1148,37 @@ fn a_tcp_source_address_that_cannot_be_bound_is_logged_when_it_fails_and_when_it
         1,
         "one line when it works again:\n{}",
         lab.logs()
+    );
+}
+
+/// A socket's receive thread sleeps until something is due (a reply, a transmit stamp, a
+/// request's deadline), not on a fixed tick: at one probe a second it wakes a few times a
+/// second, where a 10 ms sweep tick woke it a hundred times (the Dom0's CPU at rest).
+#[test]
+fn the_receive_thread_wakes_for_work_not_on_a_tick() {
+    let config = "probes:\n  defaults:\n    interval: 1s\n    timeout: 500ms\n  targets:\n\
+                  \x20   - {host: 198.19.0.2, protocol: icmp}\n";
+    let Some(lab) = Lab::start(
+        "probes_wakeups",
+        Options::default().delay(Duration::from_millis(1)),
+        config,
+        User::Root,
+    ) else {
+        return;
+    };
+    lab.wait_for("the first replies", Duration::from_secs(20), |m| {
+        m.responses("198.19.0.2") >= 2.0
+    });
+    let before = lab.receive_thread_wakeups();
+    let started = std::time::Instant::now();
+    std::thread::sleep(Duration::from_secs(4));
+    let wakeups = lab.receive_thread_wakeups() - before;
+    let seconds = started.elapsed().as_secs_f64();
+    // Per probe: its transmit stamp, its reply, its deadline (to forget it); the IPv6
+    // socket's thread idles at one wake-up a second; a few more for scrapes and slack.
+    let most = (seconds * 8.0) as u64;
+    assert!(
+        wakeups <= most,
+        "{wakeups} receive thread wake-ups in {seconds:.1} s at one probe a second (at most {most})"
     );
 }

@@ -33,6 +33,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use nix::errno::Errno;
 use nix::poll::{PollFd, PollFlags};
+use nix::sys::eventfd::{EfdFlags, EventFd};
 use nix::sys::socket::{
     recvmsg, setsockopt, sockopt, ControlMessageOwned, MsgFlags, SockaddrStorage, TimestampingFlag,
     Timestamps,
@@ -45,6 +46,9 @@ use super::metrics::{Reason, TargetSeries};
 
 /// How often the receive thread expires unanswered requests (the timeout's resolution).
 const SWEEP_INTERVAL: Duration = Duration::from_millis(10);
+/// Longest the receive thread sleeps when nothing is in flight: a socket with no work costs
+/// one wake-up a second, not the hundred a fixed sweep tick would.
+const IDLE_WAIT: Duration = Duration::from_secs(1);
 /// After a socket failed to open, how long before the next probe tries again.
 const REOPEN_DELAY: Duration = Duration::from_secs(30);
 /// Replies to requests that never got a transmit stamp, with none stamped at all, after which
@@ -139,11 +143,28 @@ pub struct IcmpSocket {
     /// Set when no target uses the binding any more: the receive thread ends once nothing is
     /// in flight, and the socket closes with the thread's reference.
     closing: AtomicBool,
+    /// Wakes the receive thread before its planned time: a request due earlier than that was
+    /// sent, or the socket is closing.
+    wake: EventFd,
+    /// When the sleeping receive thread plans to wake, as nanoseconds since `epoch`; 0 while it
+    /// is awake. Written and compared under the `pending` lock, so no request slips between.
+    asleep_until: AtomicU64,
+    epoch: Instant,
 }
 
 impl IcmpSocket {
     pub fn kind(&self) -> SocketKind {
         self.kind
+    }
+
+    fn nanos(&self, at: Instant) -> u64 {
+        u64::try_from(at.saturating_duration_since(self.epoch).as_nanos()).unwrap_or(u64::MAX)
+    }
+
+    fn wake_receiver(&self) {
+        if let Err(error) = self.wake.write(1) {
+            tracing::debug!(%error, "ICMP receive thread could not be woken");
+        }
     }
 
     /// How many requests got their departure from the kernel's transmit stamp.
@@ -167,18 +188,30 @@ impl IcmpSocket {
         let destination = SockAddr::from(SocketAddr::new(address, 0));
         // The stamp is taken before the send: the RTT can only come out longer than the path.
         let sent = SendStamp::now();
-        let displaced = self.lock().insert(
-            seq,
-            Entry {
-                token,
-                address,
-                sent,
-                transmitted: None,
-                deadline: sent.monotonic + timeout,
-                answered: false,
-                owner: owner.clone(),
-            },
-        );
+        let deadline = sent.monotonic + timeout;
+        let (displaced, wake) = {
+            let mut pending = self.lock();
+            let displaced = pending.insert(
+                seq,
+                Entry {
+                    token,
+                    address,
+                    sent,
+                    transmitted: None,
+                    deadline,
+                    answered: false,
+                    owner: owner.clone(),
+                },
+            );
+            let asleep_until = self.asleep_until.load(Ordering::Relaxed);
+            (
+                displaced,
+                asleep_until != 0 && self.nanos(deadline) < asleep_until,
+            )
+        };
+        if wake {
+            self.wake_receiver();
+        }
         if let Some(displaced) = displaced.filter(|entry| !entry.answered) {
             displaced.owner.failed(Reason::Timeout);
         }
@@ -225,14 +258,42 @@ impl IcmpSocket {
                 tracing::debug!(binding = %self.binding, "ICMP receive thread ends: no target uses the socket");
                 return;
             }
+            // Sleep until the next request may expire (sweeps at most every SWEEP_INTERVAL),
+            // a packet comes, or a sender wakes us for an earlier deadline.
+            let timeout = {
+                let pending = self.lock();
+                let now = Instant::now();
+                let wake_at = pending.next_deadline().map_or(now + IDLE_WAIT, |deadline| {
+                    deadline.max(last_sweep + SWEEP_INTERVAL)
+                });
+                self.asleep_until
+                    .store(self.nanos(wake_at).max(1), Ordering::Relaxed);
+                // Whole milliseconds, rounded up: waking early would only find nothing due.
+                let millis = wake_at
+                    .saturating_duration_since(now)
+                    .as_micros()
+                    .div_ceil(1000);
+                nix::poll::PollTimeout::from(u16::try_from(millis).unwrap_or(u16::MAX))
+            };
             // A queued transmit stamp wakes `poll` too (POLLERR), so it is read at once.
-            let mut fds = [PollFd::new(self.socket.as_fd(), PollFlags::POLLIN)];
-            let timeout = nix::poll::PollTimeout::from(SWEEP_INTERVAL.as_millis() as u16);
-            if let Err(error) = nix::poll::poll(&mut fds, timeout) {
+            let mut fds = [
+                PollFd::new(self.socket.as_fd(), PollFlags::POLLIN),
+                PollFd::new(self.wake.as_fd(), PollFlags::POLLIN),
+            ];
+            let polled = nix::poll::poll(&mut fds, timeout);
+            self.asleep_until.store(0, Ordering::Relaxed);
+            if let Err(error) = polled {
                 if error != Errno::EINTR {
                     tracing::warn!(%error, "ICMP receive: poll failed");
                     std::thread::sleep(SWEEP_INTERVAL);
                 }
+            }
+            if fds[1]
+                .revents()
+                .is_some_and(|events| events.contains(PollFlags::POLLIN))
+            {
+                // Non-blocking: an empty counter (another wake already read) is fine.
+                let _ = self.wake.read();
             }
             // Taken before the drain: every reply that arrived by then is read below, so a
             // request expired at this instant really had no reply by its deadline.
@@ -559,6 +620,13 @@ fn open(binding: &Binding, index: u16) -> Result<Arc<IcmpSocket>, OpenError> {
         tracing::debug!(%error, "reply TTL unavailable");
     }
     let id = (std::process::id() as u16).wrapping_add(index.wrapping_mul(0x9e37));
+    let wake =
+        EventFd::from_flags(EfdFlags::EFD_NONBLOCK | EfdFlags::EFD_CLOEXEC).map_err(|error| {
+            failed(
+                "create the receive thread's wake-up",
+                &std::io::Error::from(error),
+            )
+        })?;
     let socket = Arc::new(IcmpSocket {
         socket,
         kind,
@@ -573,6 +641,9 @@ fn open(binding: &Binding, index: u16) -> Result<Arc<IcmpSocket>, OpenError> {
         stamped: AtomicU64::new(0),
         missing_stamps_reported: AtomicBool::new(false),
         closing: AtomicBool::new(false),
+        wake,
+        asleep_until: AtomicU64::new(0),
+        epoch: Instant::now(),
     });
     let receiver = socket.clone();
     std::thread::Builder::new()
@@ -714,6 +785,7 @@ impl IcmpPool {
         }) = slots.remove(binding)
         {
             socket.closing.store(true, Ordering::Relaxed);
+            socket.wake_receiver();
             tracing::info!(%binding, "ICMP socket closes: no target uses it");
         }
     }

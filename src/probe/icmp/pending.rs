@@ -59,12 +59,16 @@ pub enum Match<'a, T> {
 #[derive(Debug)]
 pub struct Pending<T> {
     entries: HashMap<u16, Entry<T>>,
+    /// No entry's deadline is earlier (it may be earlier than every deadline left, after a
+    /// removal): the receive thread sleeps until then, not for a fixed tick.
+    earliest: Option<Instant>,
 }
 
 impl<T> Default for Pending<T> {
     fn default() -> Self {
         Self {
             entries: HashMap::new(),
+            earliest: None,
         }
     }
 }
@@ -73,7 +77,17 @@ impl<T> Pending<T> {
     /// Adds a request; returns the entry it displaced if the sequence number wrapped onto one
     /// still in flight (65,536 requests within one timeout), which then counts as lost.
     pub fn insert(&mut self, seq: u16, entry: Entry<T>) -> Option<Entry<T>> {
+        self.earliest = Some(
+            self.earliest
+                .map_or(entry.deadline, |d| d.min(entry.deadline)),
+        );
         self.entries.insert(seq, entry)
+    }
+
+    /// When the next request may expire, `None` when nothing is in flight. Never later than
+    /// the earliest deadline; it can be earlier (a woken thread then finds nothing to expire).
+    pub fn next_deadline(&self) -> Option<Instant> {
+        self.earliest
     }
 
     /// Removes a request whose send failed.
@@ -148,11 +162,13 @@ impl<T> Pending<T> {
             .filter(|(_, entry)| entry.deadline <= now)
             .map(|(seq, _)| *seq)
             .collect();
-        expired
+        let lost = expired
             .into_iter()
             .filter_map(|seq| self.entries.remove(&seq))
             .filter(|entry| !entry.answered)
-            .collect()
+            .collect();
+        self.earliest = self.entries.values().map(|entry| entry.deadline).min();
+        lost
     }
 
     #[cfg(test)]
@@ -327,6 +343,22 @@ mod tests {
         let lost = pending.expire(now + Duration::from_millis(100));
         assert_eq!(lost.iter().map(|e| e.token).collect::<Vec<_>>(), [1]);
         assert_eq!(pending.len(), 1);
+    }
+
+    #[test]
+    fn the_next_deadline_is_the_earliest_of_the_requests_left() {
+        let now = Instant::now();
+        let ms = Duration::from_millis;
+        let mut pending = Pending::default();
+        assert_eq!(pending.next_deadline(), None);
+        pending.insert(1, entry(1, "10.0.0.1", now + ms(300)));
+        pending.insert(2, entry(2, "10.0.0.1", now + ms(100)));
+        pending.insert(3, entry(3, "10.0.0.1", now + ms(200)));
+        assert_eq!(pending.next_deadline(), Some(now + ms(100)));
+        pending.expire(now + ms(150));
+        assert_eq!(pending.next_deadline(), Some(now + ms(200)));
+        pending.expire(now + ms(300));
+        assert_eq!(pending.next_deadline(), None);
     }
 
     #[test]
