@@ -52,10 +52,7 @@ impl WebConfig {
     /// against the file's directory, as in exporter-toolkit) and checks every bcrypt hash.
     pub fn load(path: &Path) -> Result<Self, WebConfigError> {
         let file = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|source| WebConfigError::Read {
-            file: file.clone(),
-            source,
-        })?;
+        let text = crate::config::read_file(path, &file)?;
         let directory = path.parent().unwrap_or_else(|| Path::new("."));
         let config = Self::parse(&text, &file, directory)?;
         for warning in &config.warnings {
@@ -66,6 +63,7 @@ impl WebConfig {
 
     /// Parses configuration text; `file` names it in errors and `directory` anchors relative paths.
     pub fn parse(text: &str, file: &str, directory: &Path) -> Result<Self, WebConfigError> {
+        crate::config::check_limits(text, file)?;
         let parsed = file::parse(text).map_err(|error| match error {
             file::ParseError::Located {
                 line,
