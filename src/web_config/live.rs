@@ -4,6 +4,9 @@
 //! settings and rate limits apply without a restart. A file that no longer loads keeps the
 //! previous configuration serving and says why, once per change of the file.
 //!
+//! The same check re-reads the TLS certificate and key files (renewal), so that no handshake
+//! reads a file on a runtime worker.
+//!
 //! A change is read once the file has stayed the same for one check: a file caught between
 //! truncation and write is empty, and an empty file is a valid one that turns basic auth off.
 
@@ -83,9 +86,16 @@ impl LiveWebConfig {
     }
 
     /// Reads the file again if it changed and then stayed the same since the last call (or at
-    /// once, with `force`). Blocking file I/O: call it off the runtime's workers. Returns why a
-    /// changed file was not taken; `Ok` also when nothing was read.
+    /// once, with `force`), and the TLS certificate files if they changed: handshakes never read
+    /// them. Blocking file I/O: call it off the runtime's workers. Returns why a changed file was
+    /// not taken; `Ok` also when nothing was read.
     pub fn reload(&self, force: bool) -> Result<(), String> {
+        let result = self.reload_file(force);
+        self.current().refresh_certificate();
+        result
+    }
+
+    fn reload_file(&self, force: bool) -> Result<(), String> {
         let Some(path) = &self.path else {
             return Ok(());
         };

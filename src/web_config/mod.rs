@@ -26,6 +26,8 @@ pub use rate_limit::{RateLimit, RateLimiter};
 #[derive(Debug, Default)]
 pub struct WebConfig {
     tls: Option<Arc<tokio_rustls::rustls::ServerConfig>>,
+    /// The certificate inside `tls`, re-read by [`WebConfig::refresh_certificate`].
+    certificate: Option<Arc<tls::ReloadingCertificate>>,
     auth: BasicAuth,
     headers: Vec<(HeaderName, HeaderValue)>,
     rate_limiter: Option<RateLimiter>,
@@ -99,15 +101,18 @@ impl WebConfig {
                 },
             };
         let mut warnings = parsed.warnings;
-        let tls = match parsed.tls {
+        let (tls, certificate) = match parsed.tls {
             Some(section) => {
-                Some(tls::server_config(section, directory, &mut warnings).map_err(at)?)
+                let (tls, certificate) =
+                    tls::server_config(section, directory, &mut warnings).map_err(at)?;
+                (Some(tls), Some(certificate))
             }
-            None => None,
+            None => (None, None),
         };
         let auth = BasicAuth::new(parsed.users).map_err(at)?;
         Ok(WebConfig {
             tls,
+            certificate,
             auth,
             headers: parsed.headers,
             rate_limiter: parsed
@@ -120,6 +125,14 @@ impl WebConfig {
     /// The TLS acceptor, or `None` when the file configures no TLS (plain HTTP).
     pub fn tls_acceptor(&self) -> Option<tokio_rustls::TlsAcceptor> {
         self.tls.clone().map(tokio_rustls::TlsAcceptor::from)
+    }
+
+    /// Re-reads the certificate and key files and serves the pair they hold if they changed.
+    /// Blocking file I/O, called by the background check, never by a handshake.
+    pub fn refresh_certificate(&self) {
+        if let Some(certificate) = &self.certificate {
+            certificate.refresh();
+        }
     }
 
     /// Whether a request with this `Authorization` header may proceed. Without configured users
