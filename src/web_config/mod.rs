@@ -19,7 +19,7 @@ use std::time::Instant;
 use hyper::header::{HeaderName, HeaderValue};
 
 pub use auth::{Authorization, BasicAuth};
-pub use live::LiveWebConfig;
+pub use live::{LiveWebConfig, WebReloadError};
 pub use rate_limit::{RateLimit, RateLimiter};
 
 /// A loaded web configuration. The default serves plain HTTP with no authentication.
