@@ -16,7 +16,7 @@ use xen_exporter::testing::Config;
 use xen_exporter::testing::{open_source, SourceKind};
 use xen_exporter::testing::{Domain, DomainState, Host, Vbd, VbdBackend, Vcpu, Vif};
 use xen_exporter::testing::{Format, HostFiles, ScrapeCollector, Scraper, XenCollector};
-use xen_exporter::testing::{LibXenstat, BUSY_REASON};
+use xen_exporter::testing::{LibXenstat, BUSY_REASON, XENSTORE_BUSY_REASON};
 use xen_exporter::testing::{MemoryStore, XenStore, XenStoreError};
 use xen_exporter::testing::{SourceError, XenSource};
 use xenstat_sys::{Libxenstat, LoadError};
@@ -641,7 +641,7 @@ impl XenStore for HangingStore {
 
 /// A source that counts the threads inside `snapshot` (running, or parked on a lock).
 struct InFlight {
-    inner: LibXenstat,
+    inner: Arc<LibXenstat>,
     in_flight: Arc<AtomicUsize>,
 }
 
@@ -676,8 +676,9 @@ async fn a_hung_xenstore_fails_scrapes_by_the_timeout_without_piling_up_threads(
         open: Arc::clone(&gate.0),
         inside: Arc::clone(&inside),
     };
+    let direct = Arc::new(open(&lib.path).with_xenstore(Arc::new(store)));
     let source: Box<dyn XenSource> = Box::new(InFlight {
-        inner: open(&lib.path).with_xenstore(Arc::new(store)),
+        inner: Arc::clone(&direct),
         in_flight: Arc::clone(&in_flight),
     });
     let (_config, config_updates) = watch::channel(Arc::new(Config::default()));
@@ -706,6 +707,10 @@ async fn a_hung_xenstore_fails_scrapes_by_the_timeout_without_piling_up_threads(
     }
     // The first snapshot is parked in xenstore; later ones came back instead of queueing.
     assert_eq!(inside.load(Ordering::SeqCst), 1, "threads inside xenstore");
+    match direct.snapshot() {
+        Err(SourceError::Failed { reason }) => assert_eq!(reason, XENSTORE_BUSY_REASON),
+        other => panic!("expected the xenstore busy failure, got {other:?}"),
+    }
     let parked = in_flight.load(Ordering::SeqCst);
     assert_eq!(
         parked, 1,

@@ -870,3 +870,15 @@ async fn a_handshake_reads_no_file() {
         Handshake::Refused => panic!("refused"),
     }
 }
+
+/// The web configuration goes through the same limits as the main one, before its parser.
+#[test]
+fn deeply_nested_web_config_is_refused_before_parsing() {
+    let text = format!("http_server_config: {}", "[".repeat(100_000));
+    let started = std::time::Instant::now();
+    assert_eq!(
+        error_of(&text),
+        "web.yml:1:83: nested deeper than 64 levels: not a configuration file"
+    );
+    assert!(started.elapsed() < Duration::from_secs(1));
+}
