@@ -110,7 +110,9 @@ impl Scan {
                 }
                 ',' if self.flow > 0 => node_start = true,
                 ':' if self.flow > 0 => node_start = true,
-                '-' | '?' | ':' if self.flow == 0 && next_blank => {
+                // `- ` and `? ` are indicators only where a node starts (`a - b` is one
+                // scalar); `: ` ends a key wherever it is.
+                '-' | '?' | ':' if self.flow == 0 && next_blank && (node_start || c == ':') => {
                     node_start = true;
                     // The node after the indicator is nested in the one that holds it.
                     self.block.push(at + 1);
@@ -202,6 +204,7 @@ mod tests {
             format!("a: 1 # {many}\n"),
             format!("# {many}\n"),
             format!("a: x{many}\n"),
+            format!("a: x{}\n", " - y ?".repeat(200)),
             format!("a: |\n  {many}\n\n  {many}\nb: 1\n"),
             format!("- >-\n    {many}\n- 2\n"),
         ] {
