@@ -48,7 +48,7 @@ pub mod testing {
     }
     pub use crate::xen::dom0::xenstore::{MemoryStore, XenStore, XenStoreError};
     pub use crate::xen::model::{Domain, DomainState, Host, Vbd, VbdBackend, Vcpu, Vif};
-    pub use crate::xen::source::libxenstat::{LibXenstat, BUSY_REASON};
+    pub use crate::xen::source::libxenstat::{LibXenstat, BUSY_REASON, XENSTORE_BUSY_REASON};
     pub use crate::xen::source::libxenstore::LibXenStore;
     pub use crate::xen::source::select::{open_source, SourceKind};
     pub use crate::xen::source::simulated::{SimulatedHost, SimulatedOptions};

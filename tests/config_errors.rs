@@ -113,6 +113,66 @@ fn config_check_accepts_the_examples() {
     assert!(checked > 0, "no example configs found");
 }
 
+/// 100,000 nested `[` (200 KB) took the YAML parser 44 s to reject; the limit on nesting refuses
+/// it before parsing. The issue makes 1 s the bound; the check itself takes milliseconds.
+#[test]
+fn deeply_nested_config_is_refused_within_a_second() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for (name, text, want) in [
+        (
+            "deep-flow.yml",
+            format!("xen: {}\n", "[".repeat(100_000)),
+            "deep-flow.yml:1:68: nested deeper than 64 levels: not a configuration file",
+        ),
+        (
+            "deep-mapping.yml",
+            format!("xen:\n  rings: {}\n", "{a: ".repeat(50_000)),
+            "deep-mapping.yml:2:",
+        ),
+        ("deep-block.yml", "- ".repeat(100_000), "deep-block.yml:1:"),
+        (
+            "huge.yml",
+            format!("{}xen: {{}}\n", "# padding\n".repeat(300_000)),
+            "huge.yml: larger than 2097152 bytes: not a configuration file",
+        ),
+    ] {
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).expect("write config");
+        let started = std::time::Instant::now();
+        let output = Command::new(common::exporter_binary())
+            .arg(format!("--config.file={}", path.display()))
+            .arg("--config.check")
+            .output()
+            .expect("run exporter");
+        let elapsed = started.elapsed();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{name}: {stderr}");
+        assert!(
+            stderr.contains(want) && stderr.contains("deeper than 64") != name.starts_with("huge"),
+            "{name}: {stderr}"
+        );
+        assert!(
+            elapsed < std::time::Duration::from_secs(1),
+            "{name}: took {elapsed:?} to be refused"
+        );
+    }
+}
+
+/// A configuration that never ends (a device) is refused after the limit, not read forever.
+#[test]
+fn endless_config_file_is_refused() {
+    let output = Command::new(common::exporter_binary())
+        .arg("--config.file=/dev/zero")
+        .arg("--config.check")
+        .output()
+        .expect("run exporter");
+    assert_eq!(output.status.code(), Some(2));
+    assert_eq!(
+        String::from_utf8_lossy(&output.stderr).trim(),
+        "error: /dev/zero: larger than 2097152 bytes: not a configuration file"
+    );
+}
+
 /// Runs the exporter; one that is still running after 10 s (it accepted the file and serves) is
 /// killed and reported through its exit status.
 fn run_with_deadline(command: &mut Command) -> std::process::Output {

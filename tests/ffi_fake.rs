@@ -10,9 +10,13 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use prometheus_client::registry::Registry;
+use tokio::sync::watch;
+use xen_exporter::testing::Config;
 use xen_exporter::testing::{open_source, SourceKind};
 use xen_exporter::testing::{Domain, DomainState, Host, Vbd, VbdBackend, Vcpu, Vif};
-use xen_exporter::testing::{LibXenstat, BUSY_REASON};
+use xen_exporter::testing::{Format, HostFiles, ScrapeCollector, Scraper, XenCollector};
+use xen_exporter::testing::{LibXenstat, BUSY_REASON, XENSTORE_BUSY_REASON};
 use xen_exporter::testing::{MemoryStore, XenStore, XenStoreError};
 use xen_exporter::testing::{SourceError, XenSource};
 use xenstat_sys::{Libxenstat, LoadError};
@@ -597,6 +601,136 @@ fn uuids_are_read_once_per_domain_life() {
     }
     // labdomu once; Domain-0 (no vm key, not cached) at every snapshot.
     assert_eq!(reads.load(Ordering::SeqCst), 1 + 5);
+}
+
+/// Opens the gate when dropped, also when the test fails: the runtime waits for its blocking
+/// threads at shutdown, so a failed assertion must not leave them parked.
+struct Gate(Arc<(std::sync::Mutex<bool>, std::sync::Condvar)>);
+
+impl Drop for Gate {
+    fn drop(&mut self) {
+        let (lock, opened) = &*self.0;
+        *lock
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = true;
+        opened.notify_all();
+    }
+}
+
+/// A xenstore whose reads hang until the test opens the gate, as a stuck xenstored does.
+struct HangingStore {
+    inner: MemoryStore,
+    open: Arc<(std::sync::Mutex<bool>, std::sync::Condvar)>,
+    /// Threads inside `read` now.
+    inside: Arc<AtomicUsize>,
+}
+
+impl XenStore for HangingStore {
+    fn read(&self, path: &str) -> Result<Option<String>, XenStoreError> {
+        self.inside.fetch_add(1, Ordering::SeqCst);
+        let (lock, opened) = &*self.open;
+        let mut open = lock.lock().expect("gate");
+        while !*open {
+            open = opened.wait(open).expect("gate");
+        }
+        drop(open);
+        self.inside.fetch_sub(1, Ordering::SeqCst);
+        self.inner.read(path)
+    }
+}
+
+/// A source that counts the threads inside `snapshot` (running, or parked on a lock).
+struct InFlight {
+    inner: Arc<LibXenstat>,
+    in_flight: Arc<AtomicUsize>,
+}
+
+impl XenSource for InFlight {
+    fn name(&self) -> &'static str {
+        self.inner.name()
+    }
+    fn snapshot(&self) -> Result<Host, SourceError> {
+        self.in_flight.fetch_add(1, Ordering::SeqCst);
+        let result = self.inner.snapshot();
+        self.in_flight.fetch_sub(1, Ordering::SeqCst);
+        result
+    }
+}
+
+/// xenstored hangs during a UUID lookup: every scrape still ends by its timeout with
+/// `collector_success{collector="xen"} 0`, and the blocking threads do not pile up behind the
+/// stuck one (they used to wait, one per scrape, on the lock the lookup held).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hung_xenstore_fails_scrapes_by_the_timeout_without_piling_up_threads() {
+    let lib = fake::build(&[]);
+    let gate = Gate(Arc::new((
+        std::sync::Mutex::new(false),
+        std::sync::Condvar::new(),
+    )));
+    let inside = Arc::new(AtomicUsize::new(0));
+    let in_flight = Arc::new(AtomicUsize::new(0));
+    let store = HangingStore {
+        inner: MemoryStore::parse_ls_f(
+            "/local/domain/1/vm = \"/vm/a7c1cbd9-b1a3-4f54-9c5c-d1c8e3e35ab6\"\n",
+        ),
+        open: Arc::clone(&gate.0),
+        inside: Arc::clone(&inside),
+    };
+    let direct = Arc::new(open(&lib.path).with_xenstore(Arc::new(store)));
+    let source: Box<dyn XenSource> = Box::new(InFlight {
+        inner: Arc::clone(&direct),
+        in_flight: Arc::clone(&in_flight),
+    });
+    let (_config, config_updates) = watch::channel(Arc::new(Config::default()));
+    let files = HostFiles {
+        sysfs: "/nonexistent".into(),
+        debugfs: "/nonexistent".into(),
+        xenstore: None,
+    };
+    let collector: Arc<dyn ScrapeCollector> =
+        Arc::new(XenCollector::new(Ok(source), files, config_updates));
+    let timeout = Duration::from_millis(300);
+    let scraper = Scraper::new(Registry::default(), vec![collector], timeout);
+    const SCRAPES: usize = 8;
+    for scrape in 0..SCRAPES {
+        let started = std::time::Instant::now();
+        let text = scraper.scrape(Format::Text, None).await.expect("encodes");
+        let took = started.elapsed();
+        assert!(
+            took < timeout + Duration::from_secs(1),
+            "scrape {scrape} took {took:?}"
+        );
+        assert!(
+            text.contains("xen_exporter_collector_success{collector=\"xen\"} 0"),
+            "scrape {scrape}: {text}"
+        );
+    }
+    // The first snapshot is parked in xenstore; later ones came back instead of queueing.
+    assert_eq!(inside.load(Ordering::SeqCst), 1, "threads inside xenstore");
+    match direct.snapshot() {
+        Err(SourceError::Failed { reason }) => assert_eq!(reason, XENSTORE_BUSY_REASON),
+        other => panic!("expected the xenstore busy failure, got {other:?}"),
+    }
+    let parked = in_flight.load(Ordering::SeqCst);
+    assert_eq!(
+        parked, 1,
+        "{parked} snapshots parked after {SCRAPES} scrapes"
+    );
+    drop(gate);
+    assert!(
+        wait_until(Duration::from_secs(10), || in_flight.load(Ordering::SeqCst)
+            == 0),
+        "snapshots still parked after xenstore answered"
+    );
+    let text = scraper.scrape(Format::Text, None).await.expect("encodes");
+    assert!(
+        text.contains("xen_exporter_collector_success{collector=\"xen\"} 1"),
+        "{text}"
+    );
+    assert!(
+        text.contains("a7c1cbd9-b1a3-4f54-9c5c-d1c8e3e35ab6"),
+        "{text}"
+    );
 }
 
 // ---- source selection ----

@@ -424,3 +424,66 @@ fn a_changed_web_config_applies_without_a_restart_and_a_broken_one_changes_nothi
     .unwrap_or_else(|| panic!("the fixed file was not taken:\n{}", exporter.logs()));
     assert_eq!(reload_successful("newest"), Some(1.0));
 }
+
+/// Handshakes never read the certificate files: a FIFO with no writer put in the certificate's
+/// place (reading it would wait for a writer) leaves every handshake served with the pair last
+/// read, and a renewal is still picked up by the background check, without a restart.
+#[test]
+fn a_renewal_is_picked_up_and_a_fifo_in_its_place_blocks_no_handshake() {
+    if !have_curl("a_renewal_is_picked_up_and_a_fifo_in_its_place_blocks_no_handshake") {
+        return;
+    }
+    let pki = Pki::new();
+    let config =
+        pki.web_config("tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n");
+    let exporter = Exporter::start(&[
+        "--xen.source=simulated",
+        &format!("--web.config.file={config}"),
+    ]);
+    let port = exporter.address.port();
+    let url = format!("https://localhost:{port}/-/healthy");
+    let resolve = format!("localhost:{port}:127.0.0.1");
+    let served = |pki: &Pki| curl(&url, pki, &["--resolve", &resolve, "--max-time", "5"]);
+    assert_eq!(served(&pki).status, 200);
+
+    let fifo = pki.path("server.crt.fifo");
+    let made = Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .expect("run mkfifo");
+    assert!(made.success());
+    std::fs::rename(&fifo, pki.path("server.crt")).expect("FIFO over the certificate");
+    // Over three seconds, several background checks meet the FIFO; no handshake waits.
+    for attempt in 0..6 {
+        let answer = served(&pki);
+        assert_eq!(
+            answer.status,
+            200,
+            "handshake {attempt} with a FIFO as certificate: curl exit {}\n{}",
+            answer.exit,
+            exporter.logs()
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    common::poll(Duration::from_secs(10), || {
+        let logs = exporter.logs();
+        (logs.contains("TLS certificate changed but does not load")
+            && logs.contains("not a regular file"))
+        .then_some(())
+    })
+    .unwrap_or_else(|| panic!("the FIFO was not reported:\n{}", exporter.logs()));
+
+    // A renewal from another CA, key first then certificate, each renamed into place.
+    let renewed = Pki::new();
+    for name in ["server.key", "server.crt"] {
+        let staged = pki.path(&format!("{name}.new"));
+        std::fs::copy(renewed.path(name), &staged).expect("stage renewal");
+        std::fs::rename(&staged, pki.path(name)).expect("renew");
+    }
+    common::poll(Duration::from_secs(10), || {
+        (served(&renewed).status == 200).then_some(())
+    })
+    .unwrap_or_else(|| panic!("the renewal was not served:\n{}", exporter.logs()));
+    assert_ne!(served(&pki).status, 200, "the old CA still verifies");
+    assert!(exporter.logs().contains("TLS certificate reloaded"));
+}

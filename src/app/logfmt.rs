@@ -27,7 +27,7 @@ where
         event: &Event<'_>,
     ) -> fmt::Result {
         let metadata = event.metadata();
-        let timestamp = humantime_rfc3339(std::time::SystemTime::now());
+        let timestamp = rfc3339_millis(std::time::SystemTime::now());
         write!(
             writer,
             "ts={timestamp} level={} caller={}",
@@ -82,7 +82,10 @@ impl PairWriter {
     }
 }
 
-/// Quotes a value when logfmt needs it (spaces, quotes, `=`, or empty).
+/// Quotes a value when logfmt needs it (spaces, quotes, `=`, control characters, or empty), and
+/// escapes inside the quotes as go-logfmt does: `\n`, `\r`, `\t`, `\"`, `\\` and `\u00XX` for
+/// any other control character. No value can end the line or put a raw tab or escape sequence in
+/// it, so a value (a host name, an error from a file) cannot forge a second log line.
 fn quote(value: &str) -> String {
     if !value.is_empty()
         && !value.contains(|c: char| c.is_whitespace() || c == '"' || c == '=' || c.is_control())
@@ -96,6 +99,11 @@ fn quote(value: &str) -> String {
             '"' => out.push_str("\\\""),
             '\\' => out.push_str("\\\\"),
             '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if c.is_control() => {
+                let _ = write!(out, "\\u{:04x}", u32::from(c));
+            }
             c => out.push(c),
         }
     }
@@ -103,36 +111,19 @@ fn quote(value: &str) -> String {
     out
 }
 
-/// RFC 3339 UTC timestamp with milliseconds, without pulling in a date crate.
-fn humantime_rfc3339(time: std::time::SystemTime) -> String {
-    let since_epoch = time
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
-    let secs = since_epoch.as_secs();
-    let millis = since_epoch.subsec_millis();
-    let days = secs / 86_400;
-    let (year, month, day) = civil_from_days(days as i64);
-    let rem = secs % 86_400;
+/// RFC 3339 UTC timestamp with milliseconds, as Prometheus components write `ts=`.
+fn rfc3339_millis(time: std::time::SystemTime) -> String {
+    let time = time::OffsetDateTime::from(time);
     format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{millis:03}Z",
-        rem / 3600,
-        (rem % 3600) / 60,
-        rem % 60
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
+        time.year(),
+        u8::from(time.month()),
+        time.day(),
+        time.hour(),
+        time.minute(),
+        time.second(),
+        time.millisecond()
     )
-}
-
-/// Days since 1970-01-01 to (year, month, day), Howard Hinnant's algorithm.
-fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    (year, month, day)
 }
 
 #[cfg(test)]
@@ -149,9 +140,62 @@ mod tests {
     }
 
     #[test]
-    fn civil_dates() {
-        assert_eq!(civil_from_days(0), (1970, 1, 1));
-        assert_eq!(civil_from_days(20_417), (2025, 11, 25));
-        assert_eq!(civil_from_days(11_016), (2000, 2, 29));
+    fn control_characters_are_escaped() {
+        assert_eq!(quote("a\r\nb\tc"), "\"a\\r\\nb\\tc\"");
+        assert_eq!(
+            quote("bell\u{7}esc\u{1b}[31m"),
+            "\"bell\\u0007esc\\u001b[31m\""
+        );
+        assert_eq!(quote("del\u{7f}"), "\"del\\u007f\"");
+        assert_eq!(quote("back\\slash x"), "\"back\\\\slash x\"");
+        assert_eq!(quote("ünïcode"), "ünïcode");
+    }
+
+    #[test]
+    fn timestamps_are_utc_with_milliseconds() {
+        let at = std::time::UNIX_EPOCH + std::time::Duration::from_millis(951_782_400_007);
+        assert_eq!(rfc3339_millis(at), "2000-02-29T00:00:00.007Z");
+        assert_eq!(
+            rfc3339_millis(std::time::UNIX_EPOCH),
+            "1970-01-01T00:00:00.000Z"
+        );
+    }
+
+    /// A value crafted to end the line and start a forged one stays inside one line.
+    #[test]
+    fn a_value_cannot_forge_a_log_line() {
+        #[derive(Clone, Default)]
+        struct Buffer(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+        impl std::io::Write for Buffer {
+            fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+                self.0.lock().expect("buffer").extend_from_slice(bytes);
+                Ok(bytes.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let buffer = Buffer::default();
+        let writer = buffer.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || writer.clone())
+            .event_format(Logfmt)
+            .fmt_fields(LogfmtFields)
+            .finish();
+        let forged = "x\r\nts=2000-01-01T00:00:00.000Z level=error msg=forged\tkey=v";
+        tracing::subscriber::with_default(subscriber, || {
+            tracing::warn!(host = forged, "lookup failed: {forged}");
+        });
+        let output = String::from_utf8(buffer.0.lock().expect("buffer").clone()).expect("utf-8");
+        assert_eq!(output.matches('\n').count(), 1, "{output:?}");
+        assert!(output.ends_with('\n'), "{output:?}");
+        assert!(!output.contains(['\r', '\t']), "{output:?}");
+        assert!(output.contains(" level=warn "), "{output:?}");
+        assert!(
+            output.contains(
+                " host=\"x\\r\\nts=2000-01-01T00:00:00.000Z level=error msg=forged\\tkey=v\""
+            ),
+            "{output:?}"
+        );
     }
 }

@@ -18,7 +18,7 @@ use crate::app::cli::Cli;
 use crate::app::reload::Reloader;
 use crate::config;
 use crate::http::landing::Landing;
-use crate::http::routes::Routes;
+use crate::http::routes::{ReloadError, Routes};
 use crate::http::server;
 use crate::scrape::collector::ScrapeCollector;
 use crate::scrape::Scraper;
@@ -149,13 +149,17 @@ fn install_signals() -> std::io::Result<Signals> {
 
 /// Reloads the configuration file and the web configuration file (SIGHUP, `POST /-/reload`);
 /// blocking file I/O. Each keeps its previous version when its file does not load.
-fn reload_both(reloader: &Reloader, web: &LiveWebConfig) -> Result<(), String> {
+fn reload_both(reloader: &Reloader, web: &LiveWebConfig) -> Result<(), ReloadError> {
     let config = reloader.reload();
     let web = web.reload(true);
     match (config, web) {
         (Ok(()), Ok(())) => Ok(()),
-        (Err(error), Ok(())) | (Ok(()), Err(error)) => Err(error),
-        (Err(config), Err(web)) => Err(format!("{config}; {web}")),
+        (Err(error), Ok(())) => Err(ReloadError::Config(error)),
+        (Ok(()), Err(error)) => Err(ReloadError::Web(error)),
+        (Err(config), Err(web)) => Err(ReloadError::Both {
+            config: Box::new(config),
+            web: Box::new(web),
+        }),
     }
 }
 

@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 
 use tokio::sync::watch;
 
-use crate::config::{self, Config};
+use crate::config::{self, Config, ConfigError};
 use crate::scrape::self_metrics::ReloadMetrics;
 
 /// Re-reads the configuration file and publishes it to every subsystem that watches it.
@@ -42,7 +42,7 @@ impl Reloader {
     }
 
     /// Loads the file again. On success publishes it; on failure keeps the old one.
-    pub fn reload(&self) -> Result<(), String> {
+    pub fn reload(&self) -> Result<(), ConfigError> {
         let _guard = self
             .lock
             .lock()
@@ -57,7 +57,7 @@ impl Reloader {
             Err(error) => {
                 self.metrics.record_failure();
                 tracing::error!(%error, "configuration reload failed; keeping the previous configuration");
-                Err(error.to_string())
+                Err(error)
             }
         }
     }

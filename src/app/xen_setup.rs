@@ -10,7 +10,7 @@ use crate::config::Config;
 use crate::xen::collector::{HostFiles, XenCollector};
 use crate::xen::source::select::{self, Opened};
 use crate::xen::source::simulated::{SimulatedHost, SimulatedOptions, Storm};
-use crate::xen::source::XenSource;
+use crate::xen::source::{SourceError, XenSource};
 
 /// The collector for `cli`'s `--xen.*` and `--path.*` flags. Loading libxenstat and connecting
 /// to xenstore block, so they run off the runtime's workers.
@@ -31,11 +31,12 @@ pub async fn collector(cli: &Cli, config: watch::Receiver<Arc<Config>>) -> XenCo
         }
         Ok(Err(error)) => {
             tracing::warn!(reason = %error, "Xen metrics unavailable: serving xen_up 0, everything else as usual");
-            (Err(error.to_string()), None)
+            (Err(error), None)
         }
         Err(join_error) => {
             tracing::error!(error = %join_error, "opening the Xen source failed");
-            (Err(join_error.to_string()), None)
+            let reason = format!("opening the Xen source failed: {join_error}");
+            (Err(SourceError::Unavailable { reason }), None)
         }
     };
     let files = HostFiles {

@@ -4,7 +4,20 @@ use std::time::Duration;
 
 use serde::{Deserialize, Deserializer};
 
-/// Parses a Prometheus-style duration: one or more `<number><unit>` parts, units `ms s m h d w y`.
+/// Units from largest to smallest: a duration names them in this order, each at most once, as
+/// Prometheus's own parser demands (`1m30s`, never `30s1m` or `1m1m`).
+const UNITS: [(&str, u64); 7] = [
+    ("y", 31_536_000_000),
+    ("w", 604_800_000),
+    ("d", 86_400_000),
+    ("h", 3_600_000),
+    ("m", 60_000),
+    ("s", 1_000),
+    ("ms", 1),
+];
+
+/// Parses a Prometheus-style duration: one or more `<number><unit>` parts, units `y w d h m s ms`
+/// in that order, each at most once.
 pub fn parse(text: &str) -> Result<Duration, String> {
     let text = text.trim();
     if text.is_empty() {
@@ -15,6 +28,7 @@ pub fn parse(text: &str) -> Result<Duration, String> {
     }
     let mut total = Duration::ZERO;
     let mut rest = text;
+    let mut previous_unit: Option<usize> = None;
     while !rest.is_empty() {
         let digits = rest
             .find(|c: char| !c.is_ascii_digit())
@@ -33,21 +47,23 @@ pub fn parse(text: &str) -> Result<Duration, String> {
             .unwrap_or(rest.len());
         let unit = &rest[..unit_len];
         rest = &rest[unit_len..];
-        let millis_per_unit: u64 = match unit {
-            "ms" => 1,
-            "s" => 1_000,
-            "m" => 60_000,
-            "h" => 3_600_000,
-            "d" => 86_400_000,
-            "w" => 604_800_000,
-            "y" => 31_536_000_000,
-            "" => {
-                return Err(format!(
-                    "invalid duration {text:?}: missing unit (ms, s, m, h, d, w, y)"
-                ))
-            }
-            other => return Err(format!("invalid duration {text:?}: unknown unit {other:?}")),
+        if unit.is_empty() {
+            return Err(format!(
+                "invalid duration {text:?}: missing unit (ms, s, m, h, d, w, y)"
+            ));
+        }
+        let Some(index) = UNITS.iter().position(|(name, _)| *name == unit) else {
+            return Err(format!("invalid duration {text:?}: unknown unit {unit:?}"));
         };
+        if let Some(previous) = previous_unit.filter(|&previous| index <= previous) {
+            return Err(format!(
+                "invalid duration {text:?}: unit {unit:?} after {:?} (units go from largest to \
+                 smallest, each at most once: y w d h m s ms)",
+                UNITS[previous].0
+            ));
+        }
+        previous_unit = Some(index);
+        let millis_per_unit = UNITS[index].1;
         let millis = number
             .checked_mul(millis_per_unit)
             .ok_or_else(|| format!("invalid duration {text:?}: too large"))?;
@@ -128,6 +144,34 @@ mod tests {
             Err("invalid duration \"s\": expected a number at \"s\"".into())
         );
         assert_eq!(parse(""), Err("empty duration".into()));
+        assert_eq!(
+            parse("1s1m"),
+            Err(
+                "invalid duration \"1s1m\": unit \"m\" after \"s\" (units go from largest \
+                 to smallest, each at most once: y w d h m s ms)"
+                    .into()
+            )
+        );
+        assert_eq!(
+            parse("1m1m"),
+            Err(
+                "invalid duration \"1m1m\": unit \"m\" after \"m\" (units go from largest \
+                 to smallest, each at most once: y w d h m s ms)"
+                    .into()
+            )
+        );
+        assert!(parse("500ms1s").is_err());
+        assert_eq!(
+            parse("1y2w3d4h5m6s7ms"),
+            Ok(Duration::from_millis(
+                31_536_000_000
+                    + 2 * 604_800_000
+                    + 3 * 86_400_000
+                    + 4 * 3_600_000
+                    + 5 * 60_000
+                    + 6_007
+            ))
+        );
         assert!(parse("99999999999999999999s").is_err());
     }
 

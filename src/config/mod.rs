@@ -6,9 +6,11 @@
 //! must be greater than 0`.
 
 pub mod duration;
+pub mod limits;
 pub mod probes;
 
 use std::fmt;
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
@@ -92,6 +94,17 @@ pub enum ConfigError {
         field: String,
         reason: String,
     },
+    #[error("{file}: larger than {limit} bytes: not a configuration file")]
+    TooLarge { file: String, limit: u64 },
+    #[error(
+        "{file}:{line}:{column}: nested deeper than {max} levels: not a configuration file",
+        max = limits::MAX_DEPTH
+    )]
+    TooDeep {
+        file: String,
+        line: usize,
+        column: usize,
+    },
     #[error("{file}: {field}: {reason}")]
     InvalidUnlocated {
         file: String,
@@ -109,17 +122,63 @@ pub fn load(path: Option<&Path>) -> Result<(Config, ConfigOrigin), ConfigError> 
         )),
         Some(path) => {
             let file = path.display().to_string();
-            let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-                file: file.clone(),
-                source,
-            })?;
+            let text = read_file(path, &file)?;
             Ok((parse(&text, &file)?, ConfigOrigin::File(path.to_owned())))
         }
     }
 }
 
+/// Reads a YAML file the exporter is given (this one, the web configuration), refusing one
+/// larger than [`limits::MAX_BYTES`] without reading it all.
+pub(crate) fn read_file(path: &Path, file: &str) -> Result<String, ConfigError> {
+    read_bounded(path)
+        .map_err(|source| ConfigError::Read {
+            file: file.to_owned(),
+            source,
+        })?
+        .ok_or_else(|| ConfigError::TooLarge {
+            file: file.to_owned(),
+            limit: limits::MAX_BYTES,
+        })
+}
+
+/// Refuses YAML text that is too large or too deeply nested, before any parser sees it: the
+/// parser's time grows far faster than the text with nesting.
+pub(crate) fn check_limits(text: &str, file: &str) -> Result<(), ConfigError> {
+    if text.len() as u64 > limits::MAX_BYTES {
+        return Err(ConfigError::TooLarge {
+            file: file.to_owned(),
+            limit: limits::MAX_BYTES,
+        });
+    }
+    limits::check_depth(text).map_err(|deep| ConfigError::TooDeep {
+        file: file.to_owned(),
+        line: deep.line,
+        column: deep.column,
+    })
+}
+
+/// Reads the file as UTF-8, or `None` if it is larger than [`limits::MAX_BYTES`]: one byte past
+/// the limit is read to tell a file at the limit from a larger one, or an endless one (a device).
+fn read_bounded(path: &Path) -> std::io::Result<Option<String>> {
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)?
+        .take(limits::MAX_BYTES + 1)
+        .read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > limits::MAX_BYTES {
+        return Ok(None);
+    }
+    String::from_utf8(bytes).map(Some).map_err(|_| {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            "stream did not contain valid UTF-8",
+        )
+    })
+}
+
 /// Parses and validates configuration text; `file` names it in errors.
 pub fn parse(text: &str, file: &str) -> Result<Config, ConfigError> {
+    check_limits(text, file)?;
     // An empty file (or one with only comments) means "all defaults", as in Prometheus.
     if text.lines().all(|line| {
         let line = line.trim();

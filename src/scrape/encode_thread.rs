@@ -12,7 +12,9 @@ use tokio::sync::oneshot;
 
 type Job = Box<dyn FnOnce() + Send>;
 
-/// Runs closures on the encoding thread, or inline when that thread could not be started.
+/// Runs closures on the encoding thread, or on tokio's blocking pool when that thread could not
+/// be started: never on the runtime worker that awaits the result, where an encoding of several
+/// megabytes would hold up every other task on it.
 pub struct EncodeThread {
     jobs: Option<Mutex<mpsc::Sender<Job>>>,
 }
@@ -34,7 +36,7 @@ impl EncodeThread {
                 jobs: Some(Mutex::new(sender)),
             },
             Err(error) => {
-                tracing::warn!(%error, "cannot start the encoding thread; encoding on the request's thread");
+                tracing::warn!(%error, "cannot start the encoding thread; encoding on tokio's blocking threads");
                 Self { jobs: None }
             }
         }
@@ -46,7 +48,7 @@ impl EncodeThread {
         work: impl FnOnce() -> T + Send + 'static,
     ) -> Option<T> {
         let Some(jobs) = &self.jobs else {
-            return Some(work());
+            return tokio::task::spawn_blocking(work).await.ok();
         };
         let (reply, result) = oneshot::channel();
         let job: Job = Box::new(move || {
@@ -57,9 +59,47 @@ impl EncodeThread {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
             .send(job);
         if let Err(mpsc::SendError(job)) = sent {
-            // The thread is gone (it cannot be, short of an abort): encode here.
-            job();
+            // The thread is gone (it cannot be, short of an abort): encode on a blocking thread.
+            if tokio::task::spawn_blocking(job).await.is_err() {
+                return None;
+            }
         }
         result.await.ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Without its thread, work still runs off the runtime: on a current-thread runtime the
+    /// worker is the test's own thread, so the work must see another one.
+    #[tokio::test(flavor = "current_thread")]
+    async fn without_its_thread_work_runs_off_the_runtime_worker() {
+        let worker = std::thread::current().id();
+        let encoder = EncodeThread { jobs: None };
+        let ran_on = encoder
+            .run(|| std::thread::current().id())
+            .await
+            .expect("work ran");
+        assert_ne!(ran_on, worker);
+        // A panic is `None`, as on the encoding thread.
+        assert_eq!(encoder.run(|| panic!("encode failed")).await, None::<()>);
+    }
+
+    /// With a dead encoding thread (its receiver gone), the job runs off the runtime too.
+    #[tokio::test(flavor = "current_thread")]
+    async fn with_a_dead_thread_work_runs_off_the_runtime_worker() {
+        let worker = std::thread::current().id();
+        let (sender, receiver) = mpsc::channel::<Job>();
+        drop(receiver);
+        let encoder = EncodeThread {
+            jobs: Some(Mutex::new(sender)),
+        };
+        let ran_on = encoder
+            .run(|| std::thread::current().id())
+            .await
+            .expect("work ran");
+        assert_ne!(ran_on, worker);
     }
 }

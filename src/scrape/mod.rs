@@ -25,7 +25,8 @@ use crate::scrape::exposition::{Kind, Labels, Spec, Writer};
 struct Collection {
     /// When its sources were read: a scrape never gets a snapshot older than its request.
     started: Instant,
-    families: Vec<Arc<dyn Families>>,
+    /// Each collector's families, with its name: an encoding that fails names the collector.
+    families: Vec<(&'static str, Arc<dyn Families>)>,
     outcomes: Vec<Outcome>,
     /// Expositions made from this collection, shared by the scrapes that share it: forty
     /// concurrent scrapes of a large host encode it once per format, not forty times.
@@ -44,8 +45,31 @@ pub struct Exposition {
 /// Why a scrape produced no exposition.
 #[derive(Debug, thiserror::Error)]
 pub enum ScrapeError {
-    #[error("encoding the metrics failed")]
-    Encode,
+    /// Writing one collector's families panicked: a bug in that collector's encoding.
+    #[error("encoding the metrics of collector {collector:?} panicked: {reason}")]
+    CollectorPanicked {
+        collector: &'static str,
+        reason: String,
+    },
+    /// prometheus-client could not encode the long-lived families (build info, probes,
+    /// process).
+    #[error("encoding the long-lived metrics failed: {0}")]
+    Registry(#[source] std::fmt::Error),
+    /// The encoding job died outside any collector's families (in gzip, say).
+    #[error("the encoding job panicked")]
+    EncodeJob,
+    #[error("the exposition is not UTF-8")]
+    NotUtf8,
+}
+
+impl ScrapeError {
+    /// The collector whose families could not be encoded, if one is to blame.
+    pub fn collector(&self) -> Option<&'static str> {
+        match self {
+            ScrapeError::CollectorPanicked { collector, .. } => Some(collector),
+            _ => None,
+        }
+    }
 }
 
 /// Turns scrape requests into expositions.
@@ -86,7 +110,7 @@ impl Scraper {
         deadline: Option<Duration>,
     ) -> Result<String, ScrapeError> {
         let exposition = self.exposition(format, false, deadline).await?;
-        String::from_utf8(exposition.body.to_vec()).map_err(|_| ScrapeError::Encode)
+        String::from_utf8(exposition.body.to_vec()).map_err(|_| ScrapeError::NotUtf8)
     }
 
     /// Collects and encodes one scrape. `deadline` is the scraper's own timeout (from
@@ -116,7 +140,7 @@ impl Scraper {
             .encoder
             .run(move || {
                 let text = encode(&registry, families, outcomes, format, &last_length)?;
-                Ok::<_, std::fmt::Error>(if gzip {
+                Ok::<_, ScrapeError>(if gzip {
                     match crate::scrape::gzip::compress(text.as_bytes()) {
                         Some(body) => Exposition {
                             body: Bytes::from(body),
@@ -135,8 +159,7 @@ impl Scraper {
                 })
             })
             .await
-            .ok_or(ScrapeError::Encode)?
-            .map_err(|_| ScrapeError::Encode)?;
+            .ok_or(ScrapeError::EncodeJob)??;
         encoded.push((format, gzip, exposition.clone()));
         Ok(exposition)
     }
@@ -163,7 +186,8 @@ impl Scraper {
         let started = Instant::now();
         let runs = self.collectors.iter().map(|collector| {
             let collector = collector.clone();
-            async move {
+            let name = collector.name();
+            let run = async move {
                 let started = Instant::now();
                 let task = tokio::task::spawn_blocking({
                     let collector = collector.clone();
@@ -181,12 +205,20 @@ impl Scraper {
                         (collector.on_timeout(), vec![failed(collector.name(), started)])
                     }
                 }
+            };
+            async move {
+                let (families, outcomes) = run.await;
+                (name, families, outcomes)
             }
         });
-        let mut families: Vec<Arc<dyn Families>> = Vec::new();
+        let mut families: Vec<(&'static str, Arc<dyn Families>)> = Vec::new();
         let mut outcomes = Vec::new();
-        for (collected, run_outcomes) in futures_join_all(runs).await {
-            families.extend(collected.into_iter().map(Arc::from));
+        for (name, collected, run_outcomes) in futures_join_all(runs).await {
+            families.extend(
+                collected
+                    .into_iter()
+                    .map(|family| (name, Arc::from(family))),
+            );
             outcomes.extend(run_outcomes);
         }
         Collection {
@@ -202,22 +234,29 @@ impl Scraper {
 /// families and outcomes (our writer).
 fn encode(
     registry: &Registry,
-    families: Vec<Arc<dyn Families>>,
+    families: Vec<(&'static str, Arc<dyn Families>)>,
     outcomes: Vec<Outcome>,
     format: Format,
     last_length: &AtomicUsize,
-) -> Result<String, std::fmt::Error> {
+) -> Result<String, ScrapeError> {
     let last = last_length.load(Ordering::Relaxed);
     let mut out = String::with_capacity((last + last / 8).max(64 * 1024));
     match format {
         Format::OpenMetrics => {
-            prometheus_client::encoding::text::encode_registry(&mut out, registry)?
+            prometheus_client::encoding::text::encode_registry(&mut out, registry)
         }
-        Format::Text => prometheus_client::encoding::prometheus_text::encode(&mut out, registry)?,
+        Format::Text => prometheus_client::encoding::prometheus_text::encode(&mut out, registry),
     }
+    .map_err(ScrapeError::Registry)?;
     let mut writer = Writer::new(&mut out, format);
-    for family in families {
-        family.write(&mut writer);
+    for (collector, family) in families {
+        // Caught here, not only on the encoding thread, to name the collector to blame. The
+        // half-written exposition is dropped, so no torn state is seen afterwards.
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| family.write(&mut writer)))
+            .map_err(|panic| ScrapeError::CollectorPanicked {
+                collector,
+                reason: panic_message(panic.as_ref()),
+            })?;
     }
     write_outcomes(&mut writer, &outcomes);
     writer.finish();
@@ -251,6 +290,15 @@ fn write_outcomes(writer: &mut Writer<'_>, outcomes: &[Outcome]) {
     for (outcome, labels) in outcomes.iter().zip(&labels) {
         family.sample(labels, outcome.success);
     }
+}
+
+/// The text of a panic's payload (`panic!("...")` gives a `&str` or a `String`).
+pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|text| (*text).to_owned())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "(no message)".to_owned())
 }
 
 fn failed(collector: &'static str, started: Instant) -> Outcome {

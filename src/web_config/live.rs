@@ -4,6 +4,9 @@
 //! settings and rate limits apply without a restart. A file that no longer loads keeps the
 //! previous configuration serving and says why, once per change of the file.
 //!
+//! The same check re-reads the TLS certificate and key files (renewal), so that no handshake
+//! reads a file on a runtime worker.
+//!
 //! A change is read once the file has stayed the same for one check: a file caught between
 //! truncation and write is empty, and an empty file is a valid one that turns basic auth off.
 
@@ -13,7 +16,7 @@ use std::time::{Duration, SystemTime};
 
 use tokio_util::sync::CancellationToken;
 
-use super::WebConfig;
+use super::{WebConfig, WebConfigError};
 use crate::scrape::self_metrics::ReloadMetrics;
 
 /// How often the file's metadata is compared with the version last read.
@@ -47,6 +50,16 @@ struct Seen {
     read: Option<Version>,
     /// Another version, seen by the last check; read if the next check sees it unchanged.
     settling: Option<Option<Version>>,
+}
+
+/// Why a changed web configuration file was not taken (the previous one keeps serving).
+#[derive(Debug, thiserror::Error)]
+pub enum WebReloadError {
+    #[error(transparent)]
+    Load(#[from] WebConfigError),
+    /// A port that switched between plain HTTP and TLS under its scrapers would fail them all.
+    #[error("the file turns TLS {}; that needs a restart", if *.turns_on { "on" } else { "off" })]
+    TlsSwitch { turns_on: bool },
 }
 
 /// The current web configuration, replaced whole when its file changes.
@@ -83,9 +96,16 @@ impl LiveWebConfig {
     }
 
     /// Reads the file again if it changed and then stayed the same since the last call (or at
-    /// once, with `force`). Blocking file I/O: call it off the runtime's workers. Returns why a
-    /// changed file was not taken; `Ok` also when nothing was read.
-    pub fn reload(&self, force: bool) -> Result<(), String> {
+    /// once, with `force`), and the TLS certificate files if they changed: handshakes never read
+    /// them. Blocking file I/O: call it off the runtime's workers. Returns why a changed file was
+    /// not taken; `Ok` also when nothing was read.
+    pub fn reload(&self, force: bool) -> Result<(), WebReloadError> {
+        let result = self.reload_file(force);
+        self.current().refresh_certificate();
+        result
+    }
+
+    fn reload_file(&self, force: bool) -> Result<(), WebReloadError> {
         let Some(path) = &self.path else {
             return Ok(());
         };
@@ -131,14 +151,14 @@ impl LiveWebConfig {
 
     /// The file's configuration, if it loads and keeps the listeners' protocol: a port that
     /// switched between plain HTTP and TLS under its scrapers would fail every one of them.
-    fn load(&self, path: &Path) -> Result<WebConfig, String> {
-        let loaded = WebConfig::load(path).map_err(|error| error.to_string())?;
+    fn load(&self, path: &Path) -> Result<WebConfig, WebReloadError> {
+        let loaded = WebConfig::load(path)?;
         let serving_tls = self.current().tls_acceptor().is_some();
-        match (serving_tls, loaded.tls_acceptor().is_some()) {
-            (true, false) => Err("the file turns TLS off; that needs a restart".to_owned()),
-            (false, true) => Err("the file turns TLS on; that needs a restart".to_owned()),
-            _ => Ok(loaded),
+        let turns_on = loaded.tls_acceptor().is_some();
+        if serving_tls != turns_on {
+            return Err(WebReloadError::TlsSwitch { turns_on });
         }
+        Ok(loaded)
     }
 
     /// Checks the file every `CHECK_INTERVAL` until `shutdown`.
@@ -228,7 +248,7 @@ mod tests {
         let live = file.live();
         file.write("http_server_config:\n  headerz: {}\n");
         live.reload(false).expect("settling");
-        let error = live.reload(false).expect_err("broken");
+        let error = live.reload(false).expect_err("broken").to_string();
         assert!(
             error.contains("web.yml:2:3: http_server_config.headerz"),
             "{error}"
@@ -248,6 +268,6 @@ mod tests {
     #[test]
     fn without_a_file_there_is_nothing_to_reload() {
         let live = LiveWebConfig::new(None, WebConfig::default(), ReloadMetrics::default());
-        assert_eq!(live.reload(true), Ok(()));
+        assert!(live.reload(true).is_ok());
     }
 }

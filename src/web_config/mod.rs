@@ -19,13 +19,15 @@ use std::time::Instant;
 use hyper::header::{HeaderName, HeaderValue};
 
 pub use auth::{Authorization, BasicAuth};
-pub use live::LiveWebConfig;
+pub use live::{LiveWebConfig, WebReloadError};
 pub use rate_limit::{RateLimit, RateLimiter};
 
 /// A loaded web configuration. The default serves plain HTTP with no authentication.
 #[derive(Debug, Default)]
 pub struct WebConfig {
     tls: Option<Arc<tokio_rustls::rustls::ServerConfig>>,
+    /// The certificate inside `tls`, re-read by [`WebConfig::refresh_certificate`].
+    certificate: Option<Arc<tls::ReloadingCertificate>>,
     auth: BasicAuth,
     headers: Vec<(HeaderName, HeaderValue)>,
     rate_limiter: Option<RateLimiter>,
@@ -52,10 +54,7 @@ impl WebConfig {
     /// against the file's directory, as in exporter-toolkit) and checks every bcrypt hash.
     pub fn load(path: &Path) -> Result<Self, WebConfigError> {
         let file = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|source| WebConfigError::Read {
-            file: file.clone(),
-            source,
-        })?;
+        let text = crate::config::read_file(path, &file)?;
         let directory = path.parent().unwrap_or_else(|| Path::new("."));
         let config = Self::parse(&text, &file, directory)?;
         for warning in &config.warnings {
@@ -66,6 +65,7 @@ impl WebConfig {
 
     /// Parses configuration text; `file` names it in errors and `directory` anchors relative paths.
     pub fn parse(text: &str, file: &str, directory: &Path) -> Result<Self, WebConfigError> {
+        crate::config::check_limits(text, file)?;
         let parsed = file::parse(text).map_err(|error| match error {
             file::ParseError::Located {
                 line,
@@ -101,15 +101,18 @@ impl WebConfig {
                 },
             };
         let mut warnings = parsed.warnings;
-        let tls = match parsed.tls {
+        let (tls, certificate) = match parsed.tls {
             Some(section) => {
-                Some(tls::server_config(section, directory, &mut warnings).map_err(at)?)
+                let (tls, certificate) =
+                    tls::server_config(section, directory, &mut warnings).map_err(at)?;
+                (Some(tls), Some(certificate))
             }
-            None => None,
+            None => (None, None),
         };
         let auth = BasicAuth::new(parsed.users).map_err(at)?;
         Ok(WebConfig {
             tls,
+            certificate,
             auth,
             headers: parsed.headers,
             rate_limiter: parsed
@@ -122,6 +125,14 @@ impl WebConfig {
     /// The TLS acceptor, or `None` when the file configures no TLS (plain HTTP).
     pub fn tls_acceptor(&self) -> Option<tokio_rustls::TlsAcceptor> {
         self.tls.clone().map(tokio_rustls::TlsAcceptor::from)
+    }
+
+    /// Re-reads the certificate and key files and serves the pair they hold if they changed.
+    /// Blocking file I/O, called by the background check, never by a handshake.
+    pub fn refresh_certificate(&self) {
+        if let Some(certificate) = &self.certificate {
+            certificate.refresh();
+        }
     }
 
     /// Whether a request with this `Authorization` header may proceed. Without configured users

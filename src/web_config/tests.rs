@@ -804,13 +804,81 @@ async fn renewed_certificate_is_served_without_restart() {
         format!("{}\n", renewed.cert),
     )
     .expect("write cert");
+    config.refresh_certificate();
     match handshake(&config, client_config(&setup.pki, None, false)).await {
         Handshake::Accepted { server_cert, .. } => assert_eq!(server_cert, first),
         Handshake::Refused => panic!("refused during renewal"),
     }
     std::fs::write(setup.dir.path().join("server.key"), &renewed.key).expect("write key");
+    config.refresh_certificate();
     match handshake(&config, client_config(&setup.pki, None, false)).await {
         Handshake::Accepted { server_cert, .. } => assert_ne!(server_cert, first),
         Handshake::Refused => panic!("refused after renewal"),
     }
+}
+
+/// A handshake runs on a runtime worker: it presents the pair last read and never reads the
+/// files itself; the background refresh does.
+#[tokio::test]
+async fn a_handshake_reads_no_file() {
+    let setup = setup();
+    let config = setup.parse(TLS).expect("valid");
+    let first = match handshake(&config, client_config(&setup.pki, None, false)).await {
+        Handshake::Accepted { server_cert, .. } => server_cert,
+        Handshake::Refused => panic!("refused"),
+    };
+    let renewed = setup.pki.server();
+    std::fs::write(setup.dir.path().join("server.crt"), &renewed.cert).expect("write cert");
+    std::fs::write(setup.dir.path().join("server.key"), &renewed.key).expect("write key");
+    for _ in 0..3 {
+        match handshake(&config, client_config(&setup.pki, None, false)).await {
+            Handshake::Accepted { server_cert, .. } => {
+                assert_eq!(server_cert, first, "a handshake read the renewed files")
+            }
+            Handshake::Refused => panic!("refused"),
+        }
+    }
+    // A FIFO with no writer in the certificate's place: opening it for reading would wait for
+    // a writer. The refresh refuses it without waiting and keeps the renewed pair.
+    config.refresh_certificate();
+    let renewed_cert = match handshake(&config, client_config(&setup.pki, None, false)).await {
+        Handshake::Accepted { server_cert, .. } => server_cert,
+        Handshake::Refused => panic!("refused"),
+    };
+    assert_ne!(renewed_cert, first);
+    let cert = setup.dir.path().join("server.crt");
+    std::fs::remove_file(&cert).expect("remove cert");
+    let status = std::process::Command::new("mkfifo")
+        .arg(&cert)
+        .status()
+        .expect("run mkfifo");
+    assert!(status.success());
+    let refreshed = {
+        let config = Arc::new(config);
+        let refresher = config.clone();
+        let done = tokio::task::spawn_blocking(move || refresher.refresh_certificate());
+        let done = tokio::time::timeout(Duration::from_secs(5), done).await;
+        if done.is_err() {
+            // Release the blocked reader (the runtime waits for it at shutdown), then fail.
+            drop(std::fs::OpenOptions::new().write(true).open(&cert));
+            panic!("refresh blocked on a FIFO");
+        }
+        config
+    };
+    match handshake(&refreshed, client_config(&setup.pki, None, false)).await {
+        Handshake::Accepted { server_cert, .. } => assert_eq!(server_cert, renewed_cert),
+        Handshake::Refused => panic!("refused"),
+    }
+}
+
+/// The web configuration goes through the same limits as the main one, before its parser.
+#[test]
+fn deeply_nested_web_config_is_refused_before_parsing() {
+    let text = format!("http_server_config: {}", "[".repeat(100_000));
+    let started = std::time::Instant::now();
+    assert_eq!(
+        error_of(&text),
+        "web.yml:1:83: nested deeper than 64 levels: not a configuration file"
+    );
+    assert!(started.elapsed() < Duration::from_secs(1));
 }

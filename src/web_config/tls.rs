@@ -1,10 +1,12 @@
 //! `tls_server_config` to a rustls server (ring provider): certificate and key (re-read when their
-//! files change, as exporter-toolkit re-reads them per connection), versions, cipher suites,
-//! curves and client-certificate policy.
+//! files change, checked once a second off the runtime; exporter-toolkit re-reads them per
+//! connection), versions, cipher suites, curves and client-certificate policy.
 
 use std::fmt;
+use std::io::Read;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use tokio_rustls::rustls;
 use tokio_rustls::rustls::client::danger::HandshakeSignatureValid;
@@ -31,11 +33,29 @@ pub(crate) enum CertificateSource {
     Inline(String),
 }
 
+/// Reads a regular file. Opened without blocking and refused if it is anything else: a FIFO
+/// put in a certificate's place would otherwise park the reading thread until a writer comes.
+fn read_regular_file(path: &Path) -> std::io::Result<Vec<u8>> {
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)?;
+    if !file.metadata()?.is_file() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "not a regular file",
+        ));
+    }
+    let mut bytes = Vec::new();
+    file.read_to_end(&mut bytes)?;
+    Ok(bytes)
+}
+
 impl CertificateSource {
     fn read(&self) -> Result<Vec<u8>, String> {
         match self {
             CertificateSource::File(path) => {
-                std::fs::read(path).map_err(|error| format!("{}: {error}", path.display()))
+                read_regular_file(path).map_err(|error| format!("{}: {error}", path.display()))
             }
             CertificateSource::Inline(text) => Ok(text.as_bytes().to_vec()),
         }
@@ -50,21 +70,22 @@ impl CertificateSource {
 
     /// The file's bytes, to notice a renewal; `None` for inline text (never changes). Content,
     /// not mtime: two writes within one coarse kernel tick share an mtime, and a few kilobytes
-    /// per handshake cost nothing next to the handshake itself.
+    /// once a second cost nothing.
     fn stamp(&self) -> Option<Vec<u8>> {
         match self {
-            CertificateSource::File(path) => std::fs::read(path).ok(),
+            CertificateSource::File(path) => read_regular_file(path).ok(),
             CertificateSource::Inline(_) => None,
         }
     }
 }
 
-/// Builds the server configuration, or names the field that stops it.
+/// Builds the server configuration, or names the field that stops it. The certificate is
+/// returned beside it: [`ReloadingCertificate::refresh`] is called from the background.
 pub(crate) fn server_config(
     section: TlsSection,
     directory: &Path,
     warnings: &mut Vec<String>,
-) -> Result<Arc<ServerConfig>, Problem> {
+) -> Result<(Arc<ServerConfig>, Arc<ReloadingCertificate>), Problem> {
     let cert = source(
         "cert",
         section.cert.as_deref(),
@@ -81,18 +102,18 @@ pub(crate) fn server_config(
     )?;
     let provider = Arc::new(crypto_provider(&section, warnings)?);
     let versions = versions(&section, &provider, warnings)?;
-    let resolver = ReloadingCertificate::new(cert, key, provider.clone())?;
+    let resolver = Arc::new(ReloadingCertificate::new(cert, key, provider.clone())?);
     let verifier = client_verifier(&section, directory, &provider)?;
     let mut config = ServerConfig::builder_with_provider(provider)
         .with_protocol_versions(&versions)
         .map_err(|error| problem("min_version", &error.to_string()))?
         .with_client_cert_verifier(verifier)
-        .with_cert_resolver(Arc::new(resolver));
+        .with_cert_resolver(resolver.clone());
     // Go's default, and exporter-toolkit's: the server's order in cipher_suites wins.
     config.ignore_client_order = section.prefer_server_cipher_suites.unwrap_or(true);
     // We serve HTTP/1.1 only; saying so lets HTTP/2-capable clients settle at once.
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    Ok(Arc::new(config))
+    Ok((Arc::new(config), resolver))
 }
 
 fn problem(key: &str, reason: &str) -> Problem {
@@ -533,19 +554,20 @@ impl ClientCertVerifier for AnyClientCert {
 
 /// The server certificate, re-read when its file or its key's file changes (certificate
 /// renewal without a restart). A renewal that does not load keeps the previous pair and logs once.
+///
+/// A handshake only clones the current pair: it runs on a runtime worker, and reading files
+/// there (under a lock every other handshake waits on) would stall the server on a slow or
+/// blocking file. The files are read by [`refresh`](Self::refresh), on a blocking thread.
 pub(crate) struct ReloadingCertificate {
     cert: CertificateSource,
     key: CertificateSource,
     crypto: Arc<CryptoProvider>,
-    state: Mutex<LoadedCertificate>,
+    /// What the files held when last read; only `refresh` takes it.
+    stamp: Mutex<Stamp>,
+    current: RwLock<Arc<CertifiedKey>>,
 }
 
 type Stamp = (Option<Vec<u8>>, Option<Vec<u8>>);
-
-struct LoadedCertificate {
-    stamp: Stamp,
-    current: Arc<CertifiedKey>,
-}
 
 impl fmt::Debug for ReloadingCertificate {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -568,35 +590,41 @@ impl ReloadingCertificate {
             cert,
             key,
             crypto,
-            state: Mutex::new(LoadedCertificate {
-                stamp,
-                current: Arc::new(current),
-            }),
+            stamp: Mutex::new(stamp),
+            current: RwLock::new(Arc::new(current)),
         })
     }
 
+    /// The pair a handshake presents: no I/O, no waiting beyond a pointer copy.
     fn current(&self) -> Arc<CertifiedKey> {
-        let mut state = match self.state.lock() {
-            Ok(state) => state,
-            Err(poisoned) => poisoned.into_inner(),
-        };
+        self.current
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Reads the files and swaps in the pair they hold if they changed. Blocking file I/O: call
+    /// it off the runtime's workers.
+    pub(crate) fn refresh(&self) {
+        // A poisoned stamp is still a complete value: it is only ever replaced whole.
+        let mut state = self.stamp.lock().unwrap_or_else(PoisonError::into_inner);
         let stamp = (self.cert.stamp(), self.key.stamp());
-        if stamp != state.stamp {
-            // Remember the stamp either way: a broken renewal is reported once, not per handshake.
-            state.stamp = stamp;
-            match load_pair(&self.cert, &self.key, &self.crypto) {
-                Ok(loaded) => {
-                    tracing::info!(cert = %self.cert.describe(), "TLS certificate reloaded");
-                    state.current = Arc::new(loaded);
-                }
-                Err(problem) => tracing::warn!(
-                    field = %problem.field,
-                    reason = %problem.reason,
-                    "TLS certificate changed but does not load; still serving the previous one"
-                ),
-            }
+        if stamp == *state {
+            return;
         }
-        state.current.clone()
+        // Remember the stamp either way: a broken renewal is reported once, not per check.
+        *state = stamp;
+        match load_pair(&self.cert, &self.key, &self.crypto) {
+            Ok(loaded) => {
+                tracing::info!(cert = %self.cert.describe(), "TLS certificate reloaded");
+                *self.current.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(loaded);
+            }
+            Err(problem) => tracing::warn!(
+                field = %problem.field,
+                reason = %problem.reason,
+                "TLS certificate changed but does not load; still serving the previous one"
+            ),
+        }
     }
 }
 

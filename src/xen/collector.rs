@@ -19,7 +19,7 @@ use crate::xen::dom0::{netback, rings, sysfs};
 use crate::xen::metrics::host::{HostMetrics, XenUp};
 use crate::xen::metrics::labelled::LabelledHost;
 use crate::xen::model::{Host, VbdBackend};
-use crate::xen::source::XenSource;
+use crate::xen::source::{SourceError, XenSource};
 
 /// Where the Dom0 files live (`--path.sysfs`, `--path.debugfs`) and the xenstore connection.
 #[derive(Clone)]
@@ -31,7 +31,7 @@ pub struct HostFiles {
 }
 
 /// The source, or why there is none (logged once at start by the caller).
-pub type SourceResult = Result<Box<dyn XenSource>, String>;
+pub type SourceResult = Result<Box<dyn XenSource>, SourceError>;
 
 /// Collects the `xen`, `vbd` and `rings` parts.
 pub struct XenCollector {
@@ -60,7 +60,7 @@ impl XenCollector {
     ) -> Self {
         // The reason the source is missing was logged at start; do not repeat it per scrape.
         let logged = Logged {
-            xen: source.as_ref().err().cloned(),
+            xen: source.as_ref().err().map(ToString::to_string),
             ..Logged::default()
         };
         Self {
@@ -286,7 +286,7 @@ impl ScrapeCollector for XenCollector {
         let started = Instant::now();
         let snapshot = match &self.source {
             Ok(source) => source.snapshot().map_err(|error| error.to_string()),
-            Err(reason) => Err(reason.clone()),
+            Err(error) => Err(error.to_string()),
         };
         let mut outcomes = vec![Outcome {
             collector: "xen",

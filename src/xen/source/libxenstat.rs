@@ -5,7 +5,8 @@
 //! here: every C pointer is checked for NULL before use, a NULL skips only the one item it
 //! stands for (netdata aborted the whole iteration), the node is freed before `snapshot`
 //! returns (RAII), and the handle, which libxenstat does not make thread-safe, sits behind a
-//! `Mutex`.
+//! `Mutex`. No snapshot waits for another: the handle and the xenstore lookup are taken with
+//! `try_lock`, and no lock is waited for across xenstore I/O.
 #![allow(unsafe_code)]
 
 use std::collections::HashMap;
@@ -62,6 +63,10 @@ impl Drop for Node<'_> {
 pub const BUSY_REASON: &str =
     "the previous libxenstat snapshot has not returned yet (is libxenstat hanging?)";
 
+/// Why a snapshot failed while an earlier one is still reading UUIDs from xenstore.
+pub const XENSTORE_BUSY_REASON: &str =
+    "the previous xenstore UUID lookup has not returned yet (is xenstored hanging?)";
+
 /// The libxenstat source. Cheap to share: `snapshot` takes `&self`.
 pub struct LibXenstat {
     lib: Arc<Lib>,
@@ -69,8 +74,13 @@ pub struct LibXenstat {
     store: Option<Arc<dyn XenStore>>,
     /// UUIDs already read, by domid, with the name they were read under. A domain keeps its
     /// UUID for its whole life, so a 1,000-domain host costs 1,000 xenstore round trips once,
-    /// not at every scrape. Entries of domains that no longer exist are dropped.
+    /// not at every scrape. Entries of domains that no longer exist are dropped. Held only to
+    /// copy in or out, never across xenstore I/O.
     uuids: Mutex<HashMap<u32, (String, String)>>,
+    /// Held by the one snapshot reading UUIDs from xenstore, taken with `try_lock`: a read that
+    /// hangs (xenstored stuck) parks that one blocking thread, and later snapshots fail at once
+    /// instead of queueing behind it, one parked thread per scrape.
+    lookup: Mutex<()>,
 }
 
 impl std::fmt::Debug for LibXenstat {
@@ -131,6 +141,7 @@ impl LibXenstat {
             handle: Mutex::new(handle),
             store,
             uuids: Mutex::new(HashMap::new()),
+            lookup: Mutex::new(()),
         })
     }
 
@@ -182,18 +193,46 @@ impl LibXenstat {
 
     /// Fills `Domain::uuid` from xenstore `/local/domain/<id>/vm` = `/vm/<uuid>`, reading only
     /// domains not seen before (a new domid, or a domid reused under another name).
-    fn add_uuids(&self, host: &mut Host) {
-        let Some(store) = &self.store else { return };
-        // Only the collection thread takes this lock; a poisoned map is just a cache.
-        let mut cache = self.uuids.lock().unwrap_or_else(PoisonError::into_inner);
-        cache.retain(|domid, _| host.domains.iter().any(|domain| domain.domid == *domid));
-        for domain in &mut host.domains {
-            if let Some((name, uuid)) = cache.get(&domain.domid) {
-                if *name == domain.name {
-                    domain.uuid = Some(uuid.clone());
-                    continue;
-                }
+    ///
+    /// Fails with [`XENSTORE_BUSY_REASON`] when it has domains to look up while another
+    /// snapshot's lookup is still in xenstore: serving them without their UUID would change
+    /// their `xen_domain_info` series from one scrape to the next.
+    fn add_uuids(&self, host: &mut Host) -> Result<(), SourceError> {
+        let Some(store) = &self.store else {
+            return Ok(());
+        };
+        let missing: Vec<usize> = {
+            // A poisoned map is just a cache: every entry in it was complete when inserted.
+            let mut cache = self.uuids.lock().unwrap_or_else(PoisonError::into_inner);
+            cache.retain(|domid, _| host.domains.iter().any(|domain| domain.domid == *domid));
+            host.domains
+                .iter_mut()
+                .enumerate()
+                .filter_map(|(index, domain)| match cache.get(&domain.domid) {
+                    Some((name, uuid)) if *name == domain.name => {
+                        domain.uuid = Some(uuid.clone());
+                        None
+                    }
+                    _ => Some(index),
+                })
+                .collect()
+        };
+        if missing.is_empty() {
+            return Ok(());
+        }
+        let _lookup = match self.lookup.try_lock() {
+            Ok(guard) => guard,
+            // The guard protects no data; a panic under it left nothing half-done.
+            Err(TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
+            Err(TryLockError::WouldBlock) => {
+                return Err(SourceError::Failed {
+                    reason: XENSTORE_BUSY_REASON.to_owned(),
+                })
             }
+        };
+        let mut found = Vec::new();
+        for index in missing {
+            let domain = &mut host.domains[index];
             let path = format!("/local/domain/{}/vm", domain.domid);
             match store.read(&path) {
                 Ok(Some(vm)) => domain.uuid = parse_vm_path(&vm),
@@ -205,9 +244,14 @@ impl LibXenstat {
                 }
             }
             if let Some(uuid) = &domain.uuid {
-                cache.insert(domain.domid, (domain.name.clone(), uuid.clone()));
+                found.push((domain.domid, domain.name.clone(), uuid.clone()));
             }
         }
+        let mut cache = self.uuids.lock().unwrap_or_else(PoisonError::into_inner);
+        for (domid, name, uuid) in found {
+            cache.insert(domid, (name, uuid));
+        }
+        Ok(())
     }
 }
 
@@ -222,7 +266,7 @@ impl XenSource for LibXenstat {
 
     fn snapshot(&self) -> Result<Host, SourceError> {
         let mut host = self.read_host()?;
-        self.add_uuids(&mut host);
+        self.add_uuids(&mut host)?;
         Ok(host)
     }
 }
