@@ -7,7 +7,7 @@
 //! (`xen_exporter_collector_success{collector="probes"}`) is 0 while an ICMP socket the targets
 //! need cannot be opened.
 
-mod icmp;
+pub(crate) mod icmp;
 mod jitter;
 mod metrics;
 mod resolve;

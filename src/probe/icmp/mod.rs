@@ -12,8 +12,8 @@
 //! destination unreachable about a request fails it at once: RAW sockets see it as a packet,
 //! DGRAM sockets on their error queue (`IP_RECVERR`).
 
-mod echo;
-mod pending;
+pub(crate) mod echo;
+pub(crate) mod pending;
 
 use std::collections::HashMap;
 use std::fmt;
