@@ -17,6 +17,7 @@
 //!   thread, the exporter's own and `process_*` metrics.
 //! - `http/`: listeners, routes, content negotiation, the landing page.
 //! - `web_config/`: exporter-toolkit's web configuration (TLS, basic auth, rate limit).
+//! - `lock`: what a poisoned lock means, decided once (every stage uses it).
 //!
 //! Modules are private: the binary uses [`app`], tests and benchmarks reach the internals
 //! they need through [`testing`], so the compiler reports code nothing uses.
@@ -25,6 +26,7 @@
 pub mod app;
 mod config;
 mod http;
+mod lock;
 mod probe;
 mod scrape;
 mod web_config;

@@ -13,6 +13,7 @@ use tokio::sync::Semaphore;
 
 use super::landing::{self, LandingInfo};
 use super::negotiate;
+use crate::lock::RwLockUnpoisoned;
 use crate::scrape::Scraper;
 use crate::web_config::{Authorization, LiveWebConfig, WebConfig};
 
@@ -87,10 +88,7 @@ impl Routes {
                 if !read_only {
                     return not_allowed("GET, HEAD");
                 }
-                let page = match self.landing.read() {
-                    Ok(info) => landing::render(&info),
-                    Err(poisoned) => landing::render(&poisoned.into_inner()),
-                };
+                let page = landing::render(&self.landing.read_unpoisoned());
                 let mut response = Response::new(Full::new(Bytes::from(page)));
                 response.headers_mut().insert(
                     header::CONTENT_TYPE,

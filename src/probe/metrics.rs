@@ -19,6 +19,7 @@ use prometheus_client::registry::{Registry, Unit};
 
 use super::jitter::Jitter;
 use crate::config::probes::Target;
+use crate::lock::MutexUnpoisoned;
 
 /// A series' labels: `target`, `protocol`, then the user's labels sorted by name.
 pub type Labels = Vec<(String, String)>;
@@ -244,11 +245,7 @@ impl TargetSeries {
         let seconds = rtt.as_secs_f64();
         self.responses.inc();
         self.rtt.observe(seconds);
-        let jitter = self
-            .jitter
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .update(seconds);
+        let jitter = self.jitter.lock_unpoisoned().update(seconds);
         if let Some(jitter) = jitter {
             self.jitter_gauge
                 .get_or_init(|| self.metrics.jitter.get_or_create(&self.labels).clone())
@@ -298,10 +295,7 @@ impl TargetSeries {
             return;
         }
         let new = address.map(|address| address.to_string());
-        let mut current = self
-            .address
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut current = self.address.lock_unpoisoned();
         if *current == new {
             return;
         }

@@ -14,6 +14,7 @@ use std::time::{Duration, SystemTime};
 use tokio_util::sync::CancellationToken;
 
 use super::WebConfig;
+use crate::lock::{MutexUnpoisoned, RwLockUnpoisoned};
 use crate::scrape::self_metrics::ReloadMetrics;
 
 /// How often the file's metadata is compared with the version last read.
@@ -76,10 +77,7 @@ impl LiveWebConfig {
 
     /// The configuration a new connection or request uses.
     pub fn current(&self) -> Arc<WebConfig> {
-        self.current
-            .read()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .clone()
+        self.current.read_unpoisoned().clone()
     }
 
     /// Reads the file again if it changed and then stayed the same since the last call (or at
@@ -89,10 +87,7 @@ impl LiveWebConfig {
         let Some(path) = &self.path else {
             return Ok(());
         };
-        let mut seen = self
-            .seen
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut seen = self.seen.lock_unpoisoned();
         let version = Version::of(path);
         if !force {
             if version == seen.read {
@@ -109,10 +104,7 @@ impl LiveWebConfig {
         let file = path.display().to_string();
         match self.load(path) {
             Ok(loaded) => {
-                *self
-                    .current
-                    .write()
-                    .unwrap_or_else(|poisoned| poisoned.into_inner()) = Arc::new(loaded);
+                *self.current.write_unpoisoned() = Arc::new(loaded);
                 self.metrics.record_success();
                 tracing::info!(file = %file, "web configuration reloaded");
                 Ok(())

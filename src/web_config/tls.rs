@@ -21,6 +21,7 @@ use tokio_rustls::rustls::{
 
 use super::file::{ClientAuthType, Curve, TlsSection, TlsVersion};
 use super::{resolve, Problem};
+use crate::lock::MutexUnpoisoned;
 
 const SECTION: &str = "tls_server_config";
 
@@ -576,10 +577,7 @@ impl ReloadingCertificate {
     }
 
     fn current(&self) -> Arc<CertifiedKey> {
-        let mut state = match self.state.lock() {
-            Ok(state) => state,
-            Err(poisoned) => poisoned.into_inner(),
-        };
+        let mut state = self.state.lock_unpoisoned();
         let stamp = (self.cert.stamp(), self.key.stamp());
         if stamp != state.stamp {
             // Remember the stamp either way: a broken renewal is reported once, not per handshake.

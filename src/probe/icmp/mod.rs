@@ -36,6 +36,7 @@ use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 
 use self::pending::{Entry, Match, Pending, SendStamp};
 use super::metrics::{Reason, TargetSeries};
+use crate::lock::MutexUnpoisoned;
 
 /// How often the receive thread expires unanswered requests (the timeout's resolution).
 const SWEEP_INTERVAL: Duration = Duration::from_millis(10);
@@ -192,9 +193,7 @@ impl IcmpSocket {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Pending<Owner>> {
-        self.pending
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.pending.lock_unpoisoned()
     }
 
     /// The receive loop: wait for replies (or the next sweep), drain them, expire the lost.
@@ -601,10 +600,7 @@ impl IcmpPool {
     /// The socket for `binding`, opening it if needed. A failure is logged once (with both
     /// fixes) and retried after `REOPEN_DELAY` (30 s).
     pub fn get(&self, binding: &Binding) -> Result<Arc<IcmpSocket>, OpenError> {
-        let mut slots = self
-            .slots
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut slots = self.slots.lock_unpoisoned();
         let now = Instant::now();
         let first = match slots.get(binding) {
             Some(Slot::Open(socket)) => return Ok(socket.clone()),
@@ -637,18 +633,14 @@ impl IcmpPool {
     /// Whether every socket asked for is open.
     pub fn healthy(&self) -> bool {
         self.slots
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .lock_unpoisoned()
             .values()
             .all(|slot| matches!(slot, Slot::Open(_)))
     }
 
     /// The kinds of the open sockets, e.g. "RAW" (for the landing page).
     pub fn kinds(&self) -> Vec<SocketKind> {
-        let slots = self
-            .slots
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let slots = self.slots.lock_unpoisoned();
         let mut kinds: Vec<SocketKind> = slots
             .values()
             .filter_map(|slot| match slot {

@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use std::ffi::CStr;
 use std::path::Path;
 use std::ptr::NonNull;
-use std::sync::{Arc, Mutex, PoisonError, TryLockError};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use xenstat_sys::xenstat::{
@@ -21,6 +21,7 @@ use xenstat_sys::xenstat::{
 };
 use xenstat_sys::Libxenstat as Lib;
 
+use crate::lock::MutexUnpoisoned;
 use crate::xen::dom0::xenstore::XenStore;
 use crate::xen::model::{Domain, DomainState, Host, Vbd, VbdBackend, Vcpu, Vif};
 use crate::xen::source::{SourceError, XenSource};
@@ -151,16 +152,10 @@ impl LibXenstat {
         // earlier snapshot outlived its scrape timeout and is still inside libxenstat. Waiting
         // would park one more blocking thread per scrape behind a hung library; failing fast
         // keeps the exporter responsive and the operator sees `collector_success 0`.
-        let handle = match self.handle.try_lock() {
-            Ok(handle) => handle,
-            // A panic while holding the lock cannot leave the handle half-updated (we only read
-            // through it), so a poisoned lock is still usable.
-            Err(TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
-            Err(TryLockError::WouldBlock) => {
-                return Err(SourceError::Failed {
-                    reason: BUSY_REASON.to_owned(),
-                })
-            }
+        let Some(handle) = self.handle.try_lock_unpoisoned() else {
+            return Err(SourceError::Failed {
+                reason: BUSY_REASON.to_owned(),
+            });
         };
         // SAFETY: the handle is live (owned by `handle`) and used by this thread only (lock held).
         let ptr = unsafe { (self.lib.get_node)(handle.ptr.as_ptr(), XENSTAT_ALL) };
@@ -185,7 +180,7 @@ impl LibXenstat {
     fn add_uuids(&self, host: &mut Host) {
         let Some(store) = &self.store else { return };
         // Only the collection thread takes this lock; a poisoned map is just a cache.
-        let mut cache = self.uuids.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut cache = self.uuids.lock_unpoisoned();
         cache.retain(|domid, _| host.domains.iter().any(|domain| domain.domid == *domid));
         for domain in &mut host.domains {
             if let Some((name, uuid)) = cache.get(&domain.domid) {
