@@ -112,12 +112,18 @@ impl Clocks {
             wall: self.wall(at),
         }
     }
-    /// The total size of the steps in `(from, to]`.
+    /// The total size of the steps in `[from, to]` (a step at `from` may have come after the
+    /// event there: counted, to be safe).
     fn stepped(&self, from: u64, to: u64) -> u64 {
         let mut total = 0;
-        let mut previous = self.offset_at(from);
+        let mut previous = self
+            .offsets
+            .iter()
+            .rev()
+            .find(|(at, _)| *at < from)
+            .map_or(0, |(_, offset)| *offset);
         for (at, offset) in &self.offsets {
-            if *at > from && *at <= to {
+            if *at >= from && *at <= to {
                 total += offset.abs_diff(previous);
                 previous = *offset;
             }
