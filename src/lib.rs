@@ -17,6 +17,7 @@
 //!   thread, the exporter's own and `process_*` metrics.
 //! - `http/`: listeners, routes, content negotiation, the landing page.
 //! - `web_config/`: exporter-toolkit's web configuration (TLS, basic auth, rate limit).
+//! - `lock`: what a poisoned lock means, decided once (every stage uses it).
 //!
 //! Modules are private: the binary uses [`app`], tests and benchmarks reach the internals
 //! they need through [`testing`], so the compiler reports code nothing uses.
@@ -25,6 +26,7 @@
 pub mod app;
 mod config;
 mod http;
+mod lock;
 mod probe;
 mod scrape;
 mod web_config;
@@ -34,6 +36,17 @@ mod xen;
 #[doc(hidden)]
 pub mod testing {
     pub use crate::config::Config;
+    /// The ICMP packet parsers and the requests-in-flight table, for their fuzz targets.
+    pub mod icmp {
+        pub use crate::probe::icmp::echo::{
+            build_request, checksum, parse_reply, parse_unreachable, quoted_sequence,
+            sent_requests, Reply, SentRequest, ECHO_REPLY_V4, ECHO_REPLY_V6, ECHO_REQUEST_V4,
+            ECHO_REQUEST_V6, HEADER_LEN, TOKEN_LEN, UNREACHABLE_V4, UNREACHABLE_V6,
+        };
+        pub use crate::probe::icmp::pending::{
+            rtt, Entry, Match, Pending, SendStamp, CLOCK_STEP_TOLERANCE,
+        };
+    }
     pub use crate::scrape::collector::ScrapeCollector;
     pub use crate::scrape::process::ProcessCollector;
     pub use crate::scrape::self_metrics::register as register_self_metrics;

@@ -3,20 +3,13 @@
 
 use std::path::Path;
 
+use netsim::skip;
 use xen_exporter::testing::LibXenStore;
 use xen_exporter::testing::LibXenstat;
 use xen_exporter::testing::SourceError;
 use xen_exporter::testing::XenStoreError;
 use xen_exporter::testing::{open_source, SourceKind};
 use xenstat_sys::{Libxenstat, Libxenstore};
-
-/// `SKIP` with a reason, or a failure when CI demands every test runs.
-fn skip(test: &str, reason: &str) {
-    if std::env::var("XE_REQUIRE_PRIVILEGED").as_deref() == Ok("1") {
-        panic!("{test} cannot be skipped under XE_REQUIRE_PRIVILEGED=1: {reason}");
-    }
-    println!("SKIP {test}: {reason}");
-}
 
 /// Running under Xen (Dom0): then `xenstat_init` is expected to succeed instead.
 fn under_xen() -> bool {

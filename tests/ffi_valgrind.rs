@@ -9,19 +9,13 @@ mod fake;
 use std::path::PathBuf;
 use std::process::Command;
 
+use netsim::skip;
 use xen_exporter::testing::LibXenstat;
 use xen_exporter::testing::XenSource;
 use xenstat_sys::Libxenstat;
 
 /// Set in the child run under valgrind.
 const INNER: &str = "XE_FFI_UNDER_VALGRIND";
-
-fn skip(test: &str, reason: &str) {
-    if std::env::var("XE_REQUIRE_PRIVILEGED").as_deref() == Ok("1") {
-        panic!("{test} cannot be skipped under XE_REQUIRE_PRIVILEGED=1: {reason}");
-    }
-    println!("SKIP {test}: {reason}");
-}
 
 fn find_tool(name: &str) -> Option<PathBuf> {
     let paths = std::env::var_os("PATH")?;

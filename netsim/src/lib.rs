@@ -34,7 +34,7 @@ pub use error::Error;
 pub use impair::{Impairment, JitterDist, TargetSpec};
 pub use netns::Netns;
 pub use prefix::Prefix;
-pub use privilege::{privileged_required, require_privileged};
+pub use privilege::{privileged_required, require_privileged, skip};
 pub use process::ResponderProcess;
 pub use responder::{Options, Responder};
 pub use stats::{AddressCounts, Stats, TimerPrecision};

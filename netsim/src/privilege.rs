@@ -1,4 +1,5 @@
-//! Decides whether a network test can run here: CAP_NET_ADMIN, `/dev/net/tun` and `ip`.
+//! Decides whether a test can run here: CAP_NET_ADMIN, `/dev/net/tun` and `ip` for network
+//! tests, and [`skip`], the one way every test of the workspace says it cannot run.
 
 const CAP_NET_ADMIN: u32 = 12;
 
@@ -13,11 +14,22 @@ pub fn require_privileged(test: &str) -> bool {
     let Some(reason) = missing_privilege() else {
         return true;
     };
-    if privileged_required() {
+    skip(test, &reason);
+    false
+}
+
+/// Says that `test` cannot run here and why: prints `SKIP <test>: <reason>`, or panics when
+/// `XE_REQUIRE_PRIVILEGED=1` (CI, where every test must run). Every skipping test of the
+/// workspace (root, tools, libraries) goes through here, so none can ignore the variable.
+pub fn skip(test: &str, reason: &str) {
+    skip_unless_required(test, reason, privileged_required());
+}
+
+fn skip_unless_required(test: &str, reason: &str, required: bool) {
+    if required {
         panic!("{test}: cannot run: {reason} (XE_REQUIRE_PRIVILEGED=1 forbids skipping)");
     }
     eprintln!("SKIP {test}: {reason}");
-    false
 }
 
 /// Why network tests cannot run here, or `None` if they can.
@@ -52,6 +64,12 @@ fn parse_cap_eff(status: &str) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    #[should_panic(expected = "XE_REQUIRE_PRIVILEGED=1 forbids skipping")]
+    fn a_skip_fails_when_every_test_is_required() {
+        skip_unless_required("a_skip_fails_when_every_test_is_required", "testing", true);
+    }
 
     #[test]
     fn cap_eff_is_read_as_hex() {

@@ -97,6 +97,11 @@ pub struct Cli {
     #[arg(long = "xen.simulated.churn", value_name = "DURATION", default_value = "0s", value_parser = parse_duration_flag)]
     pub simulated_churn: Duration,
 
+    /// Test only: stop the simulated host's clock at DURATION after start, so every scrape
+    /// shows the same numbers (tests/golden.rs). Hidden: a frozen host is no demo.
+    #[arg(long = "xen.simulated.frozen-at", value_name = "DURATION", hide = true, value_parser = parse_duration_flag)]
+    pub simulated_frozen_at: Option<Duration>,
+
     /// Leave out the exporter's own process_* metrics.
     #[arg(long = "web.disable-exporter-metrics")]
     pub disable_exporter_metrics: bool,

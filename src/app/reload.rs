@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::watch;
 
 use crate::config::{self, Config, ConfigError};
+use crate::lock::MutexUnpoisoned;
 use crate::scrape::self_metrics::ReloadMetrics;
 
 /// Re-reads the configuration file and publishes it to every subsystem that watches it.
@@ -43,10 +44,7 @@ impl Reloader {
 
     /// Loads the file again. On success publishes it; on failure keeps the old one.
     pub fn reload(&self) -> Result<(), ConfigError> {
-        let _guard = self
-            .lock
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let _guard = self.lock.lock_unpoisoned();
         match config::load(self.path.as_deref()) {
             Ok((config, origin)) => {
                 self.sender.send_replace(Arc::new(config));

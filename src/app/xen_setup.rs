@@ -18,9 +18,14 @@ pub async fn collector(cli: &Cli, config: watch::Receiver<Arc<Config>>) -> XenCo
     let kind = cli.xen_source;
     let library = cli.xen_library.clone();
     let options = simulated_options(cli);
+    let frozen_at = cli.simulated_frozen_at;
     let opened = tokio::task::spawn_blocking(move || {
         select::open(kind, library.as_deref(), || {
-            Box::new(SimulatedHost::new(options)) as Box<dyn XenSource>
+            let host = match frozen_at {
+                Some(at) => SimulatedHost::with_clock(options, Arc::new(move || at)),
+                None => SimulatedHost::new(options),
+            };
+            Box::new(host) as Box<dyn XenSource>
         })
     })
     .await;

@@ -19,6 +19,7 @@ use prometheus_client::registry::{Registry, Unit};
 
 use super::jitter::Jitter;
 use crate::config::probes::Target;
+use crate::lock::{MutexUnpoisoned, RwLockUnpoisoned};
 
 /// A series' labels: `target`, `protocol`, then the user's labels sorted by name.
 pub type Labels = Vec<(String, String)>;
@@ -246,11 +247,7 @@ impl TargetSeries {
         let seconds = rtt.as_secs_f64();
         self.responses.inc();
         self.rtt.observe(seconds);
-        let jitter = self
-            .jitter
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .update(seconds);
+        let jitter = self.jitter.lock_unpoisoned().update(seconds);
         if let Some(jitter) = jitter {
             self.jitter_gauge
                 .get_or_init(|| self.metrics.jitter.get_or_create(&self.labels).clone())
@@ -305,10 +302,7 @@ impl TargetSeries {
     /// Replaces the `latency_target_info` series; the caller holds [`removed`](Self::removed).
     fn replace_address(&self, address: Option<IpAddr>) {
         let new = address.map(|address| address.to_string());
-        let mut current = self
-            .address
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut current = self.address.lock_unpoisoned();
         if *current == new {
             return;
         }
@@ -328,10 +322,7 @@ impl TargetSeries {
 
     /// The read side of `removed` while the target is still configured, `None` once removed.
     fn live(&self) -> Option<RwLockReadGuard<'_, bool>> {
-        let removed = self
-            .removed
-            .read()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let removed = self.removed.read_unpoisoned();
         (!*removed).then_some(removed)
     }
 
@@ -339,10 +330,7 @@ impl TargetSeries {
     pub fn remove(&self) {
         // Held to the end: an update that checked before this waits to finish first, one that
         // comes after sees `true`.
-        let mut removed = self
-            .removed
-            .write()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut removed = self.removed.write_unpoisoned();
         if *removed {
             return;
         }

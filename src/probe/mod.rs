@@ -8,7 +8,7 @@
 //! need cannot be opened; its duration is the time that check takes (the probes themselves run
 //! in the background, not at scrape time).
 
-mod icmp;
+pub(crate) mod icmp;
 mod jitter;
 mod metrics;
 mod resolve;

@@ -10,6 +10,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::metrics::TargetSeries;
 use crate::config::probes::Target;
+use crate::lock::MutexUnpoisoned;
 
 /// A bound on one lookup, so a dead resolver cannot hold a target's address forever.
 const LOOKUP_TIMEOUT: Duration = Duration::from_secs(10);
@@ -24,17 +25,11 @@ impl CurrentAddress {
     }
 
     pub fn get(&self) -> Option<IpAddr> {
-        *self
-            .0
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        *self.0.lock_unpoisoned()
     }
 
     fn set(&self, address: IpAddr) -> Option<IpAddr> {
-        self.0
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .replace(address)
+        self.0.lock_unpoisoned().replace(address)
     }
 }
 

@@ -8,6 +8,7 @@
 use std::sync::mpsc;
 use std::sync::Mutex;
 
+use crate::lock::MutexUnpoisoned;
 use tokio::sync::oneshot;
 
 type Job = Box<dyn FnOnce() + Send>;
@@ -54,10 +55,7 @@ impl EncodeThread {
         let job: Job = Box::new(move || {
             let _ = reply.send(work());
         });
-        let sent = jobs
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .send(job);
+        let sent = jobs.lock_unpoisoned().send(job);
         if let Err(mpsc::SendError(job)) = sent {
             // The thread is gone (it cannot be, short of an abort): encode on a blocking thread.
             if tokio::task::spawn_blocking(job).await.is_err() {

@@ -11,6 +11,7 @@ use subtle::ConstantTimeEq;
 use tokio::sync::Semaphore;
 
 use super::Problem;
+use crate::lock::MutexUnpoisoned;
 
 /// bcrypt's lowest cost; the decoy hash takes the users' highest.
 const MIN_COST: u32 = 4;
@@ -125,10 +126,7 @@ impl BasicAuth {
         if !valid {
             return Authorization::Denied;
         }
-        self.verified
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .insert(user, tag);
+        self.verified.lock_unpoisoned().insert(user, tag);
         Authorization::Allowed
     }
 
@@ -144,10 +142,7 @@ impl BasicAuth {
 
     /// Whether this password was already verified for this user (constant-time comparison).
     fn remembered(&self, user: &str, tag: &[u8; 32]) -> bool {
-        let verified = self
-            .verified
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let verified = self.verified.lock_unpoisoned();
         verified
             .get(user)
             .is_some_and(|known| bool::from(known.ct_eq(tag)))

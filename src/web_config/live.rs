@@ -17,6 +17,7 @@ use std::time::{Duration, SystemTime};
 use tokio_util::sync::CancellationToken;
 
 use super::{WebConfig, WebConfigError};
+use crate::lock::{MutexUnpoisoned, RwLockUnpoisoned};
 use crate::scrape::self_metrics::ReloadMetrics;
 
 /// How often the file's metadata is compared with the version last read.
@@ -89,10 +90,7 @@ impl LiveWebConfig {
 
     /// The configuration a new connection or request uses.
     pub fn current(&self) -> Arc<WebConfig> {
-        self.current
-            .read()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .clone()
+        self.current.read_unpoisoned().clone()
     }
 
     /// Reads the file again if it changed and then stayed the same since the last call (or at
@@ -109,10 +107,7 @@ impl LiveWebConfig {
         let Some(path) = &self.path else {
             return Ok(());
         };
-        let mut seen = self
-            .seen
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut seen = self.seen.lock_unpoisoned();
         let version = Version::of(path);
         if !force {
             if version == seen.read {
@@ -129,10 +124,7 @@ impl LiveWebConfig {
         let file = path.display().to_string();
         match self.load(path) {
             Ok(loaded) => {
-                *self
-                    .current
-                    .write()
-                    .unwrap_or_else(|poisoned| poisoned.into_inner()) = Arc::new(loaded);
+                *self.current.write_unpoisoned() = Arc::new(loaded);
                 self.metrics.record_success();
                 tracing::info!(file = %file, "web configuration reloaded");
                 Ok(())

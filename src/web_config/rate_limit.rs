@@ -3,6 +3,7 @@
 //! empty is answered 429 before anything else is looked at, as in exporter-toolkit (Go's
 //! `rate.NewLimiter(rate.Every(interval), burst)` and `Allow`).
 
+use crate::lock::MutexUnpoisoned;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -46,10 +47,7 @@ impl RateLimiter {
 
     /// Takes a token if there is one at `now`.
     pub fn admit(&self, now: Instant) -> bool {
-        let mut bucket = self
-            .bucket
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut bucket = self.bucket.lock_unpoisoned();
         // Fractions of a token accrue, so a 1 s interval admits exactly one request per second
         // however the requests fall.
         let earned = now.saturating_duration_since(bucket.refilled).as_secs_f64()

@@ -6,7 +6,7 @@ use std::fmt;
 use std::io::Read;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
 use tokio_rustls::rustls;
 use tokio_rustls::rustls::client::danger::HandshakeSignatureValid;
@@ -23,6 +23,7 @@ use tokio_rustls::rustls::{
 
 use super::file::{ClientAuthType, Curve, TlsSection, TlsVersion};
 use super::{resolve, Problem};
+use crate::lock::{MutexUnpoisoned, RwLockUnpoisoned};
 
 const SECTION: &str = "tls_server_config";
 
@@ -597,17 +598,14 @@ impl ReloadingCertificate {
 
     /// The pair a handshake presents: no I/O, no waiting beyond a pointer copy.
     fn current(&self) -> Arc<CertifiedKey> {
-        self.current
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
+        self.current.read_unpoisoned().clone()
     }
 
     /// Reads the files and swaps in the pair they hold if they changed. Blocking file I/O: call
     /// it off the runtime's workers.
     pub(crate) fn refresh(&self) {
         // A poisoned stamp is still a complete value: it is only ever replaced whole.
-        let mut state = self.stamp.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut state = self.stamp.lock_unpoisoned();
         let stamp = (self.cert.stamp(), self.key.stamp());
         if stamp == *state {
             return;
@@ -617,7 +615,7 @@ impl ReloadingCertificate {
         match load_pair(&self.cert, &self.key, &self.crypto) {
             Ok(loaded) => {
                 tracing::info!(cert = %self.cert.describe(), "TLS certificate reloaded");
-                *self.current.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(loaded);
+                *self.current.write_unpoisoned() = Arc::new(loaded);
             }
             Err(problem) => tracing::warn!(
                 field = %problem.field,

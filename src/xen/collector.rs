@@ -13,6 +13,7 @@ use std::time::Instant;
 use tokio::sync::watch;
 
 use crate::config::{Config, XenConfig};
+use crate::lock::MutexUnpoisoned;
 use crate::scrape::collector::{Collected, Outcome, ScrapeCollector};
 use crate::xen::dom0::xenstore::XenStore;
 use crate::xen::dom0::{netback, rings, sysfs};
@@ -78,10 +79,7 @@ impl XenCollector {
     /// Logs `problem` for `part` when its first problem differs from what was last logged for
     /// it (a changing count of failing devices alone does not repeat the line).
     fn report(&self, part: &'static str, problem: Option<Failure>) {
-        let mut logged = self
-            .logged
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut logged = self.logged.lock_unpoisoned();
         let told_at_start = part == "rings"
             && problem.as_ref().is_some_and(|failure| {
                 logged.rings_at_start.as_deref() == Some(failure.first.as_str())
@@ -131,10 +129,7 @@ impl XenCollector {
         }
         if let Some(hint) = self.debugfs_problem() {
             tracing::warn!(collector = "rings", reason = %hint, "netback ring statistics unavailable");
-            let mut logged = self
-                .logged
-                .lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            let mut logged = self.logged.lock_unpoisoned();
             logged.rings_at_start = Some(hint);
         }
     }

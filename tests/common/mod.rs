@@ -12,18 +12,9 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-/// Whether CI demands that every test runs (root, tools installed): a skip then fails.
-pub fn required() -> bool {
-    std::env::var("XE_REQUIRE_PRIVILEGED").is_ok_and(|value| value == "1")
-}
-
-/// Prints a loud SKIP line, or panics when CI requires the test to run.
-pub fn skip(test: &str, reason: &str) {
-    if required() {
-        panic!("{test}: cannot run: {reason} (XE_REQUIRE_PRIVILEGED=1 forbids skipping)");
-    }
-    eprintln!("SKIP {test}: {reason}");
-}
+/// The one `SKIP <test>: <why>` of the workspace (a failure under `XE_REQUIRE_PRIVILEGED=1`),
+/// shared with netsim and every test binary.
+pub use netsim::skip;
 
 /// The path of an installed tool, or `None` after a [`skip`] message.
 pub fn tool(test: &str, name: &str) -> Option<PathBuf> {

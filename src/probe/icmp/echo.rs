@@ -86,16 +86,9 @@ pub struct Reply {
 /// (RAW IPv4 sockets); IPv6 sockets never see the IPv6 header.
 pub fn parse_reply(v6: bool, ip_header: bool, packet: &[u8]) -> Option<Reply> {
     let (icmp, ttl, source_v4) = if ip_header && !v6 {
-        let first = *packet.first()?;
-        if first >> 4 != 4 {
-            return None;
-        }
-        let header_len = usize::from(first & 0x0f) * 4;
-        if header_len < 20 || packet.len() < header_len {
-            return None;
-        }
-        let source = [packet[12], packet[13], packet[14], packet[15]];
-        (&packet[header_len..], Some(packet[8]), Some(source))
+        let (header, icmp) = split_ipv4(packet)?;
+        let source = [header[12], header[13], header[14], header[15]];
+        (icmp, Some(header[8]), Some(source))
     } else {
         (packet, None, None)
     };
@@ -119,6 +112,26 @@ pub fn parse_reply(v6: bool, ip_header: bool, packet: &[u8]) -> Option<Reply> {
     })
 }
 
+/// Bytes of an IPv4 header without options.
+const IPV4_HEADER_MIN: usize = 20;
+/// Bytes of the IPv6 header (the quoted one: our requests carry no extension headers).
+const IPV6_HEADER_LEN: usize = 40;
+/// The protocol numbers of ICMP and ICMPv6 (IPv4 protocol, IPv6 next header).
+const PROTOCOL_ICMP: u8 = 1;
+const PROTOCOL_ICMPV6: u8 = 58;
+
+/// An IPv4 header and what follows it, if `packet` starts with a well-formed one: version 4,
+/// a header length of at least 20 bytes, all of it present. Any host can send anything to a
+/// RAW socket, and a quoted header is the sender's word: neither is trusted further.
+fn split_ipv4(packet: &[u8]) -> Option<(&[u8], &[u8])> {
+    let first = *packet.first()?;
+    let header_len = usize::from(first & 0x0f) * 4;
+    if first >> 4 != 4 || header_len < IPV4_HEADER_MIN || packet.len() < header_len {
+        return None;
+    }
+    Some(packet.split_at(header_len))
+}
+
 /// ICMP destination unreachable (v4 type 3, v6 type 1) about one of our echo requests: the
 /// identifier, sequence and destination of the request it quotes, as RAW sockets receive it
 /// (DGRAM sockets get it on their error queue instead, see [`quoted_sequence`]).
@@ -128,40 +141,45 @@ pub fn parse_unreachable(
     packet: &[u8],
 ) -> Option<(u16, u16, std::net::IpAddr)> {
     let icmp = if ip_header && !v6 {
-        let header_len = usize::from(packet.first()? & 0x0f) * 4;
-        packet.get(header_len..)?
+        split_ipv4(packet)?.1
     } else {
         packet
     };
-    let (unreachable, request, inner_header_len) = if v6 {
-        // The quoted IPv6 header is 40 bytes (extension headers are not expected on our own
-        // echo requests).
-        (UNREACHABLE_V6, ECHO_REQUEST_V6, 40)
-    } else {
-        (
-            UNREACHABLE_V4,
-            ECHO_REQUEST_V4,
-            usize::from(icmp.get(HEADER_LEN)? & 0x0f) * 4,
-        )
-    };
+    let unreachable = if v6 { UNREACHABLE_V6 } else { UNREACHABLE_V4 };
     if *icmp.first()? != unreachable {
         return None;
     }
-    let quoted = icmp.get(HEADER_LEN + inner_header_len..HEADER_LEN + inner_header_len + 8)?;
-    if quoted[0] != request {
-        return None;
-    }
-    let inner = &icmp[HEADER_LEN..];
-    let destination = if v6 {
-        std::net::IpAddr::from(<[u8; 16]>::try_from(inner.get(24..40)?).ok()?)
+    // The quoted datagram must be an ICMP one of our family, its header whole: a header that
+    // is not would put the "request" and its "destination" at offsets inside each other.
+    let inner = icmp.get(HEADER_LEN..)?;
+    let (destination, quoted) = if v6 {
+        let header = inner.get(..IPV6_HEADER_LEN)?;
+        if header[0] >> 4 != 6 || header[6] != PROTOCOL_ICMPV6 {
+            return None;
+        }
+        let destination = <[u8; 16]>::try_from(&header[24..40]).ok()?;
+        (
+            std::net::IpAddr::from(destination),
+            &inner[IPV6_HEADER_LEN..],
+        )
     } else {
-        std::net::IpAddr::from(<[u8; 4]>::try_from(inner.get(16..20)?).ok()?)
+        let (header, quoted) = split_ipv4(inner)?;
+        if header[9] != PROTOCOL_ICMP {
+            return None;
+        }
+        let destination = <[u8; 4]>::try_from(&header[16..20]).ok()?;
+        (std::net::IpAddr::from(destination), quoted)
     };
-    Some((
-        u16::from_be_bytes([quoted[4], quoted[5]]),
-        u16::from_be_bytes([quoted[6], quoted[7]]),
-        destination,
-    ))
+    match quoted {
+        [kind, _, _, _, id_high, id_low, seq_high, seq_low, ..] if *kind == request_type(v6) => {
+            Some((
+                u16::from_be_bytes([*id_high, *id_low]),
+                u16::from_be_bytes([*seq_high, *seq_low]),
+                destination,
+            ))
+        }
+        _ => None,
+    }
 }
 
 /// The sequence number of the echo request an ICMP error quotes, as a DGRAM socket's error
@@ -309,10 +327,81 @@ mod tests {
         // IPv6: type 1, 4 unused bytes, 40-byte quoted header, our request.
         let request = build_request(true, 7, 8, 9, 16);
         let mut packet = vec![1, 0, 0, 0, 0, 0, 0, 0];
-        packet.extend_from_slice(&[0u8; 40]);
+        let mut header = [0u8; 40];
+        header[0] = 0x60;
+        header[6] = 58;
+        header[24..40].copy_from_slice(&[0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 9]);
+        packet.extend_from_slice(&header);
         packet.extend_from_slice(&request);
-        let to = std::net::IpAddr::from([0u16; 8]);
+        let to = std::net::IpAddr::from([0xfd00, 0, 0, 0, 0, 0, 0, 9]);
         assert_eq!(parse_unreachable(true, false, &packet), Some((7, 8, to)));
+        // A quoted header of another version or next header is not one of our requests'.
+        let mut other = packet.clone();
+        other[8] = 0x40;
+        assert_eq!(parse_unreachable(true, false, &other), None);
+        let mut other = packet.clone();
+        other[8 + 6] = 17;
+        assert_eq!(parse_unreachable(true, false, &other), None);
+    }
+
+    /// Found writing the fuzz target's invariants (fuzz/fuzz_targets/icmp_echo.rs): the IPv4
+    /// headers around an unreachable were not checked. An outer header length of 0 read the
+    /// IP header as the ICMP message, and a quoted header shorter than 20 bytes (or not ICMP)
+    /// put the quoted "request" inside the header whose destination was read.
+    #[test]
+    fn an_unreachable_needs_well_formed_ipv4_headers() {
+        let request = build_request(false, 0x0102, 0x0304, 5, 56);
+        let quote = |inner_first: u8, protocol: u8| {
+            let mut packet = vec![3, 1, 0, 0, 0, 0, 0, 0];
+            packet.extend_from_slice(&[
+                inner_first,
+                0,
+                0,
+                0,
+                0,
+                0,
+                0,
+                0,
+                64,
+                protocol,
+                0,
+                0,
+                10,
+                0,
+                0,
+                1,
+                10,
+                0,
+                0,
+                9,
+            ]);
+            packet.extend_from_slice(&request[..8]);
+            packet
+        };
+        let to = std::net::IpAddr::from([10, 0, 0, 9]);
+        assert_eq!(
+            parse_unreachable(false, false, &quote(0x45, 1)),
+            Some((0x0102, 0x0304, to))
+        );
+        assert_eq!(parse_unreachable(false, false, &quote(0x45, 17)), None);
+        assert_eq!(parse_unreachable(false, false, &quote(0x65, 1)), None);
+        // A quoted header length of 4 bytes, whose "request" would start at its byte 4.
+        let mut short = quote(0x41, 1);
+        short[8 + 4] = ECHO_REQUEST_V4;
+        assert_eq!(parse_unreachable(false, false, &short), None);
+        // An outer header of length 0 or another version: not an IPv4 packet.
+        let mut outer = vec![
+            0x40, 0, 0, 0, 0, 0, 0, 0, 64, 1, 0, 0, 10, 0, 0, 254, 10, 0, 0, 1,
+        ];
+        outer.extend_from_slice(&quote(0x45, 1));
+        assert_eq!(parse_unreachable(false, true, &outer), None);
+        outer[0] = 0x45;
+        assert_eq!(
+            parse_unreachable(false, true, &outer),
+            Some((0x0102, 0x0304, to))
+        );
+        outer[0] = 0x65;
+        assert_eq!(parse_unreachable(false, true, &outer), None);
     }
 
     #[test]

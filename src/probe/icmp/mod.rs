@@ -18,8 +18,8 @@
 //! requests in flight are answered or expired, and the socket closes with it; a binding that
 //! failed to open is forgotten, so it no longer holds `collector="probes"` at 0.
 
-mod echo;
-mod pending;
+pub(crate) mod echo;
+pub(crate) mod pending;
 
 use std::collections::HashMap;
 use std::fmt;
@@ -43,6 +43,7 @@ use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 
 use self::pending::{Entry, Match, Pending, SendStamp};
 use super::metrics::{Reason, TargetSeries};
+use crate::lock::MutexUnpoisoned;
 
 /// How often the receive thread expires unanswered requests (the timeout's resolution).
 const SWEEP_INTERVAL: Duration = Duration::from_millis(10);
@@ -233,9 +234,7 @@ impl IcmpSocket {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Pending<Owner>> {
-        self.pending
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.pending.lock_unpoisoned()
     }
 
     /// The receive loop: wait for replies (or the next sweep), drain them, expire the lost.
@@ -791,9 +790,7 @@ impl IcmpPool {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Binding, Slot>> {
-        self.slots
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.slots.lock_unpoisoned()
     }
 
     /// Whether every socket the targets use is open.

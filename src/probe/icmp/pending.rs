@@ -147,11 +147,18 @@ impl<T> Pending<T> {
         }
         // Answered either way: a late reply is one timeout, not one now and one at the sweep.
         entry.answered = true;
-        let rtt = rtt(entry.sent, entry.transmitted, received, kernel);
-        if entry.sent.monotonic + rtt > entry.deadline {
+        // Late is judged on when the reply arrived, counted from our send stamp as the
+        // deadline is, not on the RTT: with a transmit stamp the RTT leaves out the wait before
+        // the device, and a reply that arrived after the deadline would count or not depending
+        // on whether the sweep came first.
+        let arrived = rtt(entry.sent, None, received, kernel);
+        if entry.sent.monotonic + arrived > entry.deadline {
             return Match::Late(&entry.owner);
         }
-        Match::Answered(&entry.owner, rtt)
+        Match::Answered(
+            &entry.owner,
+            rtt(entry.sent, entry.transmitted, received, kernel),
+        )
     }
 
     /// Removes every request whose deadline passed; returns the ones never answered (lost).
@@ -185,7 +192,7 @@ impl<T> Pending<T> {
 /// How far the wall clock may drift from the monotonic clock between send and receive before
 /// the kernel's (wall-clock) receive stamp is distrusted: NTP slews far slower than this, so a
 /// larger difference means the clock was stepped.
-const CLOCK_STEP_TOLERANCE: Duration = Duration::from_micros(200);
+pub const CLOCK_STEP_TOLERANCE: Duration = Duration::from_micros(200);
 
 /// A reply's RTT. `sent` is both clocks read before `sendto`, `transmitted` the kernel's
 /// transmit stamp (`SO_TIMESTAMPING`, wall clock) when the device gave one; `kernel` is the
@@ -484,5 +491,36 @@ mod tests {
         // ... counted once: the sweep does not report it lost again.
         assert!(pending.expire(mono + ms(100)).is_empty());
         assert!(pending.is_empty());
+    }
+
+    /// Found by the fuzz target's invariant "late exactly when it arrived after the deadline"
+    /// (fuzz/fuzz_targets/icmp_pending.rs): with a transmit stamp, lateness was judged on the
+    /// RTT, which leaves out the wait before the device, so a reply that arrived after the
+    /// deadline counted as answered if read before the sweep and as lost if after it.
+    #[test]
+    fn a_reply_after_the_deadline_is_late_even_with_a_transmit_stamp() {
+        let ms = Duration::from_millis;
+        let mono = Instant::now();
+        let wall = SystemTime::now();
+        let mut pending = Pending::default();
+        pending.insert(
+            1,
+            Entry {
+                token: 1,
+                address: "10.0.0.1".parse().expect("address"),
+                sent: stamp(mono, wall),
+                transmitted: None,
+                deadline: mono + ms(40),
+                answered: false,
+                owner: "target",
+            },
+        );
+        // The device sent it 10 ms after our stamp; the reply took 35 ms and arrived at 45 ms.
+        assert!(pending.transmitted(1, 1, wall + ms(10)));
+        let read = stamp(mono + ms(46), wall + ms(46));
+        assert!(matches!(
+            pending.reply(1, Some(1), None, read, Some(wall + ms(45))),
+            Match::Late(_)
+        ));
     }
 }

@@ -13,7 +13,7 @@ use std::collections::HashMap;
 use std::ffi::CStr;
 use std::path::Path;
 use std::ptr::NonNull;
-use std::sync::{Arc, Mutex, PoisonError, TryLockError};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use xenstat_sys::xenstat::{
@@ -22,6 +22,7 @@ use xenstat_sys::xenstat::{
 };
 use xenstat_sys::Libxenstat as Lib;
 
+use crate::lock::MutexUnpoisoned;
 use crate::xen::dom0::xenstore::XenStore;
 use crate::xen::model::{Domain, DomainState, Host, Vbd, VbdBackend, Vcpu, Vif};
 use crate::xen::source::{SourceError, XenSource};
@@ -162,16 +163,12 @@ impl LibXenstat {
         // earlier snapshot outlived its scrape timeout and is still inside libxenstat. Waiting
         // would park one more blocking thread per scrape behind a hung library; failing fast
         // keeps the exporter responsive and the operator sees `collector_success 0`.
-        let handle = match self.handle.try_lock() {
-            Ok(handle) => handle,
-            // A panic while holding the lock cannot leave the handle half-updated (we only read
-            // through it), so a poisoned lock is still usable.
-            Err(TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
-            Err(TryLockError::WouldBlock) => {
-                return Err(SourceError::Failed {
-                    reason: BUSY_REASON.to_owned(),
-                })
-            }
+        // A panic while holding the lock cannot leave the handle half-updated (we only read
+        // through it), so a poisoned lock is still usable.
+        let Some(handle) = self.handle.try_lock_unpoisoned() else {
+            return Err(SourceError::Failed {
+                reason: BUSY_REASON.to_owned(),
+            });
         };
         // SAFETY: the handle is live (owned by `handle`) and used by this thread only (lock held).
         let ptr = unsafe { (self.lib.get_node)(handle.ptr.as_ptr(), XENSTAT_ALL) };
@@ -203,7 +200,7 @@ impl LibXenstat {
         };
         let missing: Vec<usize> = {
             // A poisoned map is just a cache: every entry in it was complete when inserted.
-            let mut cache = self.uuids.lock().unwrap_or_else(PoisonError::into_inner);
+            let mut cache = self.uuids.lock_unpoisoned();
             cache.retain(|domid, _| host.domains.iter().any(|domain| domain.domid == *domid));
             host.domains
                 .iter_mut()
@@ -220,15 +217,11 @@ impl LibXenstat {
         if missing.is_empty() {
             return Ok(());
         }
-        let _lookup = match self.lookup.try_lock() {
-            Ok(guard) => guard,
-            // The guard protects no data; a panic under it left nothing half-done.
-            Err(TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
-            Err(TryLockError::WouldBlock) => {
-                return Err(SourceError::Failed {
-                    reason: XENSTORE_BUSY_REASON.to_owned(),
-                })
-            }
+        // The guard protects no data; a panic under it left nothing half-done.
+        let Some(_lookup) = self.lookup.try_lock_unpoisoned() else {
+            return Err(SourceError::Failed {
+                reason: XENSTORE_BUSY_REASON.to_owned(),
+            });
         };
         let mut found = Vec::new();
         for index in missing {
@@ -247,7 +240,7 @@ impl LibXenstat {
                 found.push((domain.domid, domain.name.clone(), uuid.clone()));
             }
         }
-        let mut cache = self.uuids.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut cache = self.uuids.lock_unpoisoned();
         for (domid, name, uuid) in found {
             cache.insert(domid, (name, uuid));
         }

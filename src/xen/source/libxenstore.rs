@@ -5,11 +5,12 @@
 use std::ffi::{c_uint, c_void, CString};
 use std::path::Path;
 use std::ptr::NonNull;
-use std::sync::{Mutex, PoisonError};
+use std::sync::Mutex;
 
 use xenstat_sys::xenstore::{XsHandle, XBT_NULL, XS_OPEN_READONLY};
 use xenstat_sys::Libxenstore as Lib;
 
+use crate::lock::MutexUnpoisoned;
 use crate::xen::dom0::xenstore::{XenStore, XenStoreError};
 
 /// An open connection to xenstored.
@@ -75,10 +76,7 @@ impl LibXenStore {
 
 impl Drop for LibXenStore {
     fn drop(&mut self) {
-        let handle = self
-            .handle
-            .get_mut()
-            .unwrap_or_else(PoisonError::into_inner);
+        let handle = self.handle.get_mut_unpoisoned();
         // SAFETY: the handle came from `xs_open` and is closed exactly once, here.
         unsafe { (self.lib.close)(handle.as_ptr()) };
     }
@@ -107,7 +105,7 @@ impl XenStore for LibXenStore {
     fn read(&self, path: &str) -> Result<Option<String>, XenStoreError> {
         let c_path = Self::c_path(path)?;
         let mut len: c_uint = 0;
-        let handle = self.handle.lock().unwrap_or_else(PoisonError::into_inner);
+        let handle = self.handle.lock_unpoisoned();
         // SAFETY: the handle is open and used by this thread only (lock held); `c_path` is
         // NUL-terminated; `len` is a valid out-pointer.
         let value =
