@@ -55,12 +55,18 @@ pub enum Match<'a, T> {
     Unknown,
 }
 
+/// Above this many requests in flight a reply does not look for the next deadline (a sweep
+/// every few milliseconds comes anyway at such rates); below it, an answered request wakes no
+/// one at its deadline.
+const RECOMPUTE_LIMIT: usize = 256;
+
 /// The requests in flight on one socket, by sequence number.
 #[derive(Debug)]
 pub struct Pending<T> {
     entries: HashMap<u16, Entry<T>>,
-    /// No entry's deadline is earlier (it may be earlier than every deadline left, after a
-    /// removal): the receive thread sleeps until then, not for a fixed tick.
+    /// No unanswered entry's deadline is earlier (it may be earlier than every deadline left,
+    /// after a removal): the receive thread sleeps until then, not for a fixed tick. Answered
+    /// entries (kept to recognise duplicates) wait for a sweep that comes anyway.
     earliest: Option<Instant>,
 }
 
@@ -84,8 +90,8 @@ impl<T> Pending<T> {
         self.entries.insert(seq, entry)
     }
 
-    /// When the next request may expire, `None` when nothing is in flight. Never later than
-    /// the earliest deadline; it can be earlier (a woken thread then finds nothing to expire).
+    /// When the next unanswered request may expire, `None` when none is in flight. Never later
+    /// than the earliest such deadline; it can be earlier (a woken thread then finds nothing).
     pub fn next_deadline(&self) -> Option<Instant> {
         self.earliest
     }
@@ -134,19 +140,29 @@ impl<T> Pending<T> {
         received: SendStamp,
         kernel: Option<SystemTime>,
     ) -> Match<'_, T> {
-        let Some(entry) = self.entries.get_mut(&seq) else {
-            return Match::Unknown;
+        let (answered_before, deadline) = match self.entries.get_mut(&seq) {
+            None => return Match::Unknown,
+            Some(entry) => {
+                if token.is_some_and(|token| token != entry.token)
+                    || source.is_some_and(|source| source != entry.address)
+                {
+                    return Match::Unknown;
+                }
+                // Answered either way: a late reply is one timeout, not one now and one at
+                // the sweep.
+                (std::mem::replace(&mut entry.answered, true), entry.deadline)
+            }
         };
-        if token.is_some_and(|token| token != entry.token)
-            || source.is_some_and(|source| source != entry.address)
+        if !answered_before
+            && self.earliest == Some(deadline)
+            && self.entries.len() <= RECOMPUTE_LIMIT
         {
-            return Match::Unknown;
+            self.earliest = self.unanswered_deadline();
         }
-        if entry.answered {
+        let entry = self.entries.get(&seq).expect("the entry was found above");
+        if answered_before {
             return Match::Duplicate(&entry.owner);
         }
-        // Answered either way: a late reply is one timeout, not one now and one at the sweep.
-        entry.answered = true;
         // Late is judged on when the reply arrived, counted from our send stamp as the
         // deadline is, not on the RTT: with a transmit stamp the RTT leaves out the wait before
         // the device, and a reply that arrived after the deadline would count or not depending
@@ -174,8 +190,16 @@ impl<T> Pending<T> {
             .filter_map(|seq| self.entries.remove(&seq))
             .filter(|entry| !entry.answered)
             .collect();
-        self.earliest = self.entries.values().map(|entry| entry.deadline).min();
+        self.earliest = self.unanswered_deadline();
         lost
+    }
+
+    fn unanswered_deadline(&self) -> Option<Instant> {
+        self.entries
+            .values()
+            .filter(|entry| !entry.answered)
+            .map(|entry| entry.deadline)
+            .min()
     }
 
     #[cfg(test)]
@@ -366,6 +390,31 @@ mod tests {
         assert_eq!(pending.next_deadline(), Some(now + ms(200)));
         pending.expire(now + ms(300));
         assert_eq!(pending.next_deadline(), None);
+    }
+
+    /// An answered request is kept to recognise duplicates, but nobody needs to wake at its
+    /// deadline: the next deadline is the next unanswered request's.
+    #[test]
+    fn an_answered_request_is_no_deadline_to_wake_for() {
+        let now = Instant::now();
+        let ms = Duration::from_millis;
+        let mut pending = Pending::default();
+        pending.insert(1, entry(1, "10.0.0.1", now + ms(100)));
+        pending.insert(2, entry(2, "10.0.0.1", now + ms(200)));
+        assert!(matches!(
+            reply_now(&mut pending, 1, Some(1), None),
+            Match::Answered(..)
+        ));
+        assert_eq!(pending.next_deadline(), Some(now + ms(200)));
+        assert!(matches!(
+            reply_now(&mut pending, 2, Some(2), None),
+            Match::Answered(..)
+        ));
+        assert_eq!(pending.next_deadline(), None);
+        assert!(matches!(
+            reply_now(&mut pending, 1, Some(1), None),
+            Match::Duplicate(_)
+        ));
     }
 
     #[test]
