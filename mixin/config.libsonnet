@@ -109,6 +109,13 @@
       latency: 'xen-exporter-latency',
       noisy: 'xen-exporter-noisy-neighbour',
     },
+    dashboardTitles: {
+      fleet: 'Xen fleet',
+      host: 'Xen host',
+      domain: 'Xen domain',
+      latency: 'Latency',
+      noisy: 'Xen noisy neighbour',
+    },
     dashboardTags: ['xen_exporter'],
     dashboardRefresh: '1m',
 

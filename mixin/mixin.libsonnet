@@ -5,4 +5,8 @@
 + (import 'rules/latency.libsonnet')
 + (import 'alerts/xen.libsonnet')
 + (import 'alerts/latency.libsonnet')
-+ { grafanaDashboards+:: {} }
++ (import 'dashboards/fleet.libsonnet')
++ (import 'dashboards/host.libsonnet')
++ (import 'dashboards/domain.libsonnet')
++ (import 'dashboards/latency.libsonnet')
++ (import 'dashboards/noisy.libsonnet')

@@ -52,7 +52,10 @@ PROMQL_WORDS = {
     "and", "or", "unless", "bool", "offset", "inf", "nan", "atan2",
 }
 # Series Prometheus makes itself; they are in metrics.txt but no exporter emits them.
-PROMETHEUS_SERIES = {"up", "scrape_duration_seconds"}
+PROMETHEUS_SERIES = {"up", "scrape_duration_seconds", "ALERTS"}
+# Grafana's fields of a Prometheus annotation query, which the generated schema (written for the
+# built-in Grafana annotations) does not list; the rest of each annotation is validated.
+PROMETHEUS_ANNOTATION_KEYS = ("expr", "step", "titleFormat", "textFormat", "tagKeys", "useValueForTime")
 SEVERITIES = ("critical", "warning")
 RUNBOOK_PREFIX = "https://example.invalid/xen_exporter/blob/main/"
 
@@ -118,6 +121,16 @@ class Checker:
                    and item.get("name") == "DS_PROMETHEUS" for item in inputs):
             self.error(where, "__inputs needs the datasource input DS_PROMETHEUS (pluginId prometheus)")
         body = {key: value for key, value in dashboard.items() if key not in IMPORT_ENVELOPE}
+        annotations = body.get("annotations", {}).get("list", [])
+        for annotation in annotations:
+            if "expr" in annotation:
+                if annotation.get("datasource") != DS_VARIABLE:
+                    self.error(where, f"annotation {annotation.get('name')!r}: datasource must be the variable")
+                self.add_expr(where, f"annotation {annotation.get('name')!r}", annotation["expr"])
+        body["annotations"] = {"list": [
+            {key: value for key, value in annotation.items() if key not in PROMETHEUS_ANNOTATION_KEYS}
+            for annotation in annotations
+        ]}
         for problem in sorted(validator.iter_errors(body), key=lambda e: list(e.absolute_path)):
             path_text = "/".join(str(part) for part in problem.absolute_path)
             self.error(where, f"schema: at /{path_text}: {problem.message}")
