@@ -58,16 +58,25 @@ const RUNBOOK_BASE: &str = "https://example.invalid/xen_exporter/blob/main/";
 /// second column) is skipped, each with a note; once served, both are checked as every other.
 const PENDING: &[(&str, &[&str])] = &[
     ("xen_vbd_backing_in_flight_requests", &[]),
-    ("xen_vbd_backing_queue_time_seconds_total", &["xen_vbd:backing_queue_depth:rate5m"]),
+    (
+        "xen_vbd_backing_queue_time_seconds_total",
+        &["xen_vbd:backing_queue_depth:rate5m"],
+    ),
     ("xen_vbd_backing_io_time_seconds_total", &[]),
-    ("xen_vbd_backing_read_time_seconds_total", &["xen_vbd:service_time_seconds:rate5m"]),
+    (
+        "xen_vbd_backing_read_time_seconds_total",
+        &["xen_vbd:service_time_seconds:rate5m"],
+    ),
     ("xen_vbd_backing_write_time_seconds_total", &[]),
     ("xen_vbd_backing_reads_completed_total", &[]),
     ("xen_vbd_backing_writes_completed_total", &[]),
     ("xen_vbd_ring_max_queues", &[]),
     ("xen_vbd_read_time_seconds_total", &[]),
     ("xen_vbd_write_time_seconds_total", &[]),
-    ("xen_vbd_ring_requests_outstanding", &["xen_vbd:ring_occupancy:ratio_avg5m"]),
+    (
+        "xen_vbd_ring_requests_outstanding",
+        &["xen_vbd:ring_occupancy:ratio_avg5m"],
+    ),
 ];
 
 fn repo() -> &'static Path {
@@ -92,7 +101,12 @@ fn dashboards_and_storm_alert_end_to_end() {
     let blackhole = BlackholeTcpTarget::start();
     let config_dir = common::temp_dir();
     let icmp = common::is_root();
-    let config = probe_config(config_dir.path(), probe_target.address, blackhole.address, icmp);
+    let config = probe_config(
+        config_dir.path(),
+        probe_target.address,
+        blackhole.address,
+        icmp,
+    );
     let config_flag = format!("--config.file={}", config.display());
     let args = vec![
         "--xen.source=simulated",
@@ -148,7 +162,9 @@ fn dashboards_and_storm_alert_end_to_end() {
     let pending = not_served(&metrics);
     check_metric_names(&metrics, &pending);
     for name in &pending {
-        eprintln!("{TEST}: {name} not served yet: its metrics.txt entry and dashboard queries skipped");
+        eprintln!(
+            "{TEST}: {name} not served yet: its metrics.txt entry and dashboard queries skipped"
+        );
     }
     skipped_queries.extend(pending.iter().copied());
     for (metric, records) in PENDING {
@@ -223,7 +239,9 @@ fn dashboards_and_storm_alert_end_to_end() {
     assert!(
         alert["annotations"]["dashboard_url"]
             .as_str()
-            .is_some_and(|url| url.contains("/d/xen-exporter-domain?") && url.contains(STORM_DOMAIN)),
+            .is_some_and(
+                |url| url.contains("/d/xen-exporter-domain?") && url.contains(STORM_DOMAIN)
+            ),
         "{alert}"
     );
     // The blackholed target (SYNs dropped: timeouts) is unreachable and that warning arrives; its
@@ -244,7 +262,10 @@ fn dashboards_and_storm_alert_end_to_end() {
             prometheus.query("ALERTS")
         )
     });
-    assert_eq!(unreachable["labels"]["severity"], "warning", "{unreachable}");
+    assert_eq!(
+        unreachable["labels"]["severity"], "warning",
+        "{unreachable}"
+    );
     let refused = poll(Duration::from_secs(30), || {
         find("LatencyPacketLoss", "loopback-closed")
     })
@@ -313,10 +334,16 @@ fn shortened_rules(dir: &Path) -> Vec<PathBuf> {
         let shortened: Vec<String> = text
             .lines()
             .map(|line| {
-                let line = line.replace(RULES_JOB.0, RULES_JOB.1);
+                // In block scalars and in double-quoted YAML strings (quotes escaped).
+                let line = line.replace(RULES_JOB.0, RULES_JOB.1).replace(
+                    &RULES_JOB.0.replace('"', "\\\""),
+                    &RULES_JOB.1.replace('"', "\\\""),
+                );
                 let trimmed = line.trim_start();
-                let indent = &line[..line.len() - trimmed.len()];
-                if let Some((key, value)) = trimmed.split_once(": ") {
+                // A key may open a list item (`- interval: "5m"` starts a group).
+                let item = trimmed.strip_prefix("- ").unwrap_or(trimmed);
+                let indent = &line[..line.len() - item.len()];
+                if let Some((key, value)) = item.split_once(": ") {
                     if matches!(key, "for" | "keep_firing_for" | "interval") {
                         return format!("{indent}{key}: {}", minutes_as_seconds(key, value));
                     }
@@ -738,7 +765,8 @@ impl Alertmanager {
 /// The `inhibit_rules:` section of the example Alertmanager configuration in
 /// docs/alertmanager.md (the ```yaml alertmanager.yml block), so the test runs what users copy.
 fn docs_inhibit_rules() -> String {
-    let doc = std::fs::read_to_string(repo().join("docs/alertmanager.md")).expect("docs/alertmanager.md");
+    let doc =
+        std::fs::read_to_string(repo().join("docs/alertmanager.md")).expect("docs/alertmanager.md");
     let block = doc
         .split("```yaml alertmanager.yml\n")
         .nth(1)
@@ -800,7 +828,8 @@ impl BlackholeTcpTarget {
 /// A config file with loopback probe targets labelled like the exchange targets: `loopback-web`
 /// (TCP, answers), `loopback-closed` (TCP to a closed port: refused, so the errors family has
 /// series and LatencyPacketLoss fires, LatencyTargetUnreachable not), `loopback-blackhole` (SYNs
-/// dropped: timeouts, LatencyTargetUnreachable), and `loopback` (ICMP echo, when `icmp`).
+/// dropped: timeouts, LatencyTargetUnreachable), `loopback-name` (the listener by host name, so
+/// the DNS lookup series exist), and `loopback` (ICMP echo, when `icmp`).
 fn probe_config(dir: &Path, tcp: SocketAddr, blackhole: SocketAddr, icmp: bool) -> PathBuf {
     let labels = "labels: {ix: NIX, city: Oslo, org: Example}";
     let closed = free_port();
@@ -808,9 +837,11 @@ fn probe_config(dir: &Path, tcp: SocketAddr, blackhole: SocketAddr, icmp: bool) 
         "probes:\n  targets:\n    - host: {ip}\n      protocol: tcp\n      port: {}\n      \
          name: loopback-web\n      {labels}\n    - host: {ip}\n      protocol: tcp\n      \
          port: {closed}\n      name: loopback-closed\n      {labels}\n    - host: {ip}\n      \
-         protocol: tcp\n      port: {}\n      name: loopback-blackhole\n      {labels}\n",
+         protocol: tcp\n      port: {}\n      name: loopback-blackhole\n      {labels}\n    - host: \
+         localhost\n      protocol: tcp\n      port: {}\n      name: loopback-name\n      {labels}\n",
         tcp.port(),
         blackhole.port(),
+        tcp.port(),
         ip = tcp.ip(),
     );
     if icmp {
