@@ -11,7 +11,7 @@
       labels: { severity: severity },
       annotations: {
         summary: summary
-                 + (if where then ' on {{ $labels.instance }} ({{ $labels.%s }})' % c.clusterLabel else ''),
+                 + (if where then ' on {{ $labels.instance }}{{ with $labels.%s }} ({{ . }}){{ end }}' % c.clusterLabel else ''),
         description: description,
         runbook_url: c.runbookURLPattern % name,
         dashboard_url: c.grafanaURL + '/d/' + c.dashboardUids[dashboard]
