@@ -62,7 +62,10 @@ const PENDING: &[(&str, &[&str])] = &[
         "xen_vbd_backing_queue_time_seconds_total",
         &["xen_vbd:backing_queue_depth:rate5m"],
     ),
-    ("xen_vbd_backing_io_time_seconds_total", &[]),
+    (
+        "xen_vbd_backing_io_time_seconds_total",
+        &["xen_vbd:backing_utilisation:ratio_rate5m"],
+    ),
     (
         "xen_vbd_backing_read_time_seconds_total",
         &["xen_vbd:service_time_seconds:rate5m"],

@@ -27,6 +27,11 @@
             record: 'xen_vbd:backing_queue_depth:rate5m',
             expr: rate('xen_vbd_backing_queue_time_seconds_total'),
           },
+          // Share of the time the backing device was busy (Δ io time / Δt; 1 = always busy).
+          {
+            record: 'xen_vbd:backing_utilisation:ratio_rate5m',
+            expr: rate('xen_vbd_backing_io_time_seconds_total'),
+          },
           // That queue depth against the requests the VBD's rings hold: 1 = the ring is full.
           {
             record: 'xen_vbd:backing_queue_depth_per_ring_capacity:ratio_rate5m',
