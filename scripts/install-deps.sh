@@ -19,6 +19,7 @@ packages=(
   inotify-tools util-linux      # inotifywait: the exporter never writes to debugfs; setpriv drops root's DAC override
   python3 python3-venv          # dashboard schema checks, hadolint from PyPI
   python3-jsonschema python3-yaml  # tools/check-dashboards.py (Grafana schema, rule checks)
+  jsonnet                       # renders mixin/ into alerts/*.yml and dashboards/*.json
   buildah                       # Docker image build and smoke run without a daemon
   debootstrap binutils systemd  # the image's local Debian base, strip, systemd-analyze (.ci/docker.sh)
   rpm                           # rpmbuild and rpm: the .rpm (scripts/dist.sh, scripts/check-dist.sh)

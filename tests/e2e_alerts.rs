@@ -1,16 +1,22 @@
 //! End to end with real servers: the exporter's simulated Xen host is scraped by a real
-//! Prometheus that loads `alerts/*.yml`; every metric name the rules and dashboards use is served;
+//! Prometheus that loads `alerts/*.yml` (rendered from `mixin/`); every metric name the rules and
+//! dashboards use is served (but those in `PENDING`, while the exporter does not serve them yet);
 //! every dashboard query (variables substituted as Grafana would) returns a series; the busy but
 //! healthy host raises no saturation alert; then one guest's disk goes into a VBD_OO storm and
-//! `XenVbdRingSaturated` reaches a webhook through a real Alertmanager.
+//! `XenVbdSaturated` (warning) reaches a webhook through a real Alertmanager configured with the
+//! inhibitions of docs/alertmanager.md.
 //!
-//! Latency: the exporter's real probes measure loopback targets this test owns (a TCP listener,
-//! a closed TCP port whose `LatencyTargetUnreachable` page must arrive too, and ICMP to 127.0.0.1
-//! as root).
+//! Latency: the exporter's real probes measure loopback targets this test owns: a TCP listener; a
+//! closed TCP port (refused: `LatencyPacketLoss` arrives, `LatencyTargetUnreachable` must not,
+//! the path works); a listener whose accept queue this test keeps full, so the exporter's SYNs are
+//! dropped and time out (`LatencyTargetUnreachable` arrives and inhibits that target's
+//! `LatencyPacketLoss` in Alertmanager); and ICMP to 127.0.0.1 as root.
 //!
-//! The rules are loaded with their time windows shrunk (every `[range]` to 15 s, every `for:` to
-//! 5 s) so a storm fires in seconds instead of 20 minutes; expressions and thresholds are the
-//! committed ones. The promtool tests in `alerts/tests/` check the real windows.
+//! The rules are loaded with their time windows shrunk (every `[range]` to 15 s, every `for:` and
+//! `keep_firing_for:` from minutes to as many seconds, the 5-minute baseline group to 1 s) and
+//! their job selector pointed at the test's job, so a storm fires in seconds instead of 20
+//! minutes; expressions and thresholds are the committed ones. The promtool tests in
+//! `alerts/tests/` check the real windows.
 
 mod common;
 
@@ -41,6 +47,41 @@ const BUILTINS: &[(&str, &str)] = &[
     ("__range", "1m"),
 ];
 
+/// The mixin's default job selector, pointed at the test Prometheus's job (`sut`).
+const RULES_JOB: (&str, &str) = ("job=\"xen_exporter\"", "job=\"sut\"");
+/// The mixin's default runbook URL pattern up to the repository path.
+const RUNBOOK_BASE: &str = "https://example.invalid/xen_exporter/blob/main/";
+/// Metric names the rules and dashboards use that the simulated host does not serve yet: the
+/// backing device's statistics and the backend's queue offer (being added to the exporter), and
+/// tapdisk3's service time and ring occupancy (XCP-ng). While /metrics lacks a name, metrics.txt
+/// need not be served for it and a dashboard query naming it (or a recording rule built on it,
+/// second column) is skipped, each with a note; once served, both are checked as every other.
+const PENDING: &[(&str, &[&str])] = &[
+    ("xen_vbd_backing_in_flight_requests", &[]),
+    (
+        "xen_vbd_backing_queue_time_seconds_total",
+        &["xen_vbd:backing_queue_depth:rate5m"],
+    ),
+    (
+        "xen_vbd_backing_io_time_seconds_total",
+        &["xen_vbd:backing_utilisation:ratio_rate5m"],
+    ),
+    (
+        "xen_vbd_backing_read_time_seconds_total",
+        &["xen_vbd:service_time_seconds:rate5m"],
+    ),
+    ("xen_vbd_backing_write_time_seconds_total", &[]),
+    ("xen_vbd_backing_reads_completed_total", &[]),
+    ("xen_vbd_backing_writes_completed_total", &[]),
+    ("xen_vbd_ring_max_queues", &[]),
+    ("xen_vbd_read_time_seconds_total", &[]),
+    ("xen_vbd_write_time_seconds_total", &[]),
+    (
+        "xen_vbd_ring_requests_outstanding",
+        &["xen_vbd:ring_occupancy:ratio_avg5m"],
+    ),
+];
+
 fn repo() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
@@ -60,9 +101,15 @@ fn dashboards_and_storm_alert_end_to_end() {
     // Real probes: TCP to a loopback listener of this test, and ICMP echo to 127.0.0.1 when this
     // process may open ICMP sockets (root).
     let probe_target = LoopbackTcpTarget::start();
+    let blackhole = BlackholeTcpTarget::start();
     let config_dir = common::temp_dir();
     let icmp = common::is_root();
-    let config = probe_config(config_dir.path(), probe_target.address, icmp);
+    let config = probe_config(
+        config_dir.path(),
+        probe_target.address,
+        blackhole.address,
+        icmp,
+    );
     let config_flag = format!("--config.file={}", config.display());
     let args = vec![
         "--xen.source=simulated",
@@ -114,7 +161,20 @@ fn dashboards_and_storm_alert_end_to_end() {
         prometheus.query("up")
     );
 
-    check_metric_names(&exporter.get("/metrics").text());
+    let metrics = exporter.get("/metrics").text();
+    let pending = not_served(&metrics);
+    check_metric_names(&metrics, &pending);
+    for name in &pending {
+        eprintln!(
+            "{TEST}: {name} not served yet: its metrics.txt entry and dashboard queries skipped"
+        );
+    }
+    skipped_queries.extend(pending.iter().copied());
+    for (metric, records) in PENDING {
+        if pending.contains(metric) {
+            skipped_queries.extend(records.iter().copied());
+        }
+    }
 
     // Busy but healthy: every VBD has been judged by the saturation rule, none saturated, no
     // alert pending or firing, and all before the storm begins.
@@ -134,7 +194,7 @@ fn dashboards_and_storm_alert_end_to_end() {
         prometheus.query("xen_vbd:out_of_requests_per_request:rate5m")
     );
     assert_eq!(
-        prometheus.series_count("ALERTS{alertname=\"XenVbdRingSaturated\"}"),
+        prometheus.series_count("ALERTS{alertname=\"XenVbdSaturated\"}"),
         0,
         "saturation alert on a busy but healthy host: {}",
         prometheus.query("ALERTS")
@@ -147,17 +207,17 @@ fn dashboards_and_storm_alert_end_to_end() {
     check_dashboard_queries(&prometheus, &skipped_queries);
     check_rule_health(&prometheus);
 
-    // The storm: XenVbdRingSaturated for the storming disk, and only for it, reaches the webhook.
+    // The storm: XenVbdSaturated for the storming disk, and only for it, reaches the webhook.
     let deadline =
         (storm_starts + Duration::from_secs(90)).saturating_duration_since(Instant::now());
     let alert = poll(deadline, || {
         webhook.alerts().into_iter().find(|alert| {
-            alert["labels"]["alertname"] == "XenVbdRingSaturated" && alert["status"] == "firing"
+            alert["labels"]["alertname"] == "XenVbdSaturated" && alert["status"] == "firing"
         })
     });
     let alert = alert.unwrap_or_else(|| {
         panic!(
-            "XenVbdRingSaturated never reached the webhook; webhook got {:?}; ALERTS: {}; ratio: {}",
+            "XenVbdSaturated never reached the webhook; webhook got {:?}; ALERTS: {}; ratio: {}",
             webhook.alerts(),
             prometheus.query("ALERTS"),
             prometheus.query("xen_vbd:out_of_requests_per_request:rate5m > 0.01")
@@ -170,31 +230,87 @@ fn dashboards_and_storm_alert_end_to_end() {
     let labels = &alert["labels"];
     assert_eq!(labels["domain"], STORM_DOMAIN, "{alert}");
     assert_eq!(labels["device"], "xvda", "{alert}");
-    assert_eq!(labels["severity"], "ticket", "{alert}");
+    assert_eq!(labels["severity"], "warning", "{alert}");
+    assert_eq!(labels["backend"], "blkback", "{alert}");
     let runbook = alert["annotations"]["runbook_url"]
         .as_str()
         .expect("runbook_url annotation");
-    assert!(repo().join(runbook).is_file(), "runbook {runbook} missing");
-    // The closed port's target is unreachable and that page arrives too.
-    let unreachable = poll(Duration::from_secs(30), || {
+    let page = runbook
+        .strip_prefix(RUNBOOK_BASE)
+        .unwrap_or_else(|| panic!("runbook_url {runbook} is not under {RUNBOOK_BASE}"));
+    assert!(repo().join(page).is_file(), "runbook {runbook} missing");
+    assert!(
+        alert["annotations"]["dashboard_url"]
+            .as_str()
+            .is_some_and(
+                |url| url.contains("/d/xen-exporter-domain?") && url.contains(STORM_DOMAIN)
+            ),
+        "{alert}"
+    );
+    // The blackholed target (SYNs dropped: timeouts) is unreachable and that warning arrives; its
+    // LatencyPacketLoss is inhibited by it. The closed port (refused) loses every probe but is
+    // reachable: its LatencyPacketLoss arrives, no LatencyTargetUnreachable.
+    let find = |name: &str, target: &str| {
         webhook.alerts().into_iter().find(|alert| {
-            alert["labels"]["alertname"] == "LatencyTargetUnreachable"
-                && alert["labels"]["target"] == "loopback-closed"
+            alert["labels"]["alertname"] == name && alert["labels"]["target"] == target
         })
+    };
+    let unreachable = poll(Duration::from_secs(30), || {
+        find("LatencyTargetUnreachable", "loopback-blackhole")
     })
     .unwrap_or_else(|| {
         panic!(
-            "LatencyTargetUnreachable never reached the webhook: {:?}",
+            "LatencyTargetUnreachable never reached the webhook: {:?}; ALERTS: {}",
+            webhook.alerts(),
+            prometheus.query("ALERTS")
+        )
+    });
+    assert_eq!(
+        unreachable["labels"]["severity"], "warning",
+        "{unreachable}"
+    );
+    let refused = poll(Duration::from_secs(30), || {
+        find("LatencyPacketLoss", "loopback-closed")
+    })
+    .unwrap_or_else(|| {
+        panic!(
+            "LatencyPacketLoss of the refused target never reached the webhook: {:?}",
             webhook.alerts()
         )
     });
-    assert_eq!(unreachable["labels"]["severity"], "page", "{unreachable}");
-    assert!(webhook.alerts().iter().all(|alert| {
-        alert["labels"]["alertname"] != "LatencyTargetUnreachable"
-            || alert["labels"]["target"] == "loopback-closed"
-    }));
+    assert_eq!(refused["labels"]["severity"], "warning", "{refused}");
+    assert!(
+        prometheus.series_count(
+            "ALERTS{alertname=\"LatencyPacketLoss\", target=\"loopback-blackhole\", alertstate=\"firing\"}"
+        ) == 1,
+        "the blackholed target's LatencyPacketLoss is not firing in Prometheus, so its absence at \
+         the webhook would prove nothing: {}",
+        prometheus.query("ALERTS")
+    );
+    assert!(
+        find("LatencyPacketLoss", "loopback-blackhole").is_none(),
+        "LatencyTargetUnreachable did not inhibit the same target's LatencyPacketLoss: {:?}",
+        webhook.alerts()
+    );
+    assert!(
+        webhook.alerts().iter().all(|alert| {
+            alert["labels"]["alertname"] != "LatencyTargetUnreachable"
+                || alert["labels"]["target"] == "loopback-blackhole"
+        }),
+        "a refused or answering target was reported unreachable: {:?}",
+        webhook.alerts()
+    );
+    // One storming disk of one domain and one dead target of an exchange page nobody.
+    assert!(
+        webhook
+            .alerts()
+            .iter()
+            .all(|alert| alert["labels"]["severity"] != "critical"),
+        "a critical notification on a host with one saturated disk: {:?}",
+        webhook.alerts()
+    );
     for other in webhook.alerts() {
-        if other["labels"]["alertname"] == "XenVbdRingSaturated" {
+        if other["labels"]["alertname"] == "XenVbdSaturated" {
             assert_eq!(
                 (&other["labels"]["domain"], &other["labels"]["device"]),
                 (&alert["labels"]["domain"], &alert["labels"]["device"]),
@@ -204,7 +320,10 @@ fn dashboards_and_storm_alert_end_to_end() {
     }
 }
 
-/// Copies of `alerts/*.yml` with every range selector `[..]` set to 15 s and every `for:` to 5 s.
+/// Copies of `alerts/*.yml` with every range selector `[..]` set to 15 s, every `for:` and
+/// `keep_firing_for:` of N minutes set to N seconds (their order kept: a 5-minute alert still
+/// fires before a 10-minute one, which inhibitions rely on), every group `interval:` to 1 s, and
+/// the mixin's default job selector set to the test's job.
 fn shortened_rules(dir: &Path) -> Vec<PathBuf> {
     let mut files = Vec::new();
     let mut entries: Vec<PathBuf> = std::fs::read_dir(repo().join("alerts"))
@@ -218,12 +337,21 @@ fn shortened_rules(dir: &Path) -> Vec<PathBuf> {
         let shortened: Vec<String> = text
             .lines()
             .map(|line| {
+                // In block scalars and in double-quoted YAML strings (quotes escaped).
+                let line = line.replace(RULES_JOB.0, RULES_JOB.1).replace(
+                    &RULES_JOB.0.replace('"', "\\\""),
+                    &RULES_JOB.1.replace('"', "\\\""),
+                );
                 let trimmed = line.trim_start();
-                if trimmed.starts_with("for:") {
-                    format!("{}for: 5s", &line[..line.len() - trimmed.len()])
-                } else {
-                    shorten_ranges(line)
+                // A key may open a list item (`- interval: "5m"` starts a group).
+                let item = trimmed.strip_prefix("- ").unwrap_or(trimmed);
+                let indent = &line[..line.len() - item.len()];
+                if let Some((key, value)) = item.split_once(": ") {
+                    if matches!(key, "for" | "keep_firing_for" | "interval") {
+                        return format!("{indent}{key}: {}", minutes_as_seconds(key, value));
+                    }
                 }
+                shorten_ranges(&line)
             })
             .collect();
         let target = dir.join(path.file_name().expect("file name"));
@@ -232,6 +360,19 @@ fn shortened_rules(dir: &Path) -> Vec<PathBuf> {
     }
     assert!(files.len() >= 2, "alerts/*.yml not found");
     files
+}
+
+/// `"10m"` -> `10s` for `for`/`keep_firing_for`; a group's `interval` -> `1s`.
+fn minutes_as_seconds(key: &str, value: &str) -> String {
+    if key == "interval" {
+        return "1s".to_owned();
+    }
+    let minutes: u64 = value
+        .trim_matches('"')
+        .strip_suffix('m')
+        .and_then(|number| number.parse().ok())
+        .unwrap_or_else(|| panic!("{key}: {value} is not a number of minutes"));
+    format!("{minutes}s")
 }
 
 /// `rate(x[5m])` -> `rate(x[15s])`; subqueries and variables (`[$__range:1m]`) stay. A bracket
@@ -260,10 +401,45 @@ fn shorten_ranges(line: &str) -> String {
     out
 }
 
-/// Every metric name in `alerts/metrics.txt` (the names the rules and dashboards use) is served:
-/// as a sample, or as a declared family without series yet (a labelled counter such as
-/// `latency_errors_total{reason}` appears with its first error).
-fn check_metric_names(metrics: &str) {
+/// The `PENDING` metric names /metrics does not serve.
+fn not_served(metrics: &str) -> Vec<&'static str> {
+    let served = served_names(metrics);
+    PENDING
+        .iter()
+        .map(|(name, _)| *name)
+        .filter(|name| !served.contains(*name))
+        .collect()
+}
+
+/// Every metric name in `alerts/metrics.txt` (the names the rules and dashboards use) is served
+/// (`pending`: the names allowed to be missing yet): as a sample, or as a declared family without
+/// series yet (a labelled counter such as `latency_errors_total{reason}` appears with its first
+/// error). Names Prometheus makes itself (`up`, `scrape_duration_seconds`, `ALERTS`) are not the
+/// exporter's.
+fn check_metric_names(metrics: &str, pending: &[&str]) {
+    let served = served_names(metrics);
+    let listed = std::fs::read_to_string(repo().join("alerts/metrics.txt")).expect("metrics.txt");
+    let mut missing = Vec::new();
+    for name in listed.lines().map(str::trim) {
+        if name.is_empty()
+            || name.starts_with('#')
+            || ["up", "scrape_duration_seconds", "ALERTS"].contains(&name)
+            || pending.contains(&name)
+        {
+            continue;
+        }
+        if !served.contains(name) {
+            missing.push(name);
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "alerts/metrics.txt names metrics /metrics does not serve: {missing:?}"
+    );
+}
+
+/// Names /metrics serves, as samples or declared families (with their suffixes).
+fn served_names(metrics: &str) -> BTreeSet<String> {
     let mut served: BTreeSet<String> = metrics
         .lines()
         .filter(|line| !line.starts_with('#') && !line.is_empty())
@@ -278,32 +454,20 @@ fn check_metric_names(metrics: &str) {
             served.insert(format!("{family}{suffix}"));
         }
     }
-    let listed = std::fs::read_to_string(repo().join("alerts/metrics.txt")).expect("metrics.txt");
-    let mut missing = Vec::new();
-    for name in listed.lines().map(str::trim) {
-        if name.is_empty() || name.starts_with('#') || name == "up" {
-            continue;
-        }
-        if !served.contains(name) {
-            missing.push(name);
-        }
-    }
-    assert!(
-        missing.is_empty(),
-        "alerts/metrics.txt names metrics /metrics does not serve: {missing:?}"
-    );
+    served
 }
 
 /// Runs every dashboard query against Prometheus, variables substituted, and asserts each
 /// returns at least one series.
 fn check_dashboard_queries(prometheus: &Prometheus, skipped: &[&str]) {
+    let mut skips = 0;
     let mut paths: Vec<PathBuf> = std::fs::read_dir(repo().join("dashboards"))
         .expect("read dashboards/")
         .map(|entry| entry.expect("dashboards/ entry").path())
         .filter(|path| path.extension().is_some_and(|ext| ext == "json"))
         .collect();
     paths.sort();
-    assert_eq!(paths.len(), 4, "expected 4 dashboards, found {paths:?}");
+    assert_eq!(paths.len(), 5, "expected 5 dashboards, found {paths:?}");
     let mut queries = Vec::new();
     for path in &paths {
         let dashboard: Value =
@@ -317,7 +481,9 @@ fn check_dashboard_queries(prometheus: &Prometheus, skipped: &[&str]) {
         let exprs = panel_queries(&dashboard);
         let values = resolve_variables(prometheus, &dashboard, &name);
         for (panel, expr) in exprs {
-            if !skipped.iter().any(|part| expr.contains(part)) {
+            if skipped.iter().any(|part| expr.contains(part)) {
+                skips += 1;
+            } else {
                 queries.push((format!("{name}: {panel}"), substitute(&expr, &values)));
             }
         }
@@ -349,7 +515,7 @@ fn check_dashboard_queries(prometheus: &Prometheus, skipped: &[&str]) {
         report.join("\n")
     );
     eprintln!(
-        "{TEST}: {} dashboard queries all returned series",
+        "{TEST}: {} dashboard queries all returned series ({skips} skipped)",
         queries.len()
     );
 }
@@ -574,10 +740,13 @@ struct Alertmanager {
 impl Alertmanager {
     fn start(binary: &Path, webhook: SocketAddr) -> Alertmanager {
         let dir = common::temp_dir();
+        // The inhibitions are docs/alertmanager.md's, copied from its example.
         let config = format!(
-            "route:\n  receiver: webhook\n  group_by: [alertname, domain, device]\n  group_wait: 1s\n  \
-             group_interval: 1s\n  repeat_interval: 1h\nreceivers:\n  - name: webhook\n    \
-             webhook_configs:\n      - url: http://{webhook}/alerts\n        send_resolved: false\n"
+            "route:\n  receiver: webhook\n  group_by: [alertname, domain, device, target]\n  \
+             group_wait: 1s\n  group_interval: 1s\n  repeat_interval: 1h\nreceivers:\n  - name: \
+             webhook\n    webhook_configs:\n      - url: http://{webhook}/alerts\n        \
+             send_resolved: false\n{}",
+            docs_inhibit_rules()
         );
         let config_path = dir.path().join("alertmanager.yml");
         std::fs::write(&config_path, config).expect("write alertmanager.yml");
@@ -596,6 +765,24 @@ impl Alertmanager {
     }
 }
 
+/// The `inhibit_rules:` section of the example Alertmanager configuration in
+/// docs/alertmanager.md (the ```yaml alertmanager.yml block), so the test runs what users copy.
+fn docs_inhibit_rules() -> String {
+    let doc =
+        std::fs::read_to_string(repo().join("docs/alertmanager.md")).expect("docs/alertmanager.md");
+    let block = doc
+        .split("```yaml alertmanager.yml\n")
+        .nth(1)
+        .and_then(|rest| rest.split("```").next())
+        .expect("docs/alertmanager.md has a ```yaml alertmanager.yml block");
+    let rules = block
+        .split_once("inhibit_rules:")
+        .map(|(_, rules)| format!("inhibit_rules:{rules}"))
+        .expect("the example has inhibit_rules");
+    assert!(rules.contains("LatencyTargetUnreachable"), "{rules}");
+    rules
+}
+
 /// A loopback TCP listener the TCP probe connects to; accepted connections are dropped at once.
 struct LoopbackTcpTarget {
     address: SocketAddr,
@@ -611,16 +798,52 @@ impl LoopbackTcpTarget {
     }
 }
 
+/// A loopback TCP listener (backlog 0) whose only accept-queue slot this test fills at once and
+/// never accepts: the kernel drops every further SYN, so the exporter's probes time out as on a
+/// path that is down. The listener and the parked connection live as long as this value.
+struct BlackholeTcpTarget {
+    address: SocketAddr,
+    _listener: socket2::Socket,
+    _parked: std::net::TcpStream,
+}
+
+impl BlackholeTcpTarget {
+    fn start() -> BlackholeTcpTarget {
+        let listener = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)
+            .expect("blackhole socket");
+        let any: SocketAddr = "127.0.0.1:0".parse().expect("address");
+        listener.bind(&any.into()).expect("bind blackhole");
+        listener.listen(0).expect("listen blackhole");
+        let address = listener
+            .local_addr()
+            .expect("blackhole address")
+            .as_socket()
+            .expect("inet address");
+        let parked = std::net::TcpStream::connect(address).expect("fill the accept queue");
+        BlackholeTcpTarget {
+            address,
+            _listener: listener,
+            _parked: parked,
+        }
+    }
+}
+
 /// A config file with loopback probe targets labelled like the exchange targets: `loopback-web`
 /// (TCP, answers), `loopback-closed` (TCP to a closed port: refused, so the errors family has
-/// series and LatencyTargetUnreachable fires), and `loopback` (ICMP echo, when `icmp`).
-fn probe_config(dir: &Path, tcp: SocketAddr, icmp: bool) -> PathBuf {
+/// series and LatencyPacketLoss fires, LatencyTargetUnreachable not), `loopback-blackhole` (SYNs
+/// dropped: timeouts, LatencyTargetUnreachable), `loopback-name` (the listener by host name, so
+/// the DNS lookup series exist), and `loopback` (ICMP echo, when `icmp`).
+fn probe_config(dir: &Path, tcp: SocketAddr, blackhole: SocketAddr, icmp: bool) -> PathBuf {
     let labels = "labels: {ix: NIX, city: Oslo, org: Example}";
     let closed = free_port();
     let mut text = format!(
         "probes:\n  targets:\n    - host: {ip}\n      protocol: tcp\n      port: {}\n      \
          name: loopback-web\n      {labels}\n    - host: {ip}\n      protocol: tcp\n      \
-         port: {closed}\n      name: loopback-closed\n      {labels}\n",
+         port: {closed}\n      name: loopback-closed\n      {labels}\n    - host: {ip}\n      \
+         protocol: tcp\n      port: {}\n      name: loopback-blackhole\n      {labels}\n    - host: \
+         localhost\n      protocol: tcp\n      port: {}\n      name: loopback-name\n      {labels}\n",
+        tcp.port(),
+        blackhole.port(),
         tcp.port(),
         ip = tcp.ip(),
     );
@@ -640,6 +863,9 @@ fn ranges_and_variables_are_rewritten() {
         shorten_ranges(r#"rate(x{a="b"}[5m]) / y[1d] + z[$__range:1m] + w[5m:1m]"#),
         r#"rate(x{a="b"}[15s]) / y[15s] + z[$__range:1m] + w[5m:1m]"#
     );
+    assert_eq!(minutes_as_seconds("for", "\"10m\""), "10s");
+    assert_eq!(minutes_as_seconds("keep_firing_for", "\"15m\""), "15s");
+    assert_eq!(minutes_as_seconds("interval", "\"5m\""), "1s");
     let values = vec![
         ("job".to_owned(), "sut".to_owned()),
         ("__rate_interval".to_owned(), "10s".to_owned()),

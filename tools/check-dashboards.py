@@ -8,12 +8,14 @@
    only timeseries/stat/table/heatmap panels (and rows), unique panel ids, a grid inside 24
    columns without overlaps, every target with a unique refId and the `${datasource}` variable,
    every `$variable` defined (before use, for chained variables), links to existing uids.
-3. The dashboards are what dashboards/generate.py writes.
+3. The dashboards and rule files are what mixin/render.sh writes (the mixin is their source).
 4. alerts/metrics.txt lists exactly the metric names the dashboards and rules use; every
    recording rule a dashboard uses is defined in alerts/*.yml.
-5. Every alert has severity page or ticket, summary, description and a runbook_url naming an
-   existing docs/runbooks/ page, a `# Threshold:` comment above it, and in alerts/tests/ at
-   least one firing and one silent case; every recording rule has a promql_expr_test.
+5. Every alert has severity critical or warning (the mixin's defaults), summary, description,
+   an absolute runbook_url naming an existing docs/runbooks/ page, a dashboard_url to an
+   existing dashboard, a `# Threshold:` comment above it in mixin/alerts/*.libsonnet, and in
+   alerts/tests/ at least one firing and one silent case; every recording rule has a
+   promql_expr_test.
 
     python3 tools/check-dashboards.py                  # check, exit 1 on any problem
     python3 tools/check-dashboards.py --write-metrics  # rewrite alerts/metrics.txt
@@ -26,6 +28,7 @@ import json
 import re
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import jsonschema
@@ -49,7 +52,12 @@ PROMQL_WORDS = {
     "and", "or", "unless", "bool", "offset", "inf", "nan", "atan2",
 }
 # Series Prometheus makes itself; they are in metrics.txt but no exporter emits them.
-PROMETHEUS_SERIES = {"up"}
+PROMETHEUS_SERIES = {"up", "scrape_duration_seconds", "ALERTS"}
+# Grafana's fields of a Prometheus annotation query, which the generated schema (written for the
+# built-in Grafana annotations) does not list; the rest of each annotation is validated.
+PROMETHEUS_ANNOTATION_KEYS = ("expr", "step", "titleFormat", "textFormat", "tagKeys", "useValueForTime")
+SEVERITIES = ("critical", "warning")
+RUNBOOK_PREFIX = "https://example.invalid/xen_exporter/blob/main/"
 
 
 def variable_references(text):
@@ -66,6 +74,7 @@ def promql_names(expr):
     text = re.sub(r'"(?:[^"\\]|\\.)*"|\'(?:[^\'\\]|\\.)*\'', '""', expr)
     text = re.sub(r"\{[^}]*\}", " ", text)
     text = re.sub(r"\[[^\]]*\]", " ", text)
+    text = re.sub(r"\boffset\s+-?[0-9a-z]+|@\s*(?:start|end)\(\)|@\s*[0-9.]+", " ", text)
     text = re.sub(r"\b(by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)", r" \1 ", text)
     text = re.sub(r"\$\{[^}]*\}|\$[A-Za-z_][A-Za-z0-9_]*", " ", text)
     text = re.sub(r"(?<![A-Za-z0-9_:])\d+(\.\d+)?([eE][-+]?\d+)?", " ", text)
@@ -113,6 +122,16 @@ class Checker:
                    and item.get("name") == "DS_PROMETHEUS" for item in inputs):
             self.error(where, "__inputs needs the datasource input DS_PROMETHEUS (pluginId prometheus)")
         body = {key: value for key, value in dashboard.items() if key not in IMPORT_ENVELOPE}
+        annotations = body.get("annotations", {}).get("list", [])
+        for annotation in annotations:
+            if "expr" in annotation:
+                if annotation.get("datasource") != DS_VARIABLE:
+                    self.error(where, f"annotation {annotation.get('name')!r}: datasource must be the variable")
+                self.add_expr(where, f"annotation {annotation.get('name')!r}", annotation["expr"])
+        body["annotations"] = {"list": [
+            {key: value for key, value in annotation.items() if key not in PROMETHEUS_ANNOTATION_KEYS}
+            for annotation in annotations
+        ]}
         for problem in sorted(validator.iter_errors(body), key=lambda e: list(e.absolute_path)):
             path_text = "/".join(str(part) for part in problem.absolute_path)
             self.error(where, f"schema: at /{path_text}: {problem.message}")
@@ -230,12 +249,30 @@ def rule_files():
     return sorted((ROOT / "alerts").glob("*.yml"))
 
 
-def check_rules(checker):
+def threshold_comments():
+    """alert name -> the comment lines above its `a.new(c, 'Name', ...)` in the mixin."""
+    comments = {}
+    for path in sorted((ROOT / "mixin/alerts").glob("*.libsonnet")):
+        lines = path.read_text().splitlines()
+        for index, line in enumerate(lines):
+            match = re.search(r"a\.new\(c, '([A-Za-z0-9]+)'", line)
+            if not match:
+                continue
+            above = []
+            for previous in reversed(lines[:index]):
+                if not previous.strip().startswith(("#", "//")):
+                    break
+                above.append(previous)
+            comments[match.group(1)] = above
+    return comments
+
+
+def check_rules(checker, uids):
     """Alert metadata, threshold comments and test coverage (item 5 above)."""
     alerts, records = set(), set()
+    comments = threshold_comments()
     for path in rule_files():
         where = path.relative_to(ROOT)
-        lines = path.read_text().splitlines()
         for group in (yaml.safe_load(path.read_text()) or {}).get("groups", []):
             for rule in group.get("rules", []):
                 if "record" in rule:
@@ -243,24 +280,25 @@ def check_rules(checker):
                     continue
                 name = rule.get("alert", "?")
                 alerts.add(name)
-                if rule.get("labels", {}).get("severity") not in ("page", "ticket"):
-                    checker.error(where, f"{name}: severity must be page or ticket")
+                if rule.get("labels", {}).get("severity") not in SEVERITIES:
+                    checker.error(where, f"{name}: severity must be one of {SEVERITIES}")
                 annotations = rule.get("annotations", {})
-                for key in ("summary", "description", "runbook_url"):
+                for key in ("summary", "description", "runbook_url", "dashboard_url"):
                     if not annotations.get(key):
                         checker.error(where, f"{name}: annotation {key} missing")
+                if "{{ $labels.instance }}" not in annotations.get("summary", "") \
+                        and not rule["expr"].startswith("absent("):
+                    checker.error(where, f"{name}: the summary must name the instance")
                 runbook = annotations.get("runbook_url", "")
-                if not runbook.startswith("docs/runbooks/") or not (ROOT / runbook).is_file():
-                    checker.error(where, f"{name}: runbook_url {runbook!r} is not a docs/runbooks/ page")
-                start = next((i for i, line in enumerate(lines)
-                              if line.strip() == f"- alert: {name}"), None)
-                comment = []
-                for line in reversed(lines[:start] if start is not None else []):
-                    if not line.strip().startswith("#"):
-                        break
-                    comment.append(line)
-                if not any("Threshold:" in line for line in comment):
-                    checker.error(where, f"{name}: needs a `# Threshold:` comment giving its source")
+                page = runbook[len(RUNBOOK_PREFIX):] if runbook.startswith(RUNBOOK_PREFIX) else ""
+                if page != f"docs/runbooks/{name}.md" or not (ROOT / page).is_file():
+                    checker.error(where, f"{name}: runbook_url {runbook!r} is not an absolute link "
+                                         f"to docs/runbooks/{name}.md (or the page is missing)")
+                board = re.search(r"/d/([a-z0-9-]+)\?", annotations.get("dashboard_url", ""))
+                if not board or board.group(1) not in uids:
+                    checker.error(where, f"{name}: dashboard_url names no existing dashboard")
+                if not any("Threshold:" in line for line in comments.get(name, [])):
+                    checker.error("mixin/alerts/", f"{name}: needs a `# Threshold:` comment giving its source")
     firing, silent, tested_records = set(), set(), set()
     for path in sorted((ROOT / "alerts/tests").glob("*.yml")):
         for test in (yaml.safe_load(path.read_text()) or {}).get("tests", []):
@@ -337,10 +375,17 @@ def main():
     schema = json.loads(SCHEMA.read_text())
     validator = jsonschema.Draft7Validator(schema)
 
-    generated = subprocess.run([sys.executable, str(ROOT / "dashboards/generate.py"), "--check"],
-                               capture_output=True, text=True)
-    if generated.returncode != 0:
-        checker.error("dashboards/", generated.stderr.strip() or "generate.py --check failed")
+    with tempfile.TemporaryDirectory() as scratch:
+        rendered = subprocess.run([str(ROOT / "mixin/render.sh"), scratch],
+                                  capture_output=True, text=True)
+        if rendered.returncode != 0:
+            checker.error("mixin/", rendered.stderr.strip() or "mixin/render.sh failed")
+        else:
+            for path in sorted(Path(scratch).glob("*/*")):
+                relative = path.relative_to(scratch)
+                committed = ROOT / relative
+                if not committed.is_file() or committed.read_text() != path.read_text():
+                    checker.error(relative, "not what mixin/render.sh writes (run it and commit)")
 
     paths = sorted((ROOT / "dashboards").glob("*.json"))
     if not paths:
@@ -367,7 +412,7 @@ def main():
                 metrics, records = promql_names(rule["expr"])
                 checker.metrics |= metrics
                 checker.records_used |= records
-    alerts, _ = check_rules(checker)
+    alerts, _ = check_rules(checker, set(uids))
     for record in sorted(checker.records_used - defined_records):
         checker.error("alerts/", f"recording rule {record} is used but not defined")
 

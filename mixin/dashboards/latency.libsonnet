@@ -1,0 +1,95 @@
+// The latency dashboard: smokeping-style RTT per target (a row per target: its heatmap, one per
+// protocol, beside its quantile lines), loss, jitter, TCP connect time, the baseline, errors,
+// every target in a table (those whose name never resolved included), and the exchanges.
+local d = import '../lib/dashboard.libsonnet';
+{
+  grafanaDashboards+:: {
+    local c = $._config,
+    local ix = c.exchangeLabel,
+    local PROBE = 'job=~"$job", instance=~"$instance", target=~"$target", protocol=~"$protocol"',
+    local TCP = 'job=~"$job", instance=~"$instance", target=~"$target", protocol="tcp"',
+    local legend = '{{target}} {{protocol}} {{%s}}' % ix,
+    local t = d.target,
+    local tt = d.tableTarget,
+    local J = 'job, instance, target, protocol',
+    // The target's current address when it has one; targets that never resolved keep their row.
+    local withAddress(expr) = '%s * on (%s) group_left (address) latency_target_info{%s} or (%s unless on (%s) latency_target_info{%s})'
+                              % [expr, J, PROBE, expr, J, PROBE],
+    local bucketRate = 'rate(latency_rtt_seconds_bucket{%s}[$__rate_interval])' % PROBE,
+
+    'latency.json': d.new(
+      c, 'latency',
+      'Smokeping-style latency from the Xen host: per target, the RTT distribution (heatmap of the histogram, one per protocol) beside its quantile lines; loss, jitter and TCP connect time; the share of each exchange\'s targets degraded.',
+      [
+        d.datasourceVariable,
+        d.queryVariable('job', 'Job', 'label_values(latency_requests_total, job)'),
+        d.queryVariable('instance', 'Prober', 'label_values(latency_requests_total{job=~"$job"}, instance)'),
+        d.queryVariable('target', 'Target', 'label_values(latency_requests_total{job=~"$job", instance=~"$instance"}, target)', multi=true),
+        d.queryVariable('protocol', 'Protocol', 'label_values(latency_requests_total{job=~"$job", instance=~"$instance", target=~"$target"}, protocol)', multi=true),
+      ],
+      [
+        d.table('Targets',
+                'Every probed target over the last 5 minutes: probes per second, median and 99th percentile RTT, loss, jitter, its address and the labels it was configured with. A target whose host name never resolved has no address and no RTT but keeps its row (100 % loss).',
+                [
+                  tt(withAddress('rate(latency_requests_total{%s}[5m])' % PROBE)),
+                  tt(withAddress('latency:rtt_seconds:p50_rate5m{%s}' % PROBE)),
+                  tt(withAddress('latency:rtt_seconds:p99_rate5m{%s}' % PROBE)),
+                  tt(withAddress('latency:loss:ratio_rate5m{%s}' % PROBE)),
+                  tt(withAddress('latency_jitter_seconds{%s}' % PROBE)),
+                ],
+                [
+                  ['Probes/s', 'reqps'],
+                  ['RTT p50', 's'],
+                  ['RTT p99', 's'],
+                  ['Loss', 'percentunit', [[null, 'green'], [0.01, 'orange'], [c.latencyLossRatio, 'red']]],
+                  ['Jitter', 's'],
+                ], h=8, sortBy='Loss'),
+        d.timeseries('Exchanges: share of targets degraded',
+                     'Per exchange (%s label): the share of its targets above their RTT baseline or losing probes on the path. LatencyExchangeDegraded pages at %g (dashed) with at least %d targets: many targets at once is our side, not one peer.' % [ix, c.exchangeDegradedShare, c.exchangeDegradedMinTargets],
+                     [t('latency:exchange_targets_degraded:ratio{job=~"$job", instance=~"$instance"}', '{{%s}}' % ix)],
+                     unit='percentunit', max=1, threshold=c.exchangeDegradedShare, w=24),
+        d.row('RTT: $target', repeat='target'),
+        d.heatmap('RTT distribution: $target ($protocol)',
+                  "Replies per RTT bucket over time (latency_rtt_seconds histogram), one heatmap per protocol so ICMP and TCP never blend; a cell's colour is how many replies took that long.",
+                  [t('sum by (le) (%s)' % bucketRate, '{{le}}', format='heatmap')],
+                  repeat='protocol', repeatDirection='v'),
+        d.timeseries('RTT quantiles: $target',
+                     'Median, 90th and 99th percentile and mean RTT per protocol from the histogram.',
+                     [
+                       t('histogram_quantile(0.5, sum by (le, target, protocol) (%s))' % bucketRate, '{{protocol}} p50'),
+                       t('histogram_quantile(0.9, sum by (le, target, protocol) (%s))' % bucketRate, '{{protocol}} p90'),
+                       t('histogram_quantile(0.99, sum by (le, target, protocol) (%s))' % bucketRate, '{{protocol}} p99'),
+                       t('sum by (target, protocol) (rate(latency_rtt_seconds_sum{%s}[$__rate_interval])) / sum by (target, protocol) (rate(latency_rtt_seconds_count{%s}[$__rate_interval]))' % [PROBE, PROBE],
+                         '{{protocol}} mean'),
+                     ], unit='s'),
+        d.row('Loss, jitter, TCP'),
+        d.timeseries('Packet loss', 'Share of probes without a reply (LatencyPacketLoss fires above %g, dashed).' % c.latencyLossRatio,
+                     [t('1 - rate(latency_responses_total{%s}[$__rate_interval]) / rate(latency_requests_total{%s}[$__rate_interval])' % [PROBE, PROBE], legend)],
+                     unit='percentunit', max=1, threshold=c.latencyLossRatio),
+        d.timeseries('Jitter', 'Interarrival jitter of the replies (RFC 3550).', [t('latency_jitter_seconds{%s}' % PROBE, legend)], unit='s'),
+        d.timeseries('TCP connect time', 'Median and 99th percentile time to a completed TCP handshake.',
+                     [
+                       t('histogram_quantile(0.5, rate(latency_rtt_seconds_bucket{%s}[$__rate_interval]))' % TCP, '{{target}} p50'),
+                       t('histogram_quantile(0.99, rate(latency_rtt_seconds_bucket{%s}[$__rate_interval]))' % TCP, '{{target}} p99'),
+                     ], unit='s'),
+        d.timeseries('Median RTT against baseline',
+                     '5-minute median RTT (recorded only while the target answers) and its median over the last day; LatencyAboveBaseline fires when the first stays above %g times the second (and %g s above it) for %s.' % [c.latencyBaselineFactor, c.latencyBaselineFloorSeconds, c.latencyAboveBaselineFor],
+                     [
+                       t('latency:rtt_seconds:p50_rate5m{%s}' % PROBE, legend + ' p50'),
+                       t('latency:rtt_seconds:baseline_p50_1d{%s}' % PROBE, legend + ' baseline'),
+                     ], unit='s'),
+        d.timeseries('Probe errors', 'Failed probes per second by reason (timeout and unreachable are the path; refused, resolve and socket are not); zero lines for targets without errors.',
+                     [t('sum by (target, protocol, reason) (rate(latency_errors_total{%s}[$__rate_interval])) or sum by (target, protocol) (rate(latency_requests_total{%s}[$__rate_interval])) * 0 unless on (target, protocol) sum by (target, protocol) (latency_errors_total{%s})' % [PROBE, PROBE, PROBE],
+                        '{{target}} {{protocol}} {{reason}}')], unit='reqps'),
+        d.timeseries('Duplicates and reply TTL', 'Duplicate replies per second (left), and the TTL of the last reply (right): a TTL change means the path changed.',
+                     [
+                       t('rate(latency_duplicates_total{%s}[$__rate_interval]) or rate(latency_requests_total{%s}[$__rate_interval]) * 0' % [PROBE, PROBE], '{{target}} {{protocol}} duplicates'),
+                       t('latency_reply_ttl{%s}' % PROBE, '{{target}} {{protocol}} TTL'),
+                     ],
+                     overrides=[{ matcher: { id: 'byRegexp', options: '.* TTL' }, properties: [{ id: 'custom.axisPlacement', value: 'right' }] }]),
+      ],
+      ['latency'],
+      refresh='30s', timeFrom='now-3h',
+    ),
+  },
+}
