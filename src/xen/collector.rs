@@ -14,8 +14,9 @@ use tokio::sync::watch;
 
 use crate::config::{Config, XenConfig};
 use crate::scrape::collector::{Collected, Outcome, ScrapeCollector};
+use crate::xen::dom0::ring_cache::RingCache;
 use crate::xen::dom0::xenstore::XenStore;
-use crate::xen::dom0::{netback, rings, sysfs};
+use crate::xen::dom0::{backend_devices, netback, sysfs};
 use crate::xen::metrics::host::{HostMetrics, XenUp};
 use crate::xen::metrics::labelled::LabelledHost;
 use crate::xen::model::{Host, VbdBackend};
@@ -39,6 +40,8 @@ pub struct XenCollector {
     files: HostFiles,
     config: watch::Receiver<Arc<Config>>,
     logged: Mutex<Logged>,
+    /// VBD ring geometry by device, read from xenstore again only when it may have changed.
+    ring_cache: Mutex<RingCache>,
 }
 
 /// The failure last logged for each part (`None`: it was working).
@@ -68,6 +71,7 @@ impl XenCollector {
             files,
             config,
             logged: Mutex::new(logged),
+            ring_cache: Mutex::new(RingCache::new()),
         }
     }
 
@@ -210,18 +214,17 @@ impl XenCollector {
             }
             None => {}
             Some(store) => {
-                for domain in &mut host.domains {
-                    for vbd in domain.vbds.iter_mut().filter(|vbd| blkback(vbd.backend)) {
-                        match rings::vbd_ring(store.as_ref(), domain.domid, vbd.devno) {
-                            Ok(ring) => vbd.ring = Some(ring),
-                            Err(error) => problems.push(format!(
-                                "{} {}: {error}",
-                                domain.name,
-                                crate::xen::dom0::devno::name(vbd.devno)
-                            )),
-                        }
-                    }
-                }
+                // Geometry is cached per device (ring_cache.rs); the sysfs listing tells a
+                // device re-created under the same name from the one cached. Called without
+                // VBDs too, so the cache forgets devices that went away.
+                let instances = has_vbds
+                    .then(|| backend_devices::list(&self.files.sysfs).ok())
+                    .flatten();
+                let mut cache = self
+                    .ring_cache
+                    .lock()
+                    .unwrap_or_else(|poisoned| poisoned.into_inner());
+                problems.extend(cache.fill(store.as_ref(), host, instances.as_ref()));
             }
         }
         match problems.first() {
