@@ -14,6 +14,7 @@ use tokio::sync::watch;
 
 use crate::config::{Config, XenConfig};
 use crate::scrape::collector::{Collected, Outcome, ScrapeCollector};
+use crate::xen::dom0::backend_devices::Instances;
 use crate::xen::dom0::ring_cache::RingCache;
 use crate::xen::dom0::xenstore::XenStore;
 use crate::xen::dom0::{backend_devices, netback, sysfs};
@@ -21,6 +22,7 @@ use crate::xen::metrics::host::{HostMetrics, XenUp};
 use crate::xen::metrics::labelled::LabelledHost;
 use crate::xen::model::{Host, VbdBackend};
 use crate::xen::source::XenSource;
+use crate::xen::vbd_plan::VbdPlan;
 
 /// Where the Dom0 files live (`--path.sysfs`, `--path.debugfs`) and the xenstore connection.
 #[derive(Clone)]
@@ -42,6 +44,8 @@ pub struct XenCollector {
     logged: Mutex<Logged>,
     /// VBD ring geometry by device, read from xenstore again only when it may have changed.
     ring_cache: Mutex<RingCache>,
+    /// Whether the next snapshot asks libxenstat for VBDs.
+    vbd_plan: Mutex<VbdPlan>,
 }
 
 /// The failure last logged for each part (`None`: it was working).
@@ -72,6 +76,7 @@ impl XenCollector {
             config,
             logged: Mutex::new(logged),
             ring_cache: Mutex::new(RingCache::new()),
+            vbd_plan: Mutex::new(VbdPlan::new()),
         }
     }
 
@@ -182,7 +187,7 @@ impl XenCollector {
 
     /// Fills VBD ring geometry (xenstore) and vif queues (debugfs); `Err` says what is missing.
     /// A vif whose queues cannot be read gets none (never some of them); the others are filled.
-    fn read_rings(&self, host: &mut Host) -> Result<(), Failure> {
+    fn read_rings(&self, host: &mut Host, listing: Option<&Instances>) -> Result<(), Failure> {
         let mut problems = Vec::new();
         let has_vifs = host.domains.iter().any(|domain| !domain.vifs.is_empty());
         let debugfs_problem = if has_vifs {
@@ -217,14 +222,20 @@ impl XenCollector {
                 // Geometry is cached per device (ring_cache.rs); the sysfs listing tells a
                 // device re-created under the same name from the one cached. Called without
                 // VBDs too, so the cache forgets devices that went away.
-                let instances = has_vbds
-                    .then(|| backend_devices::list(&self.files.sysfs).ok())
-                    .flatten();
+                let listed;
+                let instances = match listing {
+                    Some(listing) => Some(listing),
+                    None if has_vbds => {
+                        listed = backend_devices::list(&self.files.sysfs).ok();
+                        listed.as_ref()
+                    }
+                    None => None,
+                };
                 let mut cache = self
                     .ring_cache
                     .lock()
                     .unwrap_or_else(|poisoned| poisoned.into_inner());
-                problems.extend(cache.fill(store.as_ref(), host, instances.as_ref()));
+                problems.extend(cache.fill(store.as_ref(), host, instances));
             }
         }
         match problems.first() {
@@ -287,8 +298,22 @@ impl ScrapeCollector for XenCollector {
 
     fn collect(&self) -> Collected {
         let started = Instant::now();
+        let from_files = self
+            .source
+            .as_ref()
+            .is_ok_and(|source| !source.includes_rings());
+        let settings = self.settings();
+        // blkback's devices, listed once for both the snapshot (vbd_plan.rs) and the ring cache.
+        let listing = (from_files && settings.vbd_sysfs)
+            .then(|| backend_devices::list(&self.files.sysfs).ok())
+            .flatten();
         let snapshot = match &self.source {
-            Ok(source) => source.snapshot().map_err(|error| error.to_string()),
+            Ok(source) => self
+                .vbd_plan
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                .snapshot(source.as_ref(), listing.as_ref(), started)
+                .map_err(|error| error.to_string()),
             Err(reason) => Err(reason.clone()),
         };
         let mut outcomes = vec![Outcome {
@@ -309,17 +334,14 @@ impl ScrapeCollector for XenCollector {
                 };
             }
         };
-        let from_files = self
-            .source
-            .as_ref()
-            .is_ok_and(|source| !source.includes_rings());
         if from_files {
-            let settings = self.settings();
             if settings.vbd_sysfs {
                 outcomes.push(timed(self, "vbd", || self.read_vbd_counters(&mut host)));
             }
             if settings.rings {
-                outcomes.push(timed(self, "rings", || self.read_rings(&mut host)));
+                outcomes.push(timed(self, "rings", || {
+                    self.read_rings(&mut host, listing.as_ref())
+                }));
             }
         }
         Collected {

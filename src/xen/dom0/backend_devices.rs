@@ -11,7 +11,7 @@ use std::io;
 use std::os::unix::fs::DirEntryExt;
 use std::path::Path;
 
-use crate::xen::model::VbdBackend;
+use crate::xen::model::{Host, Vbd, VbdBackend};
 
 /// `(backend, domid, devno)` of each listed block device, to its directory entry's inode.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -26,6 +26,30 @@ impl Instances {
     #[cfg(test)]
     pub fn len(&self) -> usize {
         self.0.len()
+    }
+}
+
+/// Adds every listed device of a domain in `host` as a VBD without counters, as libxenstat
+/// lists them (same directory, same names); the `vbd` part then reads their statistics.
+/// `error` starts as `Some(true)`, "not read", until those statistics are read.
+pub fn add_vbds(host: &mut Host, instances: &Instances) {
+    let mut listed: Vec<_> = instances.0.keys().copied().collect();
+    // Ours in domid then devno order; libxenstat's is readdir order, which means nothing.
+    listed.sort_by_key(|&(backend, domid, devno)| (domid, devno, backend == VbdBackend::Tap));
+    for (backend, domid, devno) in listed {
+        // Domains are in domid order (the model's promise).
+        let Ok(index) = host
+            .domains
+            .binary_search_by_key(&domid, |domain| domain.domid)
+        else {
+            continue; // a device of a domain the snapshot no longer (or not yet) has
+        };
+        host.domains[index].vbds.push(Vbd {
+            devno,
+            backend,
+            error: Some(true),
+            ..Vbd::default()
+        });
     }
 }
 

@@ -50,6 +50,10 @@ impl VbdStatistics {
         vbd.write_sectors = self.wr_sect;
         vbd.flush_requests = self.f_req;
         vbd.discard_requests = self.ds_req;
+        // The error flag says the statistics could not be read; they just were.
+        if vbd.error.is_some() {
+            vbd.error = Some(false);
+        }
     }
 }
 
