@@ -304,6 +304,16 @@ fn main() {
         eprintln!("SKIP scrape_real: libxenstore not found (install libxen-dev)");
         return;
     }
+    // systemd starts services with a hard RLIMIT_NOFILE of 524,288 (soft 1,024), which the
+    // exporter raises its soft limit to: give the exporter the same room (as root).
+    let hard = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
+        .map(|(_, hard)| hard.max(524_288))
+        .unwrap_or(524_288);
+    if let Err(error) =
+        nix::sys::resource::setrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE, 1024, hard)
+    {
+        eprintln!("RLIMIT_NOFILE not raised to {hard} ({error}): fewer files are kept open");
+    }
     let lib = fake::build(&[]);
     let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     println!("load average before: {}", load.trim());

@@ -38,6 +38,8 @@ pub async fn collector(cli: &Cli, config: watch::Receiver<Arc<Config>>) -> XenCo
             (Err(join_error.to_string()), None)
         }
     };
+    // Before the collector sizes its budget of kept descriptors on it.
+    crate::xen::dom0::kept_files::raise_nofile_limit();
     let files = HostFiles {
         sysfs: cli.sysfs.clone(),
         debugfs: cli.debugfs.clone(),

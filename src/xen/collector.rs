@@ -15,6 +15,7 @@ use tokio::sync::watch;
 use crate::config::{Config, XenConfig};
 use crate::scrape::collector::{Collected, Outcome, ScrapeCollector};
 use crate::xen::dom0::backend_devices::Instances;
+use crate::xen::dom0::kept_files::KeptFiles;
 use crate::xen::dom0::ring_cache::RingCache;
 use crate::xen::dom0::xenstore::XenStore;
 use crate::xen::dom0::{backend_devices, netback, sysfs};
@@ -46,6 +47,8 @@ pub struct XenCollector {
     ring_cache: Mutex<RingCache>,
     /// Whether the next snapshot asks libxenstat for VBDs.
     vbd_plan: Mutex<VbdPlan>,
+    /// blkback's statistics files kept open between scrapes.
+    kept_files: Mutex<KeptFiles>,
 }
 
 /// The failure last logged for each part (`None`: it was working).
@@ -77,6 +80,7 @@ impl XenCollector {
             logged: Mutex::new(logged),
             ring_cache: Mutex::new(RingCache::new()),
             vbd_plan: Mutex::new(VbdPlan::new()),
+            kept_files: Mutex::new(KeptFiles::default()),
         }
     }
 
@@ -170,8 +174,16 @@ impl XenCollector {
     }
 
     /// Overwrites blkback VBD counters with sysfs's; `Err` names the first unreadable VBD.
-    fn read_vbd_counters(&self, host: &mut Host) -> Result<(), Failure> {
-        let report = sysfs::read_vbds(host, &self.files.sysfs);
+    fn read_vbd_counters(
+        &self,
+        host: &mut Host,
+        listing: Option<&Instances>,
+    ) -> Result<(), Failure> {
+        let mut kept = self
+            .kept_files
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let report = sysfs::read_vbds_kept(host, &self.files.sysfs, &mut kept, listing);
         match report.failures.first() {
             None => Ok(()),
             Some(first) => Err(Failure {
@@ -336,7 +348,9 @@ impl ScrapeCollector for XenCollector {
         };
         if from_files {
             if settings.vbd_sysfs {
-                outcomes.push(timed(self, "vbd", || self.read_vbd_counters(&mut host)));
+                outcomes.push(timed(self, "vbd", || {
+                    self.read_vbd_counters(&mut host, listing.as_ref())
+                }));
             }
             if settings.rings {
                 outcomes.push(timed(self, "rings", || {

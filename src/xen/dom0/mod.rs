@@ -3,6 +3,7 @@
 
 pub(crate) mod backend_devices;
 pub(crate) mod devno;
+pub(crate) mod kept_files;
 pub(crate) mod netback;
 pub(crate) mod ring_cache;
 pub(crate) mod rings;

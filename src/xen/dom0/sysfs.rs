@@ -12,6 +12,8 @@ use std::fs::File;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
+use crate::xen::dom0::backend_devices::Instances;
+use crate::xen::dom0::kept_files::KeptFiles;
 use crate::xen::model::{Host, Vbd, VbdBackend};
 
 /// A failed read of one VBD's statistics; the VBD keeps the numbers libxenstat gave it.
@@ -105,11 +107,51 @@ pub fn read_vbds(host: &mut Host, sysfs: &Path) -> VbdReport {
     read_vbds_with(host, sysfs, &mut read_file)
 }
 
+/// [`read_vbds`] through descriptors kept open between scrapes (`kept_files.rs`), tied to
+/// each device's instance in `instances` (none kept without it).
+pub fn read_vbds_kept(
+    host: &mut Host,
+    sysfs: &Path,
+    kept: &mut KeptFiles,
+    instances: Option<&Instances>,
+) -> VbdReport {
+    kept.begin();
+    let report = read_vbds_by(host, sysfs, &mut |(domid, devno, backend), path, buffer| {
+        let name = COUNTERS
+            .iter()
+            .copied()
+            .find(|name| path.ends_with(name))
+            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "not a counter file"))?;
+        let instance = instances.and_then(|listed| listed.get(backend, domid, devno));
+        let dir = path.parent().unwrap_or(path);
+        kept.read((domid, devno, backend), instance, dir, name, buffer)
+    });
+    kept.end();
+    report
+}
+
+/// The statistics files of a device, in the order they are read.
+const COUNTERS: [&str; 7] = [
+    "oo_req", "rd_req", "wr_req", "rd_sect", "wr_sect", "f_req", "ds_req",
+];
+
+/// A device's `(domid, devno, backend)`.
+type Key = (u32, u32, VbdBackend);
+
 /// [`read_vbds`] with the file reader given, so tests can change the tree between two reads.
 fn read_vbds_with(
     host: &mut Host,
     sysfs: &Path,
     read: &mut dyn FnMut(&Path, &mut String) -> io::Result<()>,
+) -> VbdReport {
+    read_vbds_by(host, sysfs, &mut |_, path, buffer| read(path, buffer))
+}
+
+/// [`read_vbds`] with a reader told which device each file belongs to.
+fn read_vbds_by(
+    host: &mut Host,
+    sysfs: &Path,
+    read: &mut dyn FnMut(Key, &Path, &mut String) -> io::Result<()>,
 ) -> VbdReport {
     let mut report = VbdReport::default();
     let mut buffer = String::with_capacity(32);
@@ -120,7 +162,10 @@ fn read_vbds_with(
                 continue;
             };
             let dir = statistics_dir(sysfs, prefix, domain.domid, vbd.devno);
-            match read_statistics_with(&dir, &mut buffer, read) {
+            let key = (domain.domid, vbd.devno, vbd.backend);
+            match read_statistics_with(&dir, &mut buffer, &mut |path, buffer| {
+                read(key, path, buffer)
+            }) {
                 Ok(statistics) => {
                     statistics.apply(vbd);
                     report.read += 1;
