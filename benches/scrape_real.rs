@@ -264,6 +264,7 @@ fn run(lib: &fake::FakeLib, domains: u32, runs: usize) -> Row {
         gzip.push(start.elapsed());
     }
     let rss = exporter.peak_rss_mib();
+    let descriptors = std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |dir| dir.count());
     let (p50, p99, floor_p50) = (
         p(&mut totals, 0.5),
         p(&mut totals, 0.99),
@@ -271,7 +272,7 @@ fn run(lib: &fake::FakeLib, domains: u32, runs: usize) -> Row {
     );
     let (xen, vbd, rings) = (median(&mut xen), median(&mut vbd), median(&mut rings));
     println!(
-        "| {domains} | {runs} | {p50:.2} ms | {p99:.2} ms | {:.2} ms | {floor_p50:.2} ms ({:.2}x) | {xen:.2} / {vbd:.2} / {rings:.2} ms | {requests:.1} | {:.2} ms | {:.2} ms ({:.2} MiB) | {cpu:.2} ms | {rss:.1} MiB | {:.2} MiB, first scrape {:.0} ms |",
+        "| {domains} | {runs} | {p50:.2} ms | {p99:.2} ms | {:.2} ms | {floor_p50:.2} ms ({:.2}x) | {xen:.2} / {vbd:.2} / {rings:.2} ms | {requests:.1} | {:.2} ms | {:.2} ms ({:.2} MiB) | {cpu:.2} ms | {rss:.1} MiB | {:.2} MiB, first scrape {:.0} ms, {descriptors} descriptors open |",
         totals.last().map_or(f64::NAN, |max| ms(*max)),
         p50 / floor_p50,
         (p50 - xen - vbd - rings).max(0.0),

@@ -112,18 +112,18 @@ impl KeptFiles {
         self.open -= closed;
     }
 
-    /// Reads file `name` of a device's statistics directory `dir`. `instance` is the device's
-    /// inode in the sysfs listing; `None` (no listing) keeps nothing open.
+    /// Reads file `name` of a device (at `path`). `instance` is the device's inode in the sysfs
+    /// listing; `None` (no listing) keeps nothing open.
     pub fn read(
         &mut self,
         key: (u32, u32, VbdBackend),
         instance: Option<u64>,
-        dir: &Path,
+        path: &Path,
         name: &'static str,
         buffer: &mut String,
     ) -> io::Result<()> {
         let Some(instance) = instance else {
-            return open_and_read(&dir.join(name), buffer);
+            return open_and_read(path, buffer);
         };
         let device = self.devices.entry(key).or_default();
         if device.seen != self.scrape {
@@ -145,7 +145,7 @@ impl KeptFiles {
                 }
             }
         }
-        let file = File::open(dir.join(name))?;
+        let file = File::open(path)?;
         pread_all(&file, buffer)?;
         if self.open < self.budget {
             device.files.push((name, file));
@@ -196,15 +196,27 @@ mod tests {
         let mut kept = KeptFiles::with_budget(8);
         let mut buffer = String::new();
         kept.begin();
-        kept.read(KEY, Some(ino(&dir)), &dir, "rd_req", &mut buffer)
-            .expect("read");
+        kept.read(
+            KEY,
+            Some(ino(&dir)),
+            &dir.join("rd_req"),
+            "rd_req",
+            &mut buffer,
+        )
+        .expect("read");
         kept.end();
         assert_eq!((buffer.as_str(), kept.open()), ("10\n", 1));
         // Rewritten in place: the kept descriptor reads the new value from offset 0.
         std::fs::write(dir.join("rd_req"), "11\n").expect("write");
         kept.begin();
-        kept.read(KEY, Some(ino(&dir)), &dir, "rd_req", &mut buffer)
-            .expect("read");
+        kept.read(
+            KEY,
+            Some(ino(&dir)),
+            &dir.join("rd_req"),
+            "rd_req",
+            &mut buffer,
+        )
+        .expect("read");
         kept.end();
         assert_eq!(buffer, "11\n");
         // Removed and created again (the old file stays readable through its descriptor on
@@ -215,8 +227,14 @@ mod tests {
         std::fs::remove_dir_all(&dir).expect("remove");
         std::fs::rename(&new, &dir).expect("rename");
         kept.begin();
-        kept.read(KEY, Some(ino(&dir)), &dir, "rd_req", &mut buffer)
-            .expect("read");
+        kept.read(
+            KEY,
+            Some(ino(&dir)),
+            &dir.join("rd_req"),
+            "rd_req",
+            &mut buffer,
+        )
+        .expect("read");
         kept.end();
         assert_eq!((buffer.as_str(), kept.open()), ("3\n", 1));
         // A scrape without the device closes its files.
@@ -236,7 +254,7 @@ mod tests {
         for _ in 0..3 {
             kept.begin();
             for name in ["oo_req", "rd_req", "wr_req"] {
-                kept.read(KEY, Some(7), root.path(), name, &mut buffer)
+                kept.read(KEY, Some(7), &root.path().join(name), name, &mut buffer)
                     .expect("read");
                 assert_eq!(buffer, "1\n");
             }
@@ -246,8 +264,14 @@ mod tests {
         // No instance (no listing): nothing kept.
         let mut none = KeptFiles::with_budget(8);
         none.begin();
-        none.read(KEY, None, root.path(), "oo_req", &mut buffer)
-            .expect("read");
+        none.read(
+            KEY,
+            None,
+            &root.path().join("oo_req"),
+            "oo_req",
+            &mut buffer,
+        )
+        .expect("read");
         assert_eq!(none.open(), 0);
     }
 }

@@ -116,24 +116,25 @@ pub fn read_vbds_kept(
     instances: Option<&Instances>,
 ) -> VbdReport {
     kept.begin();
-    let report = read_vbds_by(host, sysfs, &mut |(domid, devno, backend), path, buffer| {
-        let name = COUNTERS
-            .iter()
-            .copied()
-            .find(|name| path.ends_with(name))
-            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "not a counter file"))?;
+    let report = read_vbds_by(host, sysfs, &mut |(domid, devno, backend), file, buffer| {
         let instance = instances.and_then(|listed| listed.get(backend, domid, devno));
-        let dir = path.parent().unwrap_or(path);
-        kept.read((domid, devno, backend), instance, dir, name, buffer)
+        kept.read(
+            (domid, devno, backend),
+            instance,
+            file.path,
+            file.name,
+            buffer,
+        )
     });
     kept.end();
     report
 }
 
-/// The statistics files of a device, in the order they are read.
-const COUNTERS: [&str; 7] = [
-    "oo_req", "rd_req", "wr_req", "rd_sect", "wr_sect", "f_req", "ds_req",
-];
+/// One statistics file: its name and its path.
+struct StatisticsFile<'a> {
+    name: &'static str,
+    path: &'a Path,
+}
 
 /// A device's `(domid, devno, backend)`.
 type Key = (u32, u32, VbdBackend);
@@ -144,14 +145,14 @@ fn read_vbds_with(
     sysfs: &Path,
     read: &mut dyn FnMut(&Path, &mut String) -> io::Result<()>,
 ) -> VbdReport {
-    read_vbds_by(host, sysfs, &mut |_, path, buffer| read(path, buffer))
+    read_vbds_by(host, sysfs, &mut |_, file, buffer| read(file.path, buffer))
 }
 
 /// [`read_vbds`] with a reader told which device each file belongs to.
 fn read_vbds_by(
     host: &mut Host,
     sysfs: &Path,
-    read: &mut dyn FnMut(Key, &Path, &mut String) -> io::Result<()>,
+    read: &mut dyn FnMut(Key, StatisticsFile<'_>, &mut String) -> io::Result<()>,
 ) -> VbdReport {
     let mut report = VbdReport::default();
     let mut buffer = String::with_capacity(32);
@@ -163,8 +164,8 @@ fn read_vbds_by(
             };
             let dir = statistics_dir(sysfs, prefix, domain.domid, vbd.devno);
             let key = (domain.domid, vbd.devno, vbd.backend);
-            match read_statistics_with(&dir, &mut buffer, &mut |path, buffer| {
-                read(key, path, buffer)
+            match read_statistics_with(&dir, &mut buffer, &mut |file, buffer| {
+                read(key, file, buffer)
             }) {
                 Ok(statistics) => {
                     statistics.apply(vbd);
@@ -180,12 +181,13 @@ fn read_vbds_by(
 fn read_statistics_with(
     dir: &Path,
     buffer: &mut String,
-    read: &mut dyn FnMut(&Path, &mut String) -> io::Result<()>,
+    read: &mut dyn FnMut(StatisticsFile<'_>, &mut String) -> io::Result<()>,
 ) -> Result<VbdStatistics, SysfsError> {
     let mut path = dir.to_path_buf();
-    let mut counter = |name: &str, optional: bool| -> Result<Option<u64>, SysfsError> {
+    let mut counter = |name: &'static str, optional: bool| -> Result<Option<u64>, SysfsError> {
         path.push(name);
-        let result = match read(&path, buffer) {
+        let file = StatisticsFile { name, path: &path };
+        let result = match read(file, buffer) {
             Ok(()) => match parse_counter(buffer) {
                 Some(value) => Ok(Some(value)),
                 None => Err(SysfsError::Parse {
