@@ -31,6 +31,12 @@ impl Exporter {
     /// has no probe targets: the embedded default would probe hosts on the internet, which a
     /// benchmark must neither depend on nor pay for.
     pub fn start(args: &[String]) -> Exporter {
+        Self::start_with_env(args, &[])
+    }
+
+    /// [`Exporter::start`] with extra environment variables (the fake libxenstat's switches,
+    /// `XENSTORED_PATH`).
+    pub fn start_with_env(args: &[String], env: &[(&str, String)]) -> Exporter {
         let config_dir = tempfile::tempdir().expect("config dir");
         let config = config_dir.path().join("xen_exporter.yml");
         std::fs::write(&config, "probes:\n  targets: []\n").expect("write config");
@@ -42,6 +48,7 @@ impl Exporter {
             .arg(format!("--web.listen-address=127.0.0.1:{port}"))
             .arg(format!("--config.file={}", config.display()))
             .args(args)
+            .envs(env.iter().map(|(name, value)| (name, value)))
             .stderr(Stdio::null())
             .spawn()
             .expect("start exporter");

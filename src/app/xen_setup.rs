@@ -44,6 +44,8 @@ pub async fn collector(cli: &Cli, config: watch::Receiver<Arc<Config>>) -> XenCo
             (Err(SourceError::Unavailable { reason }), None)
         }
     };
+    // Before the collector sizes its budget of kept descriptors on it.
+    crate::xen::dom0::kept_files::raise_nofile_limit();
     let files = HostFiles {
         sysfs: cli.sysfs.clone(),
         debugfs: cli.debugfs.clone(),

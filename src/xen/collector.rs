@@ -15,12 +15,16 @@ use tokio::sync::watch;
 use crate::config::{Config, XenConfig};
 use crate::lock::MutexUnpoisoned;
 use crate::scrape::collector::{Collected, Outcome, ScrapeCollector};
+use crate::xen::dom0::backend_devices::Instances;
+use crate::xen::dom0::kept_files::KeptFiles;
+use crate::xen::dom0::ring_cache::RingCache;
 use crate::xen::dom0::xenstore::XenStore;
-use crate::xen::dom0::{netback, rings, sysfs};
+use crate::xen::dom0::{backend_devices, netback, sysfs};
 use crate::xen::metrics::host::{HostMetrics, XenUp};
 use crate::xen::metrics::labelled::LabelledHost;
 use crate::xen::model::{Host, VbdBackend};
 use crate::xen::source::{SourceError, XenSource};
+use crate::xen::vbd_plan::VbdPlan;
 
 /// Where the Dom0 files live (`--path.sysfs`, `--path.debugfs`) and the xenstore connection.
 #[derive(Clone)]
@@ -40,6 +44,12 @@ pub struct XenCollector {
     files: HostFiles,
     config: watch::Receiver<Arc<Config>>,
     logged: Mutex<Logged>,
+    /// VBD ring geometry by device, read from xenstore again only when it may have changed.
+    ring_cache: Mutex<RingCache>,
+    /// Whether the next snapshot asks libxenstat for VBDs.
+    vbd_plan: Mutex<VbdPlan>,
+    /// blkback's statistics files kept open between scrapes.
+    kept_files: Mutex<KeptFiles>,
 }
 
 /// The failure last logged for each part (`None`: it was working).
@@ -69,6 +79,9 @@ impl XenCollector {
             files,
             config,
             logged: Mutex::new(logged),
+            ring_cache: Mutex::new(RingCache::new()),
+            vbd_plan: Mutex::new(VbdPlan::new()),
+            kept_files: Mutex::new(KeptFiles::default()),
         }
     }
 
@@ -156,8 +169,13 @@ impl XenCollector {
     }
 
     /// Overwrites blkback VBD counters with sysfs's; `Err` names the first unreadable VBD.
-    fn read_vbd_counters(&self, host: &mut Host) -> Result<(), Failure> {
-        let report = sysfs::read_vbds(host, &self.files.sysfs);
+    fn read_vbd_counters(
+        &self,
+        host: &mut Host,
+        listing: Option<&Instances>,
+    ) -> Result<(), Failure> {
+        let mut kept = self.kept_files.lock_unpoisoned();
+        let report = sysfs::read_vbds_kept(host, &self.files.sysfs, &mut kept, listing);
         match report.failures.first() {
             None => Ok(()),
             Some(first) => Err(Failure {
@@ -173,7 +191,7 @@ impl XenCollector {
 
     /// Fills VBD ring geometry (xenstore) and vif queues (debugfs); `Err` says what is missing.
     /// A vif whose queues cannot be read gets none (never some of them); the others are filled.
-    fn read_rings(&self, host: &mut Host) -> Result<(), Failure> {
+    fn read_rings(&self, host: &mut Host, listing: Option<&Instances>) -> Result<(), Failure> {
         let mut problems = Vec::new();
         let has_vifs = host.domains.iter().any(|domain| !domain.vifs.is_empty());
         let debugfs_problem = if has_vifs {
@@ -205,18 +223,20 @@ impl XenCollector {
             }
             None => {}
             Some(store) => {
-                for domain in &mut host.domains {
-                    for vbd in domain.vbds.iter_mut().filter(|vbd| blkback(vbd.backend)) {
-                        match rings::vbd_ring(store.as_ref(), domain.domid, vbd.devno) {
-                            Ok(ring) => vbd.ring = Some(ring),
-                            Err(error) => problems.push(format!(
-                                "{} {}: {error}",
-                                domain.name,
-                                crate::xen::dom0::devno::name(vbd.devno)
-                            )),
-                        }
+                // Geometry is cached per device (ring_cache.rs); the sysfs listing tells a
+                // device re-created under the same name from the one cached. Called without
+                // VBDs too, so the cache forgets devices that went away.
+                let listed;
+                let instances = match listing {
+                    Some(listing) => Some(listing),
+                    None if has_vbds => {
+                        listed = backend_devices::list(&self.files.sysfs).ok();
+                        listed.as_ref()
                     }
-                }
+                    None => None,
+                };
+                let mut cache = self.ring_cache.lock_unpoisoned();
+                problems.extend(cache.fill(store.as_ref(), host, instances));
             }
         }
         match problems.first() {
@@ -279,8 +299,21 @@ impl ScrapeCollector for XenCollector {
 
     fn collect(&self) -> Collected {
         let started = Instant::now();
+        let from_files = self
+            .source
+            .as_ref()
+            .is_ok_and(|source| !source.includes_rings());
+        let settings = self.settings();
+        // blkback's devices, listed once for both the snapshot (vbd_plan.rs) and the ring cache.
+        let listing = (from_files && settings.vbd_sysfs)
+            .then(|| backend_devices::list(&self.files.sysfs).ok())
+            .flatten();
         let snapshot = match &self.source {
-            Ok(source) => source.snapshot().map_err(|error| error.to_string()),
+            Ok(source) => self
+                .vbd_plan
+                .lock_unpoisoned()
+                .snapshot(source.as_ref(), listing.as_ref(), started)
+                .map_err(|error| error.to_string()),
             Err(error) => Err(error.to_string()),
         };
         let mut outcomes = vec![Outcome {
@@ -301,17 +334,16 @@ impl ScrapeCollector for XenCollector {
                 };
             }
         };
-        let from_files = self
-            .source
-            .as_ref()
-            .is_ok_and(|source| !source.includes_rings());
         if from_files {
-            let settings = self.settings();
             if settings.vbd_sysfs {
-                outcomes.push(timed(self, "vbd", || self.read_vbd_counters(&mut host)));
+                outcomes.push(timed(self, "vbd", || {
+                    self.read_vbd_counters(&mut host, listing.as_ref())
+                }));
             }
             if settings.rings {
-                outcomes.push(timed(self, "rings", || self.read_rings(&mut host)));
+                outcomes.push(timed(self, "rings", || {
+                    self.read_rings(&mut host, listing.as_ref())
+                }));
             }
         }
         Collected {

@@ -7,3 +7,4 @@ pub(crate) mod dom0;
 pub(crate) mod metrics;
 pub(crate) mod model;
 pub(crate) mod source;
+pub(crate) mod vbd_plan;

@@ -11,6 +11,9 @@
  *   FAKE_XENSTAT_DOMAINS=N                          : N synthetic domains (4 VCPUs, 2 vifs and
  *                                                     4 VBDs each) instead of the capture
  *   FAKE_LOG_PATH="<file>" / FAKE_XENSTAT_LOG=<file> : append one line per init/uninit/get/free
+ *   FAKE_FLAGS_LOG_PATH="<file>" / FAKE_XENSTAT_FLAGS_LOG=<file>
+ *                                                   : append the flags of each xenstat_get_node
+ *                                                     call, in decimal, one line each
  *   FAKE_GATE_PATH="<file>" (compile-time only)     : xenstat_get_node logs "get_node_wait" and
  *                                                     waits until <file> exists (a hung library)
  *   FAKE_NO_VBD_ERROR   (compile-time only)          : omit xenstat_vbd_error (Xen < 4.13)
@@ -18,6 +21,8 @@
  *   FAKE_HUGE_COUNTS    (compile-time only)          : UINT_MAX domain and VCPU counts
  *   FAKE_UNRESOLVED     (compile-time only)          : depend on a symbol no library defines
  *                                                     (a library built for another release)
+ * As the real library, a node taken without XENSTAT_VBD (or XENSTAT_NETWORK) lists no VBDs (or
+ * networks).
  */
 #include <errno.h>
 #include <limits.h>
@@ -307,11 +312,31 @@ void xenstat_uninit(xenstat_handle *handle)
 	free(handle);
 }
 
+/* xenstat.h's flags, for a build without the real header. */
+#define FAKE_FLAG_NETWORK 0x2
+#define FAKE_FLAG_VBD 0x8
+
+static void log_flags(unsigned int flags)
+{
+#ifdef FAKE_FLAGS_LOG_PATH
+	const char *path = FAKE_FLAGS_LOG_PATH;
+#else
+	const char *path = getenv("FAKE_XENSTAT_FLAGS_LOG");
+#endif
+	if (path == NULL)
+		return;
+	FILE *f = fopen(path, "a");
+	if (f == NULL)
+		return;
+	fprintf(f, "%u\n", flags);
+	fclose(f);
+}
+
 xenstat_node *xenstat_get_node(xenstat_handle *handle, unsigned int flags)
 {
-	(void)flags;
 	if (handle == NULL)
 		return NULL;
+	log_flags(flags);
 #ifdef FAKE_GATE_PATH
 	log_call("get_node_wait");
 	while (access(FAKE_GATE_PATH, F_OK) != 0) {
@@ -332,6 +357,13 @@ xenstat_node *xenstat_get_node(xenstat_handle *handle, unsigned int flags)
 		fill_synthetic(node, (unsigned)atoi(n));
 	else
 		fill_captured(node);
+	/* The devices stay allocated (xenstat_free_node frees them); they are just not listed. */
+	for (unsigned i = 0; i < node->stored; i++) {
+		if (!(flags & FAKE_FLAG_VBD))
+			node->domains[i].num_vbds = 0;
+		if (!(flags & FAKE_FLAG_NETWORK))
+			node->domains[i].num_networks = 0;
+	}
 	log_call("get_node");
 	return node;
 }

@@ -1,8 +1,11 @@
 //! Readers and parsers of Dom0's own files: blkback sysfs, netback debugfs, xenstore, ring
-//! geometry and the Linux device numbers of virtual disks.
+//! geometry (and its cache) and the Linux device numbers of virtual disks.
 
+pub(crate) mod backend_devices;
 pub(crate) mod devno;
+pub(crate) mod kept_files;
 pub(crate) mod netback;
+pub(crate) mod ring_cache;
 pub(crate) mod rings;
 pub(crate) mod sysfs;
 pub(crate) mod xenstore;

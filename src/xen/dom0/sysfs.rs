@@ -12,6 +12,8 @@ use std::fs::File;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
+use crate::xen::dom0::backend_devices::Instances;
+use crate::xen::dom0::kept_files::KeptFiles;
 use crate::xen::model::{Host, Vbd, VbdBackend};
 
 /// A failed read of one VBD's statistics; the VBD keeps the numbers libxenstat gave it.
@@ -50,6 +52,10 @@ impl VbdStatistics {
         vbd.write_sectors = self.wr_sect;
         vbd.flush_requests = self.f_req;
         vbd.discard_requests = self.ds_req;
+        // The error flag says the statistics could not be read; they just were.
+        if vbd.error.is_some() {
+            vbd.error = Some(false);
+        }
     }
 }
 
@@ -101,11 +107,52 @@ pub fn read_vbds(host: &mut Host, sysfs: &Path) -> VbdReport {
     read_vbds_with(host, sysfs, &mut read_file)
 }
 
+/// [`read_vbds`] through descriptors kept open between scrapes (`kept_files.rs`), tied to
+/// each device's instance in `instances` (none kept without it).
+pub fn read_vbds_kept(
+    host: &mut Host,
+    sysfs: &Path,
+    kept: &mut KeptFiles,
+    instances: Option<&Instances>,
+) -> VbdReport {
+    kept.begin();
+    let report = read_vbds_by(host, sysfs, &mut |(domid, devno, backend), file, buffer| {
+        let instance = instances.and_then(|listed| listed.get(backend, domid, devno));
+        kept.read(
+            (domid, devno, backend),
+            instance,
+            file.path,
+            file.name,
+            buffer,
+        )
+    });
+    kept.end();
+    report
+}
+
+/// One statistics file: its name and its path.
+struct StatisticsFile<'a> {
+    name: &'static str,
+    path: &'a Path,
+}
+
+/// A device's `(domid, devno, backend)`.
+type Key = (u32, u32, VbdBackend);
+
 /// [`read_vbds`] with the file reader given, so tests can change the tree between two reads.
 fn read_vbds_with(
     host: &mut Host,
     sysfs: &Path,
     read: &mut dyn FnMut(&Path, &mut String) -> io::Result<()>,
+) -> VbdReport {
+    read_vbds_by(host, sysfs, &mut |_, file, buffer| read(file.path, buffer))
+}
+
+/// [`read_vbds`] with a reader told which device each file belongs to.
+fn read_vbds_by(
+    host: &mut Host,
+    sysfs: &Path,
+    read: &mut dyn FnMut(Key, StatisticsFile<'_>, &mut String) -> io::Result<()>,
 ) -> VbdReport {
     let mut report = VbdReport::default();
     let mut buffer = String::with_capacity(32);
@@ -116,7 +163,10 @@ fn read_vbds_with(
                 continue;
             };
             let dir = statistics_dir(sysfs, prefix, domain.domid, vbd.devno);
-            match read_statistics_with(&dir, &mut buffer, read) {
+            let key = (domain.domid, vbd.devno, vbd.backend);
+            match read_statistics_with(&dir, &mut buffer, &mut |file, buffer| {
+                read(key, file, buffer)
+            }) {
                 Ok(statistics) => {
                     statistics.apply(vbd);
                     report.read += 1;
@@ -131,12 +181,13 @@ fn read_vbds_with(
 fn read_statistics_with(
     dir: &Path,
     buffer: &mut String,
-    read: &mut dyn FnMut(&Path, &mut String) -> io::Result<()>,
+    read: &mut dyn FnMut(StatisticsFile<'_>, &mut String) -> io::Result<()>,
 ) -> Result<VbdStatistics, SysfsError> {
     let mut path = dir.to_path_buf();
-    let mut counter = |name: &str, optional: bool| -> Result<Option<u64>, SysfsError> {
+    let mut counter = |name: &'static str, optional: bool| -> Result<Option<u64>, SysfsError> {
         path.push(name);
-        let result = match read(&path, buffer) {
+        let file = StatisticsFile { name, path: &path };
+        let result = match read(file, buffer) {
             Ok(()) => match parse_counter(buffer) {
                 Some(value) => Ok(Some(value)),
                 None => Err(SysfsError::Parse {

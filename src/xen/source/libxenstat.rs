@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use xenstat_sys::xenstat::{
     XenstatDomain, XenstatHandle, XenstatNetwork, XenstatNode, XenstatVbd, XenstatVcpu,
-    VBD_TYPE_BLKBACK, VBD_TYPE_QDISK, VBD_TYPE_TAP, VBD_TYPE_VBD3, XENSTAT_ALL,
+    VBD_TYPE_BLKBACK, VBD_TYPE_QDISK, VBD_TYPE_TAP, VBD_TYPE_VBD3, XENSTAT_ALL, XENSTAT_VBD,
 };
 use xenstat_sys::Libxenstat as Lib;
 
@@ -157,8 +157,8 @@ impl LibXenstat {
         self.lib.path()
     }
 
-    /// Takes a node under the lock and copies it; the node is freed before the lock is released.
-    fn read_host(&self) -> Result<Host, SourceError> {
+    /// Takes a node (what `flags` asks for) under the lock and copies it; the node is freed before the lock is released.
+    fn read_host(&self, flags: std::ffi::c_uint) -> Result<Host, SourceError> {
         // Scrapes already share one collection, so the lock is only ever contended when an
         // earlier snapshot outlived its scrape timeout and is still inside libxenstat. Waiting
         // would park one more blocking thread per scrape behind a hung library; failing fast
@@ -171,7 +171,7 @@ impl LibXenstat {
             });
         };
         // SAFETY: the handle is live (owned by `handle`) and used by this thread only (lock held).
-        let ptr = unsafe { (self.lib.get_node)(handle.ptr.as_ptr(), XENSTAT_ALL) };
+        let ptr = unsafe { (self.lib.get_node)(handle.ptr.as_ptr(), flags) };
         let errno = std::io::Error::last_os_error();
         let Some(ptr) = NonNull::new(ptr) else {
             return Err(SourceError::Failed {
@@ -258,9 +258,18 @@ impl XenSource for LibXenstat {
     }
 
     fn snapshot(&self) -> Result<Host, SourceError> {
-        let mut host = self.read_host()?;
+        let mut host = self.read_host(XENSTAT_ALL)?;
         self.add_uuids(&mut host)?;
         Ok(host)
+    }
+
+    /// Without `XENSTAT_VBD`: libxenstat then neither reads blkback's statistics files (which
+    /// the `vbd` part reads anyway) nor asks qemu over QMP.
+    fn snapshot_without_vbds(&self) -> Option<Result<Host, SourceError>> {
+        Some(
+            self.read_host(XENSTAT_ALL & !XENSTAT_VBD)
+                .and_then(|mut host| self.add_uuids(&mut host).map(|()| host)),
+        )
     }
 }
 

@@ -29,6 +29,12 @@ pub trait XenSource: Send + Sync {
     }
     /// A fresh snapshot of the host and every domain that exists now.
     fn snapshot(&self) -> Result<Host, SourceError>;
+    /// A snapshot whose domains carry no VBDs, when this source can leave them out cheaper
+    /// (libxenstat then reads no blkback file and asks no qdisk): the caller lists and reads
+    /// them itself (`xen/vbd_plan.rs`). `None`: it cannot, take [`XenSource::snapshot`].
+    fn snapshot_without_vbds(&self) -> Option<Result<Host, SourceError>> {
+        None
+    }
     /// Whether snapshots already carry VBD ring geometry, netback queues and blkback's own
     /// counters, so Dom0's sysfs, debugfs and xenstore are not read (the simulated host).
     fn includes_rings(&self) -> bool {
