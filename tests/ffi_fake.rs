@@ -104,6 +104,7 @@ fn captured_host() -> Host {
                     discard_requests: None,
                     error: Some(false),
                     ring: None,
+                    backing: None,
                 }],
             },
         ],

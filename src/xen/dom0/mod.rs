@@ -1,6 +1,7 @@
 //! Readers and parsers of Dom0's own files: blkback sysfs, netback debugfs, xenstore, ring
-//! geometry and the Linux device numbers of virtual disks.
+//! geometry, the Linux device numbers of virtual disks and the block devices behind VBDs.
 
+pub(crate) mod blockdev;
 pub(crate) mod devno;
 pub(crate) mod netback;
 pub(crate) mod rings;
