@@ -62,9 +62,13 @@ pub fn parse_stat(text: &str) -> Result<BlockStat, StatParseError> {
     let mut found = 0;
     for (index, word) in text.split_ascii_whitespace().enumerate() {
         if index < REQUIRED_FIELDS {
-            fields[index] = word.parse().map_err(|_| StatParseError::NotANumber {
-                field: index + 1,
-                value: word.to_owned(),
+            // Digits only: `u64::from_str` would also take a '+' the kernel never writes.
+            let digits = word.bytes().all(|b| b.is_ascii_digit());
+            fields[index] = digits.then(|| word.parse().ok()).flatten().ok_or_else(|| {
+                StatParseError::NotANumber {
+                    field: index + 1,
+                    value: word.to_owned(),
+                }
             })?;
         }
         found = index + 1;
@@ -213,6 +217,8 @@ mod tests {
             error.to_string(),
             "field 4: expected an unsigned number, found \"x\""
         );
+        assert!(parse_stat("1 2 3 4 5 6 7 8 +9 10 11").is_err());
+        assert!(parse_stat("1 2 3 4 5 6 7 8 18446744073709551616 10 11").is_err());
         // Fields past the 11th are not read, so a future kernel's additions do not break us.
         assert!(parse_stat("1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 new").is_ok());
     }
