@@ -52,6 +52,7 @@ pub mod testing {
     pub use crate::scrape::self_metrics::register as register_self_metrics;
     pub use crate::scrape::{Format, Scraper};
     pub use crate::xen::collector::{HostFiles, XenCollector};
+    pub use crate::xen::dom0::blockdev::{parse_physical_device, parse_stat};
     pub use crate::xen::dom0::devno::{decode as decode_devno, name as devno_name};
     pub use crate::xen::dom0::netback::{parse_io_ring, ParseError};
     pub use crate::xen::dom0::sysfs::parse_counter;

@@ -108,6 +108,7 @@ fn captured_host() -> Host {
                     discard_requests: None,
                     error: Some(false),
                     ring: None,
+                    backing: None,
                 }],
             },
         ],

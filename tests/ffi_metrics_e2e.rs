@@ -330,3 +330,114 @@ fn ring_series_join_the_hypervisor_series() {
         "only reads reach xenstore: {seen:?}"
     );
 }
+
+/// The backing device through the binary: the fake libxenstat lists labdomu's `xvda`, the real
+/// libxenstore reads its captured backend keys (`physical-device = "7:0"`) from a stand-in
+/// xenstored, and `<sysfs>/dev/block/7:0/stat` is a loop device's real `stat` under load. Every
+/// backing series equals what the parser reads from that file and `xen_vbd_info` names the
+/// device; then the file vanishes and only `backing` fails (logged once with the path), and
+/// when it is back the part recovers.
+#[test]
+fn backing_series_equal_the_device_stat() {
+    if let Err(error) = xenstat_sys::Libxenstore::load(None) {
+        common::skip(
+            "backing_series_equal_the_device_stat",
+            &format!("install libxen-dev: {error}"),
+        );
+        return;
+    }
+    let captured = [
+        include_str!("fixtures/xenstore/ringorder2/20-xenstore-backend-vbd.txt"),
+        include_str!("fixtures/xenstore/ringorder2/22-xenstore-frontend-device.txt"),
+    ]
+    .join("\n");
+    let standin = StandIn::start(MemoryStore::parse_ls_f(&captured));
+    let socket = standin.socket().display().to_string();
+    let lib = fake::build(&[]);
+    let root = common::temp_dir();
+    let fixture = common::fixture("sysfs/backing-loop/dev/block/7:0/stat");
+    let text = std::fs::read_to_string(&fixture).expect("fixture stat");
+    let stat_dir = root.path().join("sys/dev/block/7:0");
+    std::fs::create_dir_all(&stat_dir).expect("mkdir");
+    std::fs::write(stat_dir.join("stat"), &text).expect("stat");
+    let exporter = start_with(
+        &lib.path,
+        root.path(),
+        &common::fixture("debugfs"),
+        &[("XENSTORED_PATH", socket.as_str())],
+    );
+    let success = |text: &str, collector| {
+        value(
+            text,
+            "xen_exporter_collector_success",
+            &[("collector", collector)],
+        )
+    };
+    let scraped = exporter.get("/metrics").text();
+    for collector in ["xen", "vbd", "rings", "backing"] {
+        assert_eq!(success(&scraped, collector), 1.0, "{collector}");
+    }
+    // The fixture's fields: 128735 writes, 39915 ms writing, 61 in flight, 1172 ms busy,
+    // 39915 ms weighted queue time.
+    let fields: Vec<f64> = text
+        .split_whitespace()
+        .map(|field| field.parse().expect("a number"))
+        .collect();
+    let vbd = [("domain", "labdomu"), ("device", "xvda")];
+    let m = |metric| value(&scraped, metric, &vbd);
+    assert_eq!(m("xen_vbd_backing_reads_completed_total"), fields[0]);
+    assert_eq!(
+        m("xen_vbd_backing_read_time_seconds_total"),
+        fields[3] / 1e3
+    );
+    assert_eq!(m("xen_vbd_backing_writes_completed_total"), fields[4]);
+    assert_eq!(
+        m("xen_vbd_backing_write_time_seconds_total"),
+        fields[7] / 1e3
+    );
+    assert_eq!(m("xen_vbd_backing_in_flight_requests"), fields[8]);
+    assert_eq!(m("xen_vbd_backing_io_time_seconds_total"), fields[9] / 1e3);
+    assert_eq!(
+        m("xen_vbd_backing_queue_time_seconds_total"),
+        fields[10] / 1e3
+    );
+    assert_eq!(fields[8], 61.0, "the fixture has requests in flight");
+    assert_eq!(
+        value(
+            &scraped,
+            "xen_vbd_info",
+            &[vbd[1], ("physical_device", "7:0")]
+        ),
+        1.0
+    );
+
+    std::fs::remove_file(stat_dir.join("stat")).expect("remove stat");
+    for _ in 0..2 {
+        let scraped = exporter.get("/metrics").text();
+        assert_eq!(success(&scraped, "backing"), 0.0);
+        for collector in ["xen", "vbd", "rings"] {
+            assert_eq!(success(&scraped, collector), 1.0, "{collector}");
+        }
+        assert!(!scraped.contains("xen_vbd_backing_"), "{scraped}");
+        assert_eq!(value(&scraped, "xen_vbd_read_requests_total", &vbd), 515.0);
+    }
+    std::fs::write(stat_dir.join("stat"), &text).expect("stat back");
+    let scraped = exporter.get("/metrics").text();
+    assert_eq!(success(&scraped, "backing"), 1.0);
+    let logs = exporter.logs();
+    let failed: Vec<&str> = logs
+        .lines()
+        .filter(|line| line.contains("collector=backing") && line.contains("collection failed"))
+        .collect();
+    assert_eq!(
+        failed.len(),
+        1,
+        "logged once for two failing scrapes:\n{logs}"
+    );
+    assert!(failed[0].contains("dev/block/7:0/stat"), "{}", failed[0]);
+    assert!(
+        logs.lines()
+            .any(|line| line.contains("collector=backing") && line.contains("works again")),
+        "{logs}"
+    );
+}

@@ -71,6 +71,8 @@ fn section(name: &str) -> &'static str {
     ];
     if name.starts_with("xen_exporter_") || name.starts_with("process_") {
         "Exporter"
+    } else if name.starts_with("xen_vbd_backing_") {
+        "Backing devices (collector `backing`)"
     } else if RINGS.iter().any(|prefix| name.starts_with(prefix)) {
         "I/O rings (collector `rings`)"
     } else if name.starts_with("latency_") {
@@ -98,6 +100,7 @@ fn generate(text: &str) -> String {
     let order = [
         "Hypervisor (collectors `xen` and `vbd`)",
         "I/O rings (collector `rings`)",
+        "Backing devices (collector `backing`)",
         "Latency probes",
         "Exporter",
     ];

@@ -92,6 +92,15 @@ pub struct Cli {
     #[arg(long = "xen.simulated.storm-after", value_name = "DURATION", default_value = "0s", value_parser = parse_duration_flag)]
     pub simulated_storm_after: Duration,
 
+    /// A guest of the simulated host whose first disk hangs from --xen.simulated.stall-after on:
+    /// requests stay in flight on its backing device and none completes.
+    #[arg(long = "xen.simulated.stall-domain", value_name = "NAME")]
+    pub simulated_stall_domain: Option<String>,
+
+    /// When the simulated stall starts, counted from the exporter's start.
+    #[arg(long = "xen.simulated.stall-after", value_name = "DURATION", default_value = "0s", value_parser = parse_duration_flag)]
+    pub simulated_stall_after: Duration,
+
     /// Destroy and re-create one simulated guest (in turn, under a new domid) every DURATION;
     /// 0s keeps the set of domains fixed.
     #[arg(long = "xen.simulated.churn", value_name = "DURATION", default_value = "0s", value_parser = parse_duration_flag)]

@@ -63,6 +63,10 @@ fn simulated_options(cli: &Cli) -> SimulatedOptions {
             domain,
             after: cli.simulated_storm_after,
         }),
+        stall: cli.simulated_stall_domain.clone().map(|domain| Storm {
+            domain,
+            after: cli.simulated_stall_after,
+        }),
         churn: (!cli.simulated_churn.is_zero()).then_some(cli.simulated_churn),
     }
 }

@@ -1,6 +1,7 @@
 //! The scrape-time Xen collector: one snapshot from the source (part `xen`), blkback's own
-//! counters from sysfs (part `vbd`) and ring state from xenstore and netback debugfs (part
-//! `rings`), encoded as exactly the domains that exist at this moment.
+//! counters from sysfs (part `vbd`), ring state from xenstore and netback debugfs (part
+//! `rings`) and the statistics of the block devices behind VBDs (part `backing`), encoded as
+//! exactly the domains that exist at this moment.
 //!
 //! Each part reports its own success; a part that fails is left out and the others still serve.
 //! A failure is logged once when it starts (and again only when its reason changes), and once
@@ -19,7 +20,7 @@ use crate::xen::dom0::backend_devices::Instances;
 use crate::xen::dom0::kept_files::KeptFiles;
 use crate::xen::dom0::ring_cache::RingCache;
 use crate::xen::dom0::xenstore::XenStore;
-use crate::xen::dom0::{backend_devices, netback, sysfs};
+use crate::xen::dom0::{backend_devices, blockdev, netback, sysfs};
 use crate::xen::metrics::host::{HostMetrics, XenUp};
 use crate::xen::metrics::labelled::LabelledHost;
 use crate::xen::model::{Host, VbdBackend};
@@ -38,7 +39,7 @@ pub struct HostFiles {
 /// The source, or why there is none (logged once at start by the caller).
 pub type SourceResult = Result<Box<dyn XenSource>, SourceError>;
 
-/// Collects the `xen`, `vbd` and `rings` parts.
+/// Collects the `xen`, `vbd`, `rings` and `backing` parts.
 pub struct XenCollector {
     source: SourceResult,
     files: HostFiles,
@@ -58,6 +59,7 @@ struct Logged {
     xen: Option<String>,
     vbd: Option<String>,
     rings: Option<String>,
+    backing: Option<String>,
     /// The `rings` problem already told at start (debugfs missing): scrapes failing for it
     /// stay quiet, and a scrape that has nothing to read (no vifs yet) does not claim recovery.
     rings_at_start: Option<String>,
@@ -100,6 +102,7 @@ impl XenCollector {
         let slot = match part {
             "xen" => &mut logged.xen,
             "vbd" => &mut logged.vbd,
+            "backing" => &mut logged.backing,
             _ => &mut logged.rings,
         };
         if slot.as_deref() == problem.as_ref().map(|failure| failure.first.as_str()) {
@@ -181,6 +184,36 @@ impl XenCollector {
             Some(first) => Err(Failure {
                 summary: format!(
                     "{} of {} VBDs unreadable",
+                    report.failures.len(),
+                    report.failures.len() + report.read
+                ),
+                first: first.to_string(),
+            }),
+        }
+    }
+
+    /// Reads the block device behind every VBD whose `physical-device` the `rings` part read;
+    /// `Err` names the first VBD whose device statistics could not be read. Without xenstore
+    /// no backing device is known, which fails the part while blkback VBDs exist.
+    fn read_backing(&self, host: &mut Host) -> Result<(), Failure> {
+        let report = blockdev::read_backing(host, &self.files.sysfs);
+        if self.files.xenstore.is_none() {
+            let blkback = host
+                .domains
+                .iter()
+                .flat_map(|domain| &domain.vbds)
+                .any(|vbd| matches!(vbd.backend, VbdBackend::Blkback | VbdBackend::Tap));
+            if blkback {
+                return Err(Failure::single(
+                    "xenstore is unavailable: the block devices behind VBDs are unknown".to_owned(),
+                ));
+            }
+        }
+        match report.failures.first() {
+            None => Ok(()),
+            Some(first) => Err(Failure {
+                summary: format!(
+                    "{} of {} backing devices unreadable",
                     report.failures.len(),
                     report.failures.len() + report.read
                 ),
@@ -344,6 +377,8 @@ impl ScrapeCollector for XenCollector {
                 outcomes.push(timed(self, "rings", || {
                     self.read_rings(&mut host, listing.as_ref())
                 }));
+                // The backing devices are named by `physical-device`, read with the rings.
+                outcomes.push(timed(self, "backing", || self.read_backing(&mut host)));
             }
         }
         Collected {
@@ -470,7 +505,12 @@ mod tests {
         let (outcomes, text) = scrape(&collector);
         assert_eq!(
             outcomes,
-            [("xen", true), ("vbd", true), ("rings", false)],
+            [
+                ("xen", true),
+                ("vbd", true),
+                ("rings", false),
+                ("backing", true)
+            ],
             "{text}"
         );
         assert!(
@@ -534,6 +574,109 @@ mod tests {
         assert_eq!(oo(&after), 0, "the reset is visible: the counter went down");
         write(7);
         assert_eq!(oo(&scrape(&collector).1), 7, "and counts up again from 0");
+    }
+
+    /// The backing part on a MemoryStore xenstore and a fixture sysfs: every VBD with a
+    /// `physical-device` gets the backing families of its device's `stat`, a qdisk without one
+    /// is no failure; a missing `stat` fails `backing` alone (logged once, naming the VBD and
+    /// the path) while every other part and VBD is served, and its return is logged as recovery.
+    #[test]
+    fn a_missing_backing_stat_fails_the_backing_part_alone() {
+        let root = tempfile::tempdir().expect("tempdir");
+        let stat = include_str!("../../tests/fixtures/sysfs/backing-loop/dev/block/7:0/stat");
+        let write_stat = |device: &str| {
+            let dir = root.path().join("sys/dev/block").join(device);
+            std::fs::create_dir_all(&dir).expect("mkdir");
+            std::fs::write(dir.join("stat"), stat).expect("write stat");
+        };
+        write_stat("7:0");
+        let mut store = crate::xen::dom0::xenstore::MemoryStore::new();
+        for (domid, devno, device) in [(1, 51712, "7:0"), (2, 51712, "fe:1")] {
+            store.insert(
+                format!("/local/domain/0/backend/vbd/{domid}/{devno}/physical-device"),
+                device,
+            );
+        }
+        let mut guest2 = domain(2, &[], &[51712, 51728]);
+        guest2.vbds[1].backend = VbdBackend::Qdisk;
+        let mut collector = collector(vec![domain(1, &[], &[51712]), guest2], root.path());
+        collector.files.xenstore = Some(Arc::new(store));
+        let backing = |text: &str, domain: &str| {
+            let prefix = format!(
+                "xen_vbd_backing_in_flight_requests{{domain=\"{domain}\",device=\"xvda\"}} "
+            );
+            text.lines()
+                .find_map(|line| line.strip_prefix(&prefix))
+                .map(str::to_owned)
+        };
+
+        let (outcomes, text) = scrape(&collector);
+        assert_eq!(
+            outcomes,
+            [
+                ("xen", true),
+                ("vbd", false),
+                ("rings", true),
+                ("backing", false)
+            ],
+            "{text}"
+        );
+        assert_eq!(backing(&text, "guest1").as_deref(), Some("61"), "{text}");
+        assert_eq!(backing(&text, "guest2"), None, "{text}");
+        assert!(
+            text.contains("xen_vbd_backing_queue_time_seconds_total{domain=\"guest1\",device=\"xvda\"} 39.915"),
+            "{text}"
+        );
+        assert!(
+            text.contains("xen_vbd_ring_capacity_requests{domain=\"guest2\",device=\"xvda\"} 32"),
+            "the rings part still serves the failing VBD: {text}"
+        );
+        assert!(
+            text.contains(
+                "device=\"xvda\",devno=\"51712\",backend=\"blkback\",physical_device=\"254:1\"} 1"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "device=\"xvdb\",devno=\"51728\",backend=\"qdisk\",physical_device=\"\"} 1"
+            ),
+            "{text}"
+        );
+        let logged = collector.logged.lock().expect("lock").backing.clone();
+        let logged = logged.expect("the failure is logged");
+        assert!(
+            logged.starts_with("guest2 xvda: reading ") && logged.contains("dev/block/254:1/stat"),
+            "{logged}"
+        );
+
+        write_stat("254:1");
+        let (outcomes, text) = scrape(&collector);
+        assert!(outcomes.contains(&("backing", true)), "{outcomes:?}");
+        assert_eq!(backing(&text, "guest2").as_deref(), Some("61"), "{text}");
+        assert_eq!(
+            collector.logged.lock().expect("lock").backing,
+            None,
+            "recovered"
+        );
+    }
+
+    /// Without xenstore no backing device is known: with blkback VBDs that fails the part.
+    #[test]
+    fn backing_without_xenstore_fails() {
+        let root = tempfile::tempdir().expect("tempdir");
+        let collector = collector(vec![domain(1, &[], &[51712])], root.path());
+        let (outcomes, text) = scrape(&collector);
+        assert!(outcomes.contains(&("backing", false)), "{outcomes:?}");
+        assert!(!text.contains("xen_vbd_backing_"), "{text}");
+        let collector = collector_for_qdisk(root.path());
+        assert!(scrape(&collector).0.contains(&("backing", true)));
+    }
+
+    fn collector_for_qdisk(root: &Path) -> XenCollector {
+        let mut guest = domain(1, &[], &[51712]);
+        guest.vbds[0].backend = VbdBackend::Qdisk;
+        collector(vec![guest], root)
     }
 
     /// Without debugfs the reason and the fix are logged once at start; the scrapes that fail

@@ -125,6 +125,29 @@ pub struct Vbd {
     pub error: Option<bool>,
     /// Ring geometry (from xenstore); `None` when not read.
     pub ring: Option<VbdRing>,
+    /// The statistics of the block device that backs this VBD in Dom0 (`ring.physical_device`);
+    /// `None` when not read or unknown (qdisk, not yet connected).
+    pub backing: Option<BlockStat>,
+}
+
+/// What Linux counts for one block device (`/sys/dev/block/<major>:<minor>/stat`), the fields
+/// the exporter serves. Times are as the kernel sums them: over requests, in milliseconds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BlockStat {
+    /// Reads completed (field 1).
+    pub reads_completed: u64,
+    /// Time the completed reads took, summed over requests (field 4).
+    pub read_time: Duration,
+    /// Writes completed (field 5).
+    pub writes_completed: u64,
+    /// Time the completed writes took, summed over requests (field 8).
+    pub write_time: Duration,
+    /// Requests issued to the driver and not yet completed (field 9).
+    pub in_flight: u64,
+    /// Time the device had at least one request in flight (field 10, `io_ticks`).
+    pub io_time: Duration,
+    /// Weighted time in queue (field 11, `time_in_queue`): its rate is the average queue depth.
+    pub queue_time: Duration,
 }
 
 /// Geometry of a VBD's shared rings, negotiated through xenstore.
@@ -138,6 +161,9 @@ pub struct VbdRing {
     pub max_pages: Option<u32>,
     /// The backend's limit on queues (`multi-queue-max-queues`).
     pub max_queues: Option<u32>,
+    /// Dom0's block device behind the VBD (`physical-device`, written in hex by the hotplug
+    /// script): `(major, minor)`; `None` for qdisk or before the hotplug script ran.
+    pub physical_device: Option<(u32, u32)>,
 }
 
 /// Requests one blkif ring page holds (`__CONST_RING_SIZE(blkif, 4096)` = 32).

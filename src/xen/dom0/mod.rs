@@ -1,7 +1,9 @@
 //! Readers and parsers of Dom0's own files: blkback sysfs, netback debugfs, xenstore, ring
-//! geometry (and its cache) and the Linux device numbers of virtual disks.
+//! geometry (and its cache), the Linux device numbers of virtual disks and the block devices
+//! behind VBDs.
 
 pub(crate) mod backend_devices;
+pub(crate) mod blockdev;
 pub(crate) mod devno;
 pub(crate) mod kept_files;
 pub(crate) mod netback;

@@ -20,6 +20,11 @@ pub fn vbd_ring(store: &dyn XenStore, domid: u32, devno: u32) -> Result<VbdRing,
         pages: 1u32.checked_shl(order).unwrap_or(0),
         max_pages: max_order.and_then(|o| 1u32.checked_shl(o)),
         max_queues: read_u32(store, &format!("{be}/multi-queue-max-queues"))?,
+        // Read with the geometry so one cached read per VBD serves both.
+        physical_device: store
+            .read(&format!("{be}/physical-device"))?
+            .as_deref()
+            .and_then(crate::xen::dom0::blockdev::parse_physical_device),
     })
 }
 
@@ -44,7 +49,9 @@ mod tests {
             (2, 4, Some(16), Some(2))
         );
         assert_eq!(r.capacity_requests(), 256);
-        assert_eq!(vbd_ring(&store, 7, 1).expect("absent").queues, 1);
+        assert_eq!(r.physical_device, Some((7, 0)));
+        let absent = vbd_ring(&store, 7, 1).expect("absent");
+        assert_eq!((absent.queues, absent.physical_device), (1, None));
     }
 }
 

@@ -4,7 +4,7 @@
 use crate::scrape::collector::Families;
 use crate::scrape::exposition::{Kind, Labels, Spec, Writer};
 use crate::xen::metrics::labelled::LabelledHost;
-use crate::xen::metrics::rings;
+use crate::xen::metrics::{backing, rings};
 use crate::xen::model::{Host, Vbd, Vif, SECTOR_BYTES};
 
 /// The families of one successful snapshot, `xen_up 1` included.
@@ -36,6 +36,7 @@ impl Families for HostMetrics {
         write_vifs(writer, &self.0);
         write_vbds(writer, &self.0);
         rings::write(writer, &self.0);
+        backing::write(writer, &self.0);
     }
 }
 
@@ -245,16 +246,22 @@ fn write_vbds(w: &mut Writer<'_>, labelled: &LabelledHost) {
     let mut info = w.family(
         Spec::new(
             "xen_vbd",
-            "A virtual block device: its Xen device number and backend",
+            "A virtual block device: its Xen device number, backend and Dom0 block device (major:minor, empty when unknown)",
         ),
         Kind::Info,
     );
     for (vbd, labels) in labelled.vbds() {
+        let physical_device = vbd
+            .ring
+            .as_ref()
+            .and_then(|ring| ring.physical_device)
+            .map(|(major, minor)| format!("{major}:{minor}"));
         info.info(
             labels,
             &[
                 ("devno", itoa::Buffer::new().format(vbd.devno)),
                 ("backend", vbd.backend.as_str()),
+                ("physical_device", physical_device.as_deref().unwrap_or("")),
             ],
         );
     }

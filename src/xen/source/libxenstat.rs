@@ -480,6 +480,7 @@ fn copy_vbd(lib: &Lib, vbd: *mut XenstatVbd) -> Vbd {
             discard_requests: None,
             error: lib.vbd_error.map(|error| error(vbd)),
             ring: None,
+            backing: None,
         }
     }
 }

@@ -4,8 +4,10 @@
 //! with the same options and clock show the same host. Counters are integrals of rates that swing
 //! slowly around a per-domain level (never decreasing, like a real host's); each guest's VBDs see
 //! rare, tiny VBD_OO bursts (busy but healthy); a configured "storm" drives one guest's `xvda`
-//! into sustained ring saturation; with churn on, guests are destroyed and created again under a
-//! new domid, with counters starting from zero as on a real host.
+//! into sustained ring saturation (its backing device's queue just under the ring's capacity); a
+//! configured "stall" stops one guest's `xvda` completing anything with requests in flight; with
+//! churn on, guests are destroyed and created again under a new domid, with counters starting
+//! from zero as on a real host.
 //!
 //! The simulated host carries its own ring geometry and netback queues: there are no sysfs,
 //! debugfs or xenstore trees to read them from.
@@ -15,7 +17,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::xen::model::{
-    Domain, DomainState, Host, RingIndexes, Vbd, VbdBackend, VbdRing, Vcpu, Vif, VifQueue,
+    BlockStat, Domain, DomainState, Host, RingIndexes, Vbd, VbdBackend, VbdRing, Vcpu, Vif,
+    VifQueue,
 };
 use crate::xen::source::{SourceError, XenSource};
 
@@ -29,6 +32,9 @@ pub struct SimulatedOptions {
     pub guests: usize,
     /// A guest whose `xvda` saturates its ring from `after` on.
     pub storm: Option<Storm>,
+    /// A guest whose `xvda` stops completing requests from `after` on, with requests in flight
+    /// (the backing device hangs).
+    pub stall: Option<Storm>,
     /// Every `churn` one guest (in turn) is destroyed for half of that time, then created again
     /// under a new domid. `None`: the set of domains never changes.
     pub churn: Option<Duration>,
@@ -39,12 +45,13 @@ impl Default for SimulatedOptions {
         Self {
             guests: 8,
             storm: None,
+            stall: None,
             churn: None,
         }
     }
 }
 
-/// A sustained VBD_OO storm on one guest's first disk.
+/// A sustained VBD_OO storm (or, as `stall`, a hang) on one guest's first disk.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Storm {
     /// Guest name, e.g. `guest-0002`.
@@ -56,6 +63,13 @@ pub struct Storm {
 /// Extra requests per second on the storming disk, and the share of them that find the ring full.
 const STORM_REQUESTS_PER_SECOND: f64 = 2_000.0;
 const STORM_OUT_OF_REQUESTS_SHARE: f64 = 0.2;
+/// The storming disk's backing queue depth as a share of its ring's capacity: a full ring keeps
+/// the backing device's queue just under the capacity (the lab measured 61 of 64).
+const STORM_DEPTH_SHARE: f64 = 0.97;
+/// Requests stuck on a stalled disk's backing device.
+const STALL_IN_FLIGHT: u64 = 32;
+/// Major number of device-mapper in Dom0: the simulated guests' disks are logical volumes.
+const DM_MAJOR: u32 = 253;
 
 const VCPUS: u32 = 4;
 const VIFS: u32 = 2;
@@ -90,14 +104,18 @@ impl SimulatedHost {
         domains.push(dom0(t));
         for index in 1..=guests {
             if let Some(life) = self.life(index, elapsed) {
-                let storm = self
-                    .options
-                    .storm
-                    .as_ref()
-                    .filter(|storm| storm.domain == guest_name(index))
-                    .map(|storm| (t - storm.after.as_secs_f64()).max(0.0))
-                    .unwrap_or(0.0);
-                domains.push(guest(index, life, storm));
+                let since = |incident: &Option<Storm>| {
+                    incident
+                        .as_ref()
+                        .filter(|incident| incident.domain == guest_name(index))
+                        .map(|incident| (t - incident.after.as_secs_f64()).max(0.0))
+                        .unwrap_or(0.0)
+                };
+                let incidents = Incidents {
+                    storm: since(&self.options.storm),
+                    stall: since(&self.options.stall),
+                };
+                domains.push(guest(index, life, incidents));
             }
         }
         domains.sort_by_key(|domain| domain.domid);
@@ -176,6 +194,13 @@ struct Life {
     age: f64,
 }
 
+/// Seconds since the storm and the stall began on a guest's first disk (0: none, or not yet).
+#[derive(Debug, Clone, Copy, Default)]
+struct Incidents {
+    storm: f64,
+    stall: f64,
+}
+
 /// Stable per-domain pseudo-random numbers in [0, 1) (splitmix64).
 fn unit(seed: u64, salt: u64) -> f64 {
     let mut z = seed
@@ -220,8 +245,8 @@ fn dom0(t: f64) -> Domain {
     }
 }
 
-/// Guest `index` `life.age` seconds after its creation; `storm` seconds into its VBD_OO storm.
-fn guest(index: usize, life: Life, storm: f64) -> Domain {
+/// Guest `index` `life.age` seconds after its creation, with the incidents of its first disk.
+fn guest(index: usize, life: Life, incidents: Incidents) -> Domain {
     let seed = index as u64;
     let t = life.age;
     let busy = unit(seed, 1);
@@ -246,7 +271,11 @@ fn guest(index: usize, life: Life, storm: f64) -> Domain {
                 slot as u64,
                 devno,
                 t,
-                if slot == 0 { storm } else { 0.0 },
+                if slot == 0 {
+                    incidents
+                } else {
+                    Incidents::default()
+                },
             )
         })
         .collect();
@@ -324,12 +353,24 @@ fn vif(seed: u64, devid: u32, t: f64) -> Vif {
     }
 }
 
-fn vbd(seed: u64, slot: u64, devno: u32, t: f64, storm: f64) -> Vbd {
+fn vbd(seed: u64, slot: u64, devno: u32, t: f64, incidents: Incidents) -> Vbd {
     let salt = 200 + slot * 10;
+    let blkback = slot != 3;
+    let ring = VbdRing {
+        queues: if slot == 0 { 2 } else { 1 },
+        pages: if slot == 0 { 4 } else { 1 },
+        max_pages: Some(16),
+        max_queues: Some(4),
+        physical_device: Some((DM_MAJOR, (seed.saturating_sub(1) * 3 + slot) as u32)),
+    };
+    // A stalled disk completes nothing from the stall on: its counters stay where they were.
+    let stall = incidents.stall.min(t);
+    let done = t - stall;
+    let storm = (incidents.storm.min(t) - stall).max(0.0);
     let iops = 2.0 + 150.0 * unit(seed, salt) / (slot + 1) as f64;
     let read_share = 0.3 + 0.5 * unit(seed, salt + 1);
     let sectors_per_request = 8.0 + 120.0 * unit(seed, salt + 2);
-    let requests = integral(iops, 0.7, 600.0, unit(seed, salt + 3) * TAU, t);
+    let requests = integral(iops, 0.7, 600.0, unit(seed, salt + 3) * TAU, done);
     let storm_requests = STORM_REQUESTS_PER_SECOND * storm;
     let reads = requests * read_share + storm_requests / 2.0;
     let writes = requests * (1.0 - read_share) + storm_requests / 2.0;
@@ -337,29 +378,57 @@ fn vbd(seed: u64, slot: u64, devno: u32, t: f64, storm: f64) -> Vbd {
     let burst_every = 300.0 + 600.0 * unit(seed, salt + 4);
     let burst_size = 1.0 + (4.0 * unit(seed, salt + 5)).floor();
     let out_of_requests =
-        (t / burst_every).floor() * burst_size + storm_requests * STORM_OUT_OF_REQUESTS_SHARE;
+        (done / burst_every).floor() * burst_size + storm_requests * STORM_OUT_OF_REQUESTS_SHARE;
     let bytes_to_sectors = |requests: f64| (requests * sectors_per_request) as u64;
+    // The backing device: each request takes its latency; in a storm the ring keeps the queue
+    // just under its capacity, so by Little's law a storm request takes depth / rate.
+    let read_latency = 0.0005 + 0.004 * unit(seed, salt + 6);
+    let write_latency = 0.001 + 0.006 * unit(seed, salt + 7);
+    let storm_depth = ring.capacity_requests() as f64 * STORM_DEPTH_SHARE;
+    let storm_latency = storm_depth / STORM_REQUESTS_PER_SECOND;
+    let base_reads = requests * read_share;
+    let base_writes = requests * (1.0 - read_share);
+    let read_time = base_reads * read_latency + storm_requests / 2.0 * storm_latency;
+    let write_time = base_writes * write_latency + storm_requests / 2.0 * storm_latency;
+    let busy_share =
+        (iops * (read_share * read_latency + (1.0 - read_share) * write_latency)).min(0.95);
+    let wobble = (t as u64).wrapping_add(seed + slot);
+    let in_flight = if stall > 0.0 {
+        STALL_IN_FLIGHT
+    } else if storm > 0.0 {
+        ring.capacity_requests() - wobble % 5
+    } else {
+        wobble % 3
+    };
+    let ms = |seconds: f64| Duration::from_millis((seconds * 1000.0) as u64);
+    let backing = BlockStat {
+        reads_completed: reads as u64,
+        read_time: ms(read_time),
+        writes_completed: writes as u64,
+        write_time: ms(write_time),
+        in_flight,
+        // Busy all the time in a storm, and while requests hang in a stall.
+        io_time: ms(busy_share * (done - storm) + storm + stall),
+        // Linux 5.0 and later sum the completed requests' times (reads, writes, discards, flushes).
+        queue_time: ms(read_time + write_time),
+    };
     Vbd {
         devno,
-        backend: if slot == 3 {
-            VbdBackend::Qdisk
-        } else {
+        backend: if blkback {
             VbdBackend::Blkback
+        } else {
+            VbdBackend::Qdisk
         },
         read_requests: reads as u64,
         write_requests: writes as u64,
         read_sectors: bytes_to_sectors(reads),
         write_sectors: bytes_to_sectors(writes),
         out_of_requests: out_of_requests as u64,
-        flush_requests: (slot != 3).then_some((writes / 20.0) as u64),
-        discard_requests: (slot != 3).then_some((t / 3_600.0) as u64),
+        flush_requests: blkback.then_some((writes / 20.0) as u64),
+        discard_requests: blkback.then_some((done / 3_600.0) as u64),
         error: Some(false),
-        ring: (slot != 3).then_some(VbdRing {
-            queues: if slot == 0 { 2 } else { 1 },
-            pages: if slot == 0 { 4 } else { 1 },
-            max_pages: Some(16),
-            max_queues: Some(4),
-        }),
+        ring: blkback.then_some(ring),
+        backing: blkback.then_some(backing),
     }
 }
 
@@ -403,6 +472,11 @@ mod tests {
                     assert!(y.read_requests >= x.read_requests);
                     assert!(y.write_sectors >= x.write_sectors);
                     assert!(y.out_of_requests >= x.out_of_requests);
+                    if let (Some(x), Some(y)) = (x.backing, y.backing) {
+                        assert!(y.queue_time >= x.queue_time && y.io_time >= x.io_time);
+                        assert!(y.writes_completed >= x.writes_completed);
+                        assert!(y.read_time >= x.read_time && y.write_time >= x.write_time);
+                    }
                 }
                 for (x, y) in a.vifs.iter().zip(&b.vifs) {
                     assert!(y.rx_bytes >= x.rx_bytes && y.tx_packets >= x.tx_packets);
@@ -450,6 +524,96 @@ mod tests {
         assert!(
             (in_one_minute as f64 - expected).abs() < expected * 0.05,
             "{in_one_minute} VBD_OO in a minute of storm"
+        );
+    }
+
+    fn first_disk(options: &SimulatedOptions, name: &str, at: f64) -> Vbd {
+        host(options.clone(), at)
+            .domains
+            .into_iter()
+            .find(|domain| domain.name == name)
+            .map(|domain| domain.vbds[0].clone())
+            .expect("the guest exists")
+    }
+
+    /// Every blkback VBD has a backing device; a healthy one has a shallow queue. In a storm
+    /// the backing device's queue sits just under the ring's capacity: in flight, and the rate
+    /// of the weighted queue time (the average depth).
+    #[test]
+    fn storm_keeps_the_backing_queue_at_the_ring_capacity() {
+        let options = SimulatedOptions {
+            storm: Some(Storm {
+                domain: "guest-0002".to_owned(),
+                after: Duration::from_secs(100),
+            }),
+            ..SimulatedOptions::default()
+        };
+        let healthy = host(options.clone(), 3_600.0);
+        for vbd in healthy.domains.iter().flat_map(|domain| &domain.vbds) {
+            let blkback = vbd.backend == VbdBackend::Blkback;
+            assert_eq!(vbd.backing.is_some(), blkback, "{vbd:?}");
+            assert_eq!(
+                vbd.ring
+                    .as_ref()
+                    .and_then(|ring| ring.physical_device)
+                    .is_some(),
+                blkback
+            );
+        }
+        let before = first_disk(&options, "guest-0002", 99.0);
+        let capacity = before.ring.as_ref().expect("ring").capacity_requests();
+        let backing = |vbd: &Vbd| vbd.backing.expect("backing");
+        assert!(backing(&before).in_flight < 3, "{before:?}");
+        let (a, b) = (
+            first_disk(&options, "guest-0002", 160.0),
+            first_disk(&options, "guest-0002", 220.0),
+        );
+        let depth = (backing(&b).queue_time - backing(&a).queue_time).as_secs_f64() / 60.0;
+        let capacity = capacity as f64;
+        assert!(
+            depth > capacity * 0.95 && depth < capacity,
+            "average depth {depth} against capacity {capacity}"
+        );
+        let in_flight = backing(&b).in_flight as f64;
+        assert!(in_flight > capacity * 0.95 && in_flight <= capacity);
+        let busy = (backing(&b).io_time - backing(&a).io_time).as_secs_f64();
+        assert!((busy - 60.0).abs() < 0.01, "busy {busy} s of 60");
+    }
+
+    /// A stalled disk keeps requests in flight and completes nothing; its device stays busy.
+    #[test]
+    fn stall_keeps_requests_in_flight_and_completes_nothing() {
+        let options = SimulatedOptions {
+            stall: Some(Storm {
+                domain: "guest-0003".to_owned(),
+                after: Duration::from_secs(100),
+            }),
+            ..SimulatedOptions::default()
+        };
+        let (a, b) = (
+            first_disk(&options, "guest-0003", 160.0),
+            first_disk(&options, "guest-0003", 220.0),
+        );
+        let (x, y) = (a.backing.expect("backing"), b.backing.expect("backing"));
+        assert_eq!(
+            (x.in_flight, y.in_flight),
+            (STALL_IN_FLIGHT, STALL_IN_FLIGHT)
+        );
+        assert_eq!(
+            (x.reads_completed, x.writes_completed, x.queue_time),
+            (y.reads_completed, y.writes_completed, y.queue_time)
+        );
+        assert_eq!(a.read_requests, b.read_requests);
+        assert_eq!((y.io_time - x.io_time).as_secs(), 60);
+        let other = first_disk(&options, "guest-0004", 220.0)
+            .backing
+            .expect("backing");
+        assert!(
+            other.writes_completed
+                > first_disk(&options, "guest-0004", 160.0)
+                    .backing
+                    .expect("backing")
+                    .writes_completed
         );
     }
 

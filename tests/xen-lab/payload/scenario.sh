@@ -1,10 +1,15 @@
 #!/bin/bash
 # Lab scenario, run in Dom0 by /sbin/xenlab-init (cwd /lab). $1 = output dir.
-# One boot does every check: DomU workload, quiet-moment snapshot (exporter
-# scrape + xentop + xl + blkback sysfs + netback debugfs), destroy, re-create.
+# One boot does every check: DomU workload (64 parallel O_DIRECT writers, sampled
+# while they run), quiet-moment snapshot (exporter scrape + xentop + xl + blkback
+# sysfs + netback debugfs + the backing loop device's stat), destroy, re-create.
 OUT=${1:-/lab/out}; mkdir -p "$OUT"
 [ -f /lab/env.sh ] && . /lab/env.sh
-: "${DOMU_VCPUS:=2}" "${DOMU_MEM:=128}" "${DOMU_DISK_MB:=64}" "${DOMU_IO_MB:=32}" "${DOMU_IO_JOBS:=4}"
+: "${DOMU_VCPUS:=2}" "${DOMU_MEM:=128}" "${DOMU_DISK_MB:=256}" "${DOMU_IO_MB:=256}" "${DOMU_IO_JOBS:=64}"
+# while the DomU's writers run: the loop device's stat read every ~0.1 s, the exporter scraped
+# every LOAD_SCRAPE_EVERY reads, at most LOAD_SAMPLES scrapes; the sampling ends after 30 reads
+# in a row without a request in flight
+: "${LOAD_SCRAPE_EVERY:=2}" "${LOAD_SAMPLES:=120}"
 : "${BULK_KB:=4096}" "${DOMU_WAIT:=300}" "${LISTEN:=127.0.0.1:9417}"
 BR=xenbr0
 EXPORTER=/lab/bin/xen_exporter
@@ -29,6 +34,8 @@ cap versions.txt 'xl info | grep -E "^xen_(major|minor|extra)|^release"; ls /usr
 ip link add "$BR" type bridge && ip addr add 10.99.0.1/24 dev "$BR" && ip link set "$BR" up
 truncate -s "${DOMU_DISK_MB}M" /var/lib/xen/domu-disk.img
 LOOP=$(losetup -f --show /var/lib/xen/domu-disk.img)
+LOOPN=$(basename "$LOOP")
+echo "$LOOPN $(cat /sys/block/$LOOPN/dev)" > "$OUT/backing-device.txt"
 cat > /lab/domu.cfg <<CFG
 name    = "labdomu"
 type    = "pv"
@@ -71,8 +78,41 @@ start_domu() {  # waits for the DomU's "io-done" line on its console
   return 1
 }
 
+# The load: while the DomU's writers run, the loop device's stat (load-stat.txt: uptime, then
+# its fields) and, about every LOAD_SCRAPE_EVERY reads, the exporter's scrape (load/). A fork
+# costs a lot in a PV Dom0 under TCG and starved the hotplug script (`block add` timed out):
+# until the writers start and between scrapes only bash builtins run (read -t on a pipe that
+# never speaks is the sleep).
+load_sampler() {
+  mkdir -p "$OUT/load"
+  local k=0 n=0 stat now quiet=0 nap
+  exec {nap}<> <(:)
+  while read -r stat < "/sys/block/$LOOPN/stat"; do
+    set -- $stat
+    [ "${5:-0}" -gt 0 ] && break      # writes completed: the DomU's disk phase began
+    read -t 0.5 -u "$nap" || true
+  done
+  while [ "$k" -lt "$LOAD_SAMPLES" ] && [ "$quiet" -lt 30 ]; do
+    read -r now _ < /proc/uptime
+    read -r stat < "/sys/block/$LOOPN/stat"
+    echo "$now $stat" >> "$OUT/load-stat.txt"
+    set -- $stat
+    if [ "${9:-0}" -eq 0 ]; then quiet=$((quiet + 1)); else quiet=0; fi
+    n=$((n + 1))
+    if [ $((n % LOAD_SCRAPE_EVERY)) -eq 1 ] && [ -x "$EXPORTER" ]; then
+      { echo "# uptime $now"; curl -sS --max-time 10 "http://$LISTEN/metrics"; } \
+        > "$OUT/load/metrics-$(printf %03d "$k").txt" 2>&1
+      k=$((k + 1))
+    fi
+    read -t 0.1 -u "$nap" || true
+  done
+}
+
 mark "domu create #1"
+load_sampler & SAMPLER=$!
 start_domu 1 || mark "WARNING: DomU #1 did not finish its workload"
+kill "$SAMPLER" 2>/dev/null; wait "$SAMPLER" 2>/dev/null
+mark "load samples: $(ls "$OUT/load" 2>/dev/null | wc -l) scrapes, $(wc -l < "$OUT/load-stat.txt" 2>/dev/null) stat reads"
 cp /var/log/xen/console/guest-labdomu.log "$OUT/domu-console-1.txt" 2>/dev/null
 mark "domu #1 io-done"
 kill "$SINK" 2>/dev/null  # its sleep/nc children exit with the sink's next connection or the power-off
@@ -82,10 +122,12 @@ sleep 2   # quiet: the guest only sleeps now (IPv6 off, no pings)
 mark "snapshot start"
 cap snap-proc-net-dev-before.txt 'cat /proc/net/dev'
 cap snap-sysfs-before.txt stats
+cap snap-blockstat-before.txt "cat /sys/block/$LOOPN/stat"
 # CPU time keeps running between two views; xentop on both sides of the scrape brackets it.
 cap snap-xentop-before.txt 'xentop -b -i 1 -f -x -n -v'
 [ -x "$EXPORTER" ] && scrape snap-metrics.txt
 cap snap-xentop.txt 'xentop -b -i 1 -f -x -n -v'
+cap snap-blockstat.txt "cat /sys/block/$LOOPN/stat"
 cap snap-xl-list.txt 'xl list'
 cap snap-sysfs.txt stats
 cap snap-debugfs.txt debugfs
