@@ -59,6 +59,7 @@ fn captured_host() -> Host {
                 },
                 vifs: vec![],
                 vbds: vec![],
+                ..Default::default()
             },
             Domain {
                 domid: 1,
@@ -104,7 +105,9 @@ fn captured_host() -> Host {
                     discard_requests: None,
                     error: Some(false),
                     ring: None,
+                    ..Default::default()
                 }],
+                ..Default::default()
             },
         ],
     }
@@ -204,7 +207,7 @@ fn render_as_xentop(host: &Host) -> Vec<Vec<String>> {
             let kind = match v.backend {
                 VbdBackend::Blkback => "BlkBack",
                 VbdBackend::Tap => "BlkTap",
-                VbdBackend::Vbd3 => "Tapdisk3",
+                VbdBackend::Tapdisk3 => "Tapdisk3",
                 VbdBackend::Qdisk | VbdBackend::Unknown => "Unidentified",
             };
             lines.push(format!(
@@ -301,6 +304,7 @@ fn null_pointers_skip_only_what_they_stand_for() {
                 tx_errors: 5,
                 tx_drops: 6,
                 queues: vec![],
+                ..Default::default()
             }],
             // VBD 0 is NULL: skipped; VBD 1 is a qdisk whose statistics failed to read.
             vbds: vec![Vbd {
@@ -314,6 +318,7 @@ fn null_pointers_skip_only_what_they_stand_for() {
                 error: Some(true),
                 ..Default::default()
             }],
+            ..Default::default()
         }
     );
 }

@@ -1,8 +1,10 @@
-//! Readers and parsers of Dom0's own files: blkback sysfs, netback debugfs, xenstore, ring
-//! geometry and the Linux device numbers of virtual disks.
+//! Readers and parsers of Dom0's own files: blkback sysfs, netback debugfs, `/proc/net/dev`,
+//! tapdisk3's shared memory, xenstore, ring geometry and the Linux device numbers of virtual
+//! disks.
 
 pub(crate) mod devno;
 pub(crate) mod netback;
+pub(crate) mod netdev;
 pub(crate) mod rings;
 pub(crate) mod sysfs;
 pub(crate) mod xenstore;

@@ -178,6 +178,22 @@ fn write_domains(w: &mut Writer<'_>, labelled: &LabelledHost) {
 }
 
 fn write_vifs(w: &mut Writer<'_>, labelled: &LabelledHost) {
+    let mut info = w.family(
+        Spec::new(
+            "xen_vif",
+            "A guest NIC: kind vif (netback, PV) or tap (emulated NIC of an HVM guest), its devid",
+        ),
+        Kind::Info,
+    );
+    for (vif, labels) in labelled.vifs() {
+        info.info(
+            labels,
+            &[
+                ("kind", vif.kind.as_str()),
+                ("devid", itoa::Buffer::new().format(vif.devid)),
+            ],
+        );
+    }
     // Dom0's view of the backend interface, as xentop and node_exporter count it: "receive" is
     // what the guest sent.
     type Field = fn(&Vif) -> u64;

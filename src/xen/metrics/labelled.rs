@@ -44,7 +44,7 @@ impl LabelledHost {
         };
         for domain in &mut host.domains {
             dedup_by_key(&mut domain.vcpus, |vcpu| vcpu.id);
-            dedup_by_key(&mut domain.vifs, |vif| vif.devid);
+            dedup_by_key(&mut domain.vifs, |vif| (vif.kind, vif.devid));
             dedup_by_key(&mut domain.vbds, |vbd| vbd.devno);
             let by_domain = Labels::new().with("domain", &domain.name);
             let device = |name: &str| by_domain.with("device", name);
