@@ -40,8 +40,11 @@ pub mod testing {
     pub use crate::scrape::{Format, Scraper};
     pub use crate::xen::collector::{HostFiles, XenCollector};
     pub use crate::xen::dom0::devno::{decode as decode_devno, name as devno_name};
+    /// tapdisk3's files, as tapdisk writes them: for fixture trees.
+    pub use crate::xen::dom0::io_ring::encode as encode_io_ring;
     pub use crate::xen::dom0::netback::{parse_io_ring, ParseError};
     pub use crate::xen::dom0::sysfs::parse_counter;
+    pub use crate::xen::dom0::tapdisk::RawStats as TapdiskStatsFile;
     /// The blkback reader, for the benchmark against raw reads.
     pub mod sysfs {
         pub use crate::xen::dom0::sysfs::{read_vbds, statistics_dir};

@@ -14,6 +14,7 @@ use tokio::sync::watch;
 
 use crate::config::{Config, XenConfig};
 use crate::scrape::collector::{Collected, Outcome, ScrapeCollector};
+use crate::xen::dom0::tapdisk::{Tapdisk, TapdiskCache};
 use crate::xen::dom0::xenstore::XenStore;
 use crate::xen::dom0::{netback, netdev, rings, sysfs};
 use crate::xen::metrics::host::{HostMetrics, XenUp};
@@ -44,6 +45,10 @@ pub struct XenCollector {
     files: HostFiles,
     config: watch::Receiver<Arc<Config>>,
     logged: Mutex<Logged>,
+    /// What xenstore said of each vbd3 device, kept for its life.
+    tapdisk_cache: Mutex<TapdiskCache>,
+    /// The owner tapdisk's files must have: root; tests use their own uid.
+    shm_owner: u32,
 }
 
 /// The failure last logged for each part (`None`: it was working).
@@ -53,6 +58,7 @@ struct Logged {
     vbd: Option<String>,
     rings: Option<String>,
     vif: Option<String>,
+    tapdisk: Option<String>,
     /// The `rings` problem already told at start (debugfs missing): scrapes failing for it
     /// stay quiet, and a scrape that has nothing to read (no vifs yet) does not claim recovery.
     rings_at_start: Option<String>,
@@ -74,7 +80,15 @@ impl XenCollector {
             files,
             config,
             logged: Mutex::new(logged),
+            tapdisk_cache: Mutex::new(TapdiskCache::default()),
+            shm_owner: 0,
         }
+    }
+
+    /// Accepts tapdisk files owned by `uid` instead of root: for tests that cannot chown.
+    pub fn with_shm_owner(mut self, uid: u32) -> Self {
+        self.shm_owner = uid;
+        self
     }
 
     fn settings(&self) -> XenConfig {
@@ -96,6 +110,7 @@ impl XenCollector {
             "xen" => &mut logged.xen,
             "vbd" => &mut logged.vbd,
             "vif" => &mut logged.vif,
+            "tapdisk" => &mut logged.tapdisk,
             _ => &mut logged.rings,
         };
         if slot.as_deref() == problem.as_ref().map(|failure| failure.first.as_str()) {
@@ -190,6 +205,34 @@ impl XenCollector {
             netdev::read(&self.files.procfs).map_err(|error| Failure::single(error.to_string()))?;
         netdev::apply(host, interfaces);
         Ok(())
+    }
+
+    /// Reads every vbd3 (tapdisk3) device's counters, ring and keys; `Err` names the first
+    /// device that failed, the others are filled.
+    fn read_tapdisks(&self, host: &mut Host) -> Result<(), Failure> {
+        let reader = Tapdisk {
+            sysfs: &self.files.sysfs,
+            shm: &self.files.shm,
+            procfs: &self.files.procfs,
+            store: self.files.xenstore.as_deref(),
+            owner: self.shm_owner,
+        };
+        let mut cache = self
+            .tapdisk_cache
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let report = reader.read_host(host, &mut cache);
+        match report.failures.first() {
+            None => Ok(()),
+            Some(first) => Err(Failure {
+                summary: format!(
+                    "{} of {} vbd3 devices failed",
+                    report.failures.len(),
+                    report.failures.len() + report.read + report.without_stats
+                ),
+                first: first.to_string(),
+            }),
+        }
     }
 
     /// Fills VBD ring geometry (xenstore) and vif queues (debugfs); `Err` says what is missing.
@@ -335,6 +378,7 @@ impl ScrapeCollector for XenCollector {
             let settings = self.settings();
             // Before `rings`, which reads netback's queues of the vifs found here.
             outcomes.push(timed(self, "vif", || self.read_vif_counters(&mut host)));
+            outcomes.push(timed(self, "tapdisk", || self.read_tapdisks(&mut host)));
             if settings.vbd_sysfs {
                 outcomes.push(timed(self, "vbd", || self.read_vbd_counters(&mut host)));
             }
@@ -474,6 +518,7 @@ mod tests {
             [
                 ("xen", true),
                 ("vif", true),
+                ("tapdisk", true),
                 ("vbd", true),
                 ("rings", false)
             ],
@@ -537,6 +582,7 @@ mod tests {
             [
                 ("xen", true),
                 ("vif", false),
+                ("tapdisk", true),
                 ("vbd", true),
                 ("rings", false)
             ]

@@ -3,8 +3,10 @@
 //! disks.
 
 pub(crate) mod devno;
+pub(crate) mod io_ring;
 pub(crate) mod netback;
 pub(crate) mod netdev;
 pub(crate) mod rings;
 pub(crate) mod sysfs;
+pub(crate) mod tapdisk;
 pub(crate) mod xenstore;

@@ -4,7 +4,7 @@
 use crate::scrape::collector::Families;
 use crate::scrape::exposition::{Kind, Labels, Spec, Writer};
 use crate::xen::metrics::labelled::LabelledHost;
-use crate::xen::metrics::rings;
+use crate::xen::metrics::{rings, tapdisk};
 use crate::xen::model::{Host, Vbd, Vif, SECTOR_BYTES};
 
 /// The families of one successful snapshot, `xen_up 1` included.
@@ -36,6 +36,7 @@ impl Families for HostMetrics {
         write_vifs(writer, &self.0);
         write_vbds(writer, &self.0);
         rings::write(writer, &self.0);
+        tapdisk::write(writer, &self.0);
     }
 }
 
@@ -261,16 +262,25 @@ fn write_vbds(w: &mut Writer<'_>, labelled: &LabelledHost) {
     let mut info = w.family(
         Spec::new(
             "xen_vbd",
-            "A virtual block device: its Xen device number and backend",
+            "A virtual block device: its Xen device number, backend, and on XAPI hosts its SR and VDI",
         ),
         Kind::Info,
     );
     for (vbd, labels) in labelled.vbds() {
+        let storage = vbd.storage.as_ref();
         info.info(
             labels,
             &[
                 ("devno", itoa::Buffer::new().format(vbd.devno)),
                 ("backend", vbd.backend.as_str()),
+                (
+                    "sr_uuid",
+                    storage.and_then(|s| s.sr_uuid.as_deref()).unwrap_or(""),
+                ),
+                (
+                    "vdi_uuid",
+                    storage.and_then(|s| s.vdi_uuid.as_deref()).unwrap_or(""),
+                ),
             ],
         );
     }

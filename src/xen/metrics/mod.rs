@@ -1,6 +1,7 @@
-//! Snapshot → metric families: the label sets (`labelled`), what xentop shows (`host`) and the
-//! I/O rings (`rings`).
+//! Snapshot → metric families: the label sets (`labelled`), what xentop shows (`host`), the
+//! I/O rings (`rings`) and tapdisk3's own counters (`tapdisk`).
 
 pub(crate) mod host;
 pub(crate) mod labelled;
 pub(crate) mod rings;
+pub(crate) mod tapdisk;
