@@ -14,6 +14,7 @@ use tokio::sync::watch;
 
 use crate::config::{Config, XenConfig};
 use crate::scrape::collector::{Collected, Outcome, ScrapeCollector};
+use crate::xen::dom0::memory::{self, MemoryCache};
 use crate::xen::dom0::tapdisk::{Tapdisk, TapdiskCache};
 use crate::xen::dom0::xenstore::XenStore;
 use crate::xen::dom0::{netback, netdev, rings, sysfs};
@@ -49,6 +50,8 @@ pub struct XenCollector {
     tapdisk_cache: Mutex<TapdiskCache>,
     /// The owner tapdisk's files must have: root; tests use their own uid.
     shm_owner: u32,
+    /// Each domain's memory keys, re-read every `memory::REFRESH`.
+    memory_cache: Mutex<MemoryCache>,
 }
 
 /// The failure last logged for each part (`None`: it was working).
@@ -59,6 +62,7 @@ struct Logged {
     rings: Option<String>,
     vif: Option<String>,
     tapdisk: Option<String>,
+    memory: Option<String>,
     /// The `rings` problem already told at start (debugfs missing): scrapes failing for it
     /// stay quiet, and a scrape that has nothing to read (no vifs yet) does not claim recovery.
     rings_at_start: Option<String>,
@@ -82,6 +86,7 @@ impl XenCollector {
             logged: Mutex::new(logged),
             tapdisk_cache: Mutex::new(TapdiskCache::default()),
             shm_owner: 0,
+            memory_cache: Mutex::new(MemoryCache::default()),
         }
     }
 
@@ -111,6 +116,7 @@ impl XenCollector {
             "vbd" => &mut logged.vbd,
             "vif" => &mut logged.vif,
             "tapdisk" => &mut logged.tapdisk,
+            "memory" => &mut logged.memory,
             _ => &mut logged.rings,
         };
         if slot.as_deref() == problem.as_ref().map(|failure| failure.first.as_str()) {
@@ -230,6 +236,23 @@ impl XenCollector {
                     report.failures.len(),
                     report.failures.len() + report.read + report.without_stats
                 ),
+                first: first.to_string(),
+            }),
+        }
+    }
+
+    /// Fills each domain's balloon target and agent-reported free memory from xenstore;
+    /// `Err` names the first read that failed.
+    fn read_memory(&self, store: &dyn XenStore, host: &mut Host) -> Result<(), Failure> {
+        let mut cache = self
+            .memory_cache
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let failures = memory::fill(store, host, &mut cache, Instant::now());
+        match failures.first() {
+            None => Ok(()),
+            Some(first) => Err(Failure {
+                summary: format!("{} xenstore reads failed", failures.len()),
                 first: first.to_string(),
             }),
         }
@@ -379,6 +402,13 @@ impl ScrapeCollector for XenCollector {
             // Before `rings`, which reads netback's queues of the vifs found here.
             outcomes.push(timed(self, "vif", || self.read_vif_counters(&mut host)));
             outcomes.push(timed(self, "tapdisk", || self.read_tapdisks(&mut host)));
+            // Without xenstore (said once at start) there is nothing to read.
+            if let Some(store) = &self.files.xenstore {
+                let store = Arc::clone(store);
+                outcomes.push(timed(self, "memory", || {
+                    self.read_memory(store.as_ref(), &mut host)
+                }));
+            }
             if settings.vbd_sysfs {
                 outcomes.push(timed(self, "vbd", || self.read_vbd_counters(&mut host)));
             }

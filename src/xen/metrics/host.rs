@@ -127,6 +127,30 @@ fn write_domains(w: &mut Writer<'_>, labelled: &LabelledHost) {
     for (domain, labels) in labelled.domains() {
         memory.sample(labels, domain.memory_bytes);
     }
+    let mut target = w.family(
+        Spec::bytes(
+            "xen_domain_memory_target",
+            "Balloon target the toolstack set for the domain (xenstore memory/target)",
+        ),
+        Kind::Gauge,
+    );
+    for (domain, labels) in labelled.domains() {
+        if let Some(bytes) = domain.memory_target_bytes {
+            target.sample(labels, bytes);
+        }
+    }
+    let mut guest_free = w.family(
+        Spec::bytes(
+            "xen_domain_guest_memory_free",
+            "Free memory the guest's agent reports (xenstore data/meminfo_free): written by the guest, for display only",
+        ),
+        Kind::Gauge,
+    );
+    for (domain, labels) in labelled.domains() {
+        if let Some(bytes) = domain.guest_memory_free_bytes {
+            guest_free.sample(labels, bytes);
+        }
+    }
     let mut memory_max = w.family(
         Spec::bytes(
             "xen_domain_memory_max",
@@ -402,7 +426,12 @@ mod tests {
         let count = |prefix: &str| text.lines().filter(|l| l.starts_with(prefix)).count();
         assert_eq!(count("xen_vif_receive_bytes_total{"), 1, "{text}");
         assert_eq!(count("xen_vbd_read_requests_total{"), 1, "{text}");
-        assert_eq!(count("xen_domain_info{"), 2, "{text}");
+        // Two domains named "web": the later is served under its domid, never merged.
+        assert_eq!(count("xen_domain_info{"), 3, "{text}");
+        assert!(
+            text.contains("xen_domain_info{domain=\"web (domid 4)\",domid=\"4\""),
+            "{text}"
+        );
         assert!(text.contains("xen_vif_receive_bytes_total{domain=\"web\",device=\"vif3.0\"} 10"));
     }
 
