@@ -154,6 +154,16 @@ pub enum TapdiskError {
         #[source]
         source: io::Error,
     },
+    #[error(
+        "{}: {source}: tapdisk makes vbd3-* directories mode 0600 (no search bit), so reading \
+         io_ring needs CAP_DAC_READ_SEARCH",
+        path.display()
+    )]
+    NoSearch {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
     #[error("{}: owned by uid {uid}, expected uid {expected} (tapdisk's files are root's)", path.display())]
     Owner {
         path: PathBuf,
@@ -380,8 +390,11 @@ impl Tapdisk<'_> {
         Ok(true)
     }
 
+    /// Whether tapdisk `pid` runs. Where procfs hides other processes (`hidepid=invisible`,
+    /// systemd's `ProtectProc=invisible`: PID 1 is not there either) this cannot be known, and a
+    /// tapdisk is taken to be alive: a dead one's stale directory is then not told apart.
     fn alive(&self, pid: u32) -> bool {
-        self.procfs.join(pid.to_string()).is_dir()
+        self.procfs.join(pid.to_string()).is_dir() || !self.procfs.join("1").is_dir()
     }
 
     /// The tapdisk serving (domid, devid): xenstore's `kthread-pid`, else the scan.
@@ -469,6 +482,11 @@ impl Tapdisk<'_> {
             match self.read_checked(&dir, "io_ring", sizes, MAX_IO_RING_FILE as usize) {
                 Ok(read) => read,
                 Err(error) if error.is_not_found() => return Ok(None),
+                Err(TapdiskError::Io { path, source })
+                    if source.kind() == io::ErrorKind::PermissionDenied =>
+                {
+                    return Err(TapdiskError::NoSearch { path, source })
+                }
                 Err(error) => return Err(error),
             };
         let indexes = io_ring::parse(&bytes).map_err(|source| TapdiskError::IoRing {

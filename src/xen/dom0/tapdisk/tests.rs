@@ -38,7 +38,8 @@ struct Tree {
 impl Tree {
     fn new() -> Self {
         let root = tempfile::tempdir().expect("tempdir");
-        for dir in ["sys/bus/xen-backend/devices", "proc", "shm"] {
+        // proc/1: this procfs shows other processes, so a dead tapdisk can be told.
+        for dir in ["sys/bus/xen-backend/devices", "proc/1", "shm"] {
             std::fs::create_dir_all(root.path().join(dir)).expect("mkdir");
         }
         Self {
@@ -320,6 +321,28 @@ fn files_of_another_owner_or_writable_by_others_are_refused() {
         "{failures:#?}"
     );
     assert_eq!(vbd(&host, 1, 832).read_requests, 200, "the others serve");
+}
+
+/// Where procfs hides other processes (no PID 1 either), liveness is unknown: kthread-pid is
+/// trusted rather than every disk failing as "not running".
+#[test]
+fn a_procfs_hiding_processes_does_not_fail_every_disk() {
+    let (tree, store) = vbd3_host();
+    std::fs::remove_dir(tree.path("proc/1")).expect("rm");
+    std::fs::remove_dir(tree.path("proc/100")).expect("rm");
+    let mut host = host(&[1]);
+    let report = tree
+        .reader(Some(&store))
+        .read_host(&mut host, &mut TapdiskCache::default());
+    assert_eq!(vbd(&host, 1, 832).read_requests, 200);
+    assert!(
+        !report
+            .failures
+            .iter()
+            .any(|failure| failure.to_string().contains("not running")),
+        "{:?}",
+        report.failures
+    );
 }
 
 #[test]
