@@ -18,6 +18,7 @@ use std::collections::HashMap;
 use std::fs::{File, Metadata};
 use std::io::{self, Read};
 use std::ops::RangeInclusive;
+use std::os::fd::OwnedFd;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
@@ -313,6 +314,21 @@ impl Tapdisk<'_> {
         cache
             .known
             .retain(|key, _| devices.binary_search(key).is_ok());
+        if devices.is_empty() {
+            return report;
+        }
+        // Opened once per pass: every file below is reached from it without following links.
+        let root = match open(
+            self.shm,
+            OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        ) {
+            Ok(root) => root,
+            Err(errno) => {
+                report.failures.push(io_error(self.shm, errno));
+                return report;
+            }
+        };
         let mut scan = None;
         for (domid, devid) in devices {
             let Ok(index) = host
@@ -335,7 +351,7 @@ impl Tapdisk<'_> {
             };
             let vbd = &mut vbds[position];
             vbd.backend = VbdBackend::Tapdisk3;
-            match self.read_device(domid, devid, vbd, cache, &mut scan) {
+            match self.read_device(&root, (domid, devid), vbd, cache, &mut scan) {
                 Ok(true) => report.read += 1,
                 Ok(false) => report.without_stats += 1,
                 Err(error) => report.failures.push(error),
@@ -347,8 +363,8 @@ impl Tapdisk<'_> {
     /// One device; `Ok(false)` when it has no stats file (not connected).
     fn read_device(
         &self,
-        domid: u32,
-        devid: u32,
+        root: &OwnedFd,
+        (domid, devid): (u32, u32),
         vbd: &mut Vbd,
         cache: &mut TapdiskCache,
         scan: &mut Option<HashMap<(u32, u32), u32>>,
@@ -361,7 +377,7 @@ impl Tapdisk<'_> {
         let Some(pid) = pid else {
             return Ok(false);
         };
-        let stats = match self.read_stats(pid, domid, devid) {
+        let stats = match self.read_stats(root, pid, domid, devid) {
             Ok(stats) => stats,
             Err(error) if error.is_not_found() => {
                 cache.known.remove(&(domid, devid));
@@ -386,7 +402,7 @@ impl Tapdisk<'_> {
             },
         );
         // The ring file is a bonus: without it (or with a bad one) the counters still serve.
-        vbd.io_ring = self.read_io_ring(domid, devid)?;
+        vbd.io_ring = self.read_io_ring(root, domid, devid)?;
         Ok(true)
     }
 
@@ -463,11 +479,17 @@ impl Tapdisk<'_> {
         found
     }
 
-    fn read_stats(&self, pid: u32, domid: u32, devid: u32) -> Result<RawStats, TapdiskError> {
+    fn read_stats(
+        &self,
+        root: &OwnedFd,
+        pid: u32,
+        domid: u32,
+        devid: u32,
+    ) -> Result<RawStats, TapdiskError> {
         let dir = format!("td3-{pid}");
         let name = format!("vbd-{domid}-{devid}");
         let sizes = STATS_BYTES as u64..=MAX_STATS_FILE;
-        let (bytes, _) = self.read_checked(&dir, &name, sizes, STATS_BYTES)?;
+        let (bytes, _) = self.read_checked(root, &dir, &name, sizes, STATS_BYTES)?;
         parse_stats(&bytes).map_err(|source| TapdiskError::Stats {
             path: self.shm.join(dir).join(name),
             source,
@@ -475,11 +497,16 @@ impl Tapdisk<'_> {
     }
 
     /// `io_ring` and its age; `None` when tapdisk has not written it.
-    fn read_io_ring(&self, domid: u32, devid: u32) -> Result<Option<TapdiskRing>, TapdiskError> {
+    fn read_io_ring(
+        &self,
+        root: &OwnedFd,
+        domid: u32,
+        devid: u32,
+    ) -> Result<Option<TapdiskRing>, TapdiskError> {
         let dir = format!("vbd3-{domid}-{devid}");
         let sizes = io_ring::CRC_BYTES as u64..=MAX_IO_RING_FILE;
         let (bytes, metadata) =
-            match self.read_checked(&dir, "io_ring", sizes, MAX_IO_RING_FILE as usize) {
+            match self.read_checked(root, &dir, "io_ring", sizes, MAX_IO_RING_FILE as usize) {
                 Ok(read) => read,
                 Err(error) if error.is_not_found() => return Ok(None),
                 Err(TapdiskError::Io { path, source })
@@ -549,6 +576,7 @@ impl Tapdisk<'_> {
     /// lists; the metadata is the open file's.
     fn read_checked(
         &self,
+        root: &OwnedFd,
         dir: &str,
         name: &str,
         sizes: RangeInclusive<u64>,
@@ -556,14 +584,8 @@ impl Tapdisk<'_> {
     ) -> Result<(Vec<u8>, Metadata), TapdiskError> {
         let dir_path = self.shm.join(dir);
         let path = dir_path.join(name);
-        let root = open(
-            self.shm,
-            OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
-            Mode::empty(),
-        )
-        .map_err(|errno| io_error(self.shm, errno))?;
         let flags = OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
-        let directory = openat(&root, dir, flags | OFlag::O_DIRECTORY, Mode::empty())
+        let directory = openat(root, dir, flags | OFlag::O_DIRECTORY, Mode::empty())
             .map_err(|errno| nofollow_error(&dir_path, errno))?;
         let directory = File::from(directory);
         let metadata = directory.metadata().map_err(|source| TapdiskError::Io {
@@ -646,5 +668,6 @@ fn nofollow_error(path: &Path, errno: Errno) -> TapdiskError {
     io_error(path, errno)
 }
 
+#[cfg(test)]
 #[cfg(test)]
 mod tests;
