@@ -50,6 +50,8 @@ fn in_process(runtime: &tokio::runtime::Runtime) {
     let files = HostFiles {
         sysfs: "/nonexistent".into(),
         debugfs: "/nonexistent".into(),
+        procfs: "/nonexistent".into(),
+        shm: "/nonexistent".into(),
         xenstore: None,
     };
     let collector: Arc<dyn ScrapeCollector> = Arc::new(XenCollector::new(

@@ -54,14 +54,24 @@ pub mod testing {
     pub use crate::xen::collector::{HostFiles, XenCollector};
     pub use crate::xen::dom0::blockdev::{parse_physical_device, parse_stat};
     pub use crate::xen::dom0::devno::{decode as decode_devno, name as devno_name};
+    /// tapdisk3's files, as tapdisk writes them (fixture trees), and their parsers (fuzzing).
+    pub use crate::xen::dom0::io_ring::{
+        encode as encode_io_ring, parse as parse_tapdisk_io_ring, IoRingError,
+    };
     pub use crate::xen::dom0::netback::{parse_io_ring, ParseError};
+    pub use crate::xen::dom0::netdev::{
+        guest_interface, parse as parse_net_dev, GuestInterface, NetDevError,
+    };
     pub use crate::xen::dom0::sysfs::parse_counter;
+    pub use crate::xen::dom0::tapdisk::{
+        parse_stats as parse_tapdisk_stats, RawStats as TapdiskStatsFile, StatsError,
+    };
     /// The blkback reader, for the benchmark against raw reads.
     pub mod sysfs {
         pub use crate::xen::dom0::sysfs::{read_vbds, statistics_dir};
     }
     pub use crate::xen::dom0::xenstore::{MemoryStore, XenStore, XenStoreError};
-    pub use crate::xen::model::{Domain, DomainState, Host, Vbd, VbdBackend, Vcpu, Vif};
+    pub use crate::xen::model::{Domain, DomainState, Host, Vbd, VbdBackend, Vcpu, Vif, VifKind};
     pub use crate::xen::source::libxenstat::{LibXenstat, BUSY_REASON, XENSTORE_BUSY_REASON};
     pub use crate::xen::source::libxenstore::LibXenStore;
     pub use crate::xen::source::select::{open_source, SourceKind};

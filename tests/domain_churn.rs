@@ -89,6 +89,8 @@ async fn thousand_churn_cycles_leave_no_stale_series() {
     let files = HostFiles {
         sysfs: "/nonexistent".into(),
         debugfs: "/nonexistent".into(),
+        procfs: "/nonexistent".into(),
+        shm: "/nonexistent".into(),
         xenstore: None,
     };
     let collector: Arc<dyn ScrapeCollector> =

@@ -63,6 +63,7 @@ fn captured_host() -> Host {
                 },
                 vifs: vec![],
                 vbds: vec![],
+                ..Default::default()
             },
             Domain {
                 domid: 1,
@@ -109,7 +110,9 @@ fn captured_host() -> Host {
                     error: Some(false),
                     ring: None,
                     backing: None,
+                    ..Default::default()
                 }],
+                ..Default::default()
             },
         ],
     }
@@ -209,7 +212,7 @@ fn render_as_xentop(host: &Host) -> Vec<Vec<String>> {
             let kind = match v.backend {
                 VbdBackend::Blkback => "BlkBack",
                 VbdBackend::Tap => "BlkTap",
-                VbdBackend::Vbd3 => "Tapdisk3",
+                VbdBackend::Tapdisk3 => "Tapdisk3",
                 VbdBackend::Qdisk | VbdBackend::Unknown => "Unidentified",
             };
             lines.push(format!(
@@ -306,6 +309,7 @@ fn null_pointers_skip_only_what_they_stand_for() {
                 tx_errors: 5,
                 tx_drops: 6,
                 queues: vec![],
+                ..Default::default()
             }],
             // VBD 0 is NULL: skipped; VBD 1 is a qdisk whose statistics failed to read.
             vbds: vec![Vbd {
@@ -319,6 +323,7 @@ fn null_pointers_skip_only_what_they_stand_for() {
                 error: Some(true),
                 ..Default::default()
             }],
+            ..Default::default()
         }
     );
 }
@@ -686,6 +691,8 @@ async fn a_hung_xenstore_fails_scrapes_by_the_timeout_without_piling_up_threads(
     let files = HostFiles {
         sysfs: "/nonexistent".into(),
         debugfs: "/nonexistent".into(),
+        procfs: "/nonexistent".into(),
+        shm: "/nonexistent".into(),
         xenstore: None,
     };
     let collector: Arc<dyn ScrapeCollector> =

@@ -104,6 +104,8 @@ impl Bench {
             HostFiles {
                 sysfs: root.path().to_owned(),
                 debugfs: root.path().join("debug"),
+                procfs: root.path().join("proc"),
+                shm: root.path().join("shm"),
                 xenstore: Some(Arc::clone(&store) as Arc<dyn XenStore>),
             },
             config,

@@ -54,9 +54,13 @@ pub struct Cli {
     #[arg(long = "path.sysfs", value_name = "DIR", default_value = "/sys")]
     pub sysfs: PathBuf,
 
-    /// procfs mount point.
+    /// procfs mount point (guest NIC counters from PID 1's net/dev, live tapdisk processes).
     #[arg(long = "path.procfs", value_name = "DIR", default_value = "/proc")]
     pub procfs: PathBuf,
+
+    /// Shared-memory mount point (tapdisk3's VBD statistics and ring files, XCP-ng/XenServer).
+    #[arg(long = "path.shm", value_name = "DIR", default_value = "/dev/shm")]
+    pub shm: PathBuf,
 
     /// debugfs mount point (netback I/O rings).
     #[arg(

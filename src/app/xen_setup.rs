@@ -49,6 +49,8 @@ pub async fn collector(cli: &Cli, config: watch::Receiver<Arc<Config>>) -> XenCo
     let files = HostFiles {
         sysfs: cli.sysfs.clone(),
         debugfs: cli.debugfs.clone(),
+        procfs: cli.procfs.clone(),
+        shm: cli.shm.clone(),
         xenstore,
     };
     let collector = XenCollector::new(source, files, config);

@@ -18,20 +18,27 @@ use crate::lock::MutexUnpoisoned;
 use crate::scrape::collector::{Collected, Outcome, ScrapeCollector};
 use crate::xen::dom0::backend_devices::Instances;
 use crate::xen::dom0::kept_files::KeptFiles;
+use crate::xen::dom0::memory::{self, MemoryCache};
 use crate::xen::dom0::ring_cache::RingCache;
+use crate::xen::dom0::tapdisk::{Tapdisk, TapdiskCache};
 use crate::xen::dom0::xenstore::XenStore;
-use crate::xen::dom0::{backend_devices, blockdev, netback, sysfs};
+use crate::xen::dom0::{backend_devices, blockdev, netback, netdev, sysfs};
 use crate::xen::metrics::host::{HostMetrics, XenUp};
 use crate::xen::metrics::labelled::LabelledHost;
-use crate::xen::model::{Host, VbdBackend};
+use crate::xen::model::{Host, VbdBackend, Vif, VifKind};
 use crate::xen::source::{SourceError, XenSource};
 use crate::xen::vbd_plan::VbdPlan;
 
-/// Where the Dom0 files live (`--path.sysfs`, `--path.debugfs`) and the xenstore connection.
+/// Where the Dom0 files live (`--path.sysfs`, `--path.debugfs`, `--path.procfs`,
+/// `--path.shm`) and the xenstore connection.
 #[derive(Clone)]
 pub struct HostFiles {
     pub sysfs: PathBuf,
     pub debugfs: PathBuf,
+    /// Guest NIC counters (`<procfs>/1/net/dev`), live tapdisks (`<procfs>/<pid>`).
+    pub procfs: PathBuf,
+    /// tapdisk3's statistics (`<shm>/td3-<pid>/`, `<shm>/vbd3-<domid>-<devid>/`).
+    pub shm: PathBuf,
     /// `None` when libxenstore could not be loaded: VBD ring geometry is then unknown.
     pub xenstore: Option<Arc<dyn XenStore>>,
 }
@@ -51,6 +58,12 @@ pub struct XenCollector {
     vbd_plan: Mutex<VbdPlan>,
     /// blkback's statistics files kept open between scrapes.
     kept_files: Mutex<KeptFiles>,
+    /// What xenstore said of each vbd3 device, kept for its life.
+    tapdisk_cache: Mutex<TapdiskCache>,
+    /// The owner tapdisk's files must have: root; tests use their own uid.
+    shm_owner: u32,
+    /// Each domain's memory keys, re-read every `memory::REFRESH`.
+    memory_cache: Mutex<MemoryCache>,
 }
 
 /// The failure last logged for each part (`None`: it was working).
@@ -60,6 +73,9 @@ struct Logged {
     vbd: Option<String>,
     rings: Option<String>,
     backing: Option<String>,
+    vif: Option<String>,
+    tapdisk: Option<String>,
+    memory: Option<String>,
     /// The `rings` problem already told at start (debugfs missing): scrapes failing for it
     /// stay quiet, and a scrape that has nothing to read (no vifs yet) does not claim recovery.
     rings_at_start: Option<String>,
@@ -84,7 +100,16 @@ impl XenCollector {
             ring_cache: Mutex::new(RingCache::new()),
             vbd_plan: Mutex::new(VbdPlan::new()),
             kept_files: Mutex::new(KeptFiles::default()),
+            tapdisk_cache: Mutex::new(TapdiskCache::default()),
+            shm_owner: 0,
+            memory_cache: Mutex::new(MemoryCache::default()),
         }
+    }
+
+    /// Accepts tapdisk files owned by `uid` instead of root: for tests that cannot chown.
+    pub fn with_shm_owner(mut self, uid: u32) -> Self {
+        self.shm_owner = uid;
+        self
     }
 
     fn settings(&self) -> XenConfig {
@@ -103,6 +128,9 @@ impl XenCollector {
             "xen" => &mut logged.xen,
             "vbd" => &mut logged.vbd,
             "backing" => &mut logged.backing,
+            "vif" => &mut logged.vif,
+            "tapdisk" => &mut logged.tapdisk,
+            "memory" => &mut logged.memory,
             _ => &mut logged.rings,
         };
         if slot.as_deref() == problem.as_ref().map(|failure| failure.first.as_str()) {
@@ -222,11 +250,63 @@ impl XenCollector {
         }
     }
 
+    /// Puts Dom0's own counters of every guest NIC (`/proc/net/dev`) into `host`; `Err` when
+    /// the file cannot be read or a guest's line parsed (the snapshot's numbers are kept).
+    fn read_vif_counters(&self, host: &mut Host) -> Result<(), Failure> {
+        let interfaces =
+            netdev::read(&self.files.procfs).map_err(|error| Failure::single(error.to_string()))?;
+        netdev::apply(host, interfaces);
+        Ok(())
+    }
+
+    /// Reads every vbd3 (tapdisk3) device's counters, ring and keys; `Err` names the first
+    /// device that failed, the others are filled.
+    fn read_tapdisks(&self, host: &mut Host) -> Result<(), Failure> {
+        let reader = Tapdisk {
+            sysfs: &self.files.sysfs,
+            shm: &self.files.shm,
+            procfs: &self.files.procfs,
+            store: self.files.xenstore.as_deref(),
+            owner: self.shm_owner,
+        };
+        let mut cache = self.tapdisk_cache.lock_unpoisoned();
+        let report = reader.read_host(host, &mut cache);
+        match report.failures.first() {
+            None => Ok(()),
+            Some(first) => Err(Failure {
+                summary: format!(
+                    "{} of {} vbd3 devices failed",
+                    report.failures.len(),
+                    report.failures.len() + report.read + report.without_stats
+                ),
+                first: first.to_string(),
+            }),
+        }
+    }
+
+    /// Fills each domain's balloon target and agent-reported free memory from xenstore;
+    /// `Err` names the first read that failed.
+    fn read_memory(&self, store: &dyn XenStore, host: &mut Host) -> Result<(), Failure> {
+        let mut cache = self.memory_cache.lock_unpoisoned();
+        let failures = memory::fill(store, host, &mut cache, Instant::now());
+        match failures.first() {
+            None => Ok(()),
+            Some(first) => Err(Failure {
+                summary: format!("{} xenstore reads failed", failures.len()),
+                first: first.to_string(),
+            }),
+        }
+    }
+
     /// Fills VBD ring geometry (xenstore) and vif queues (debugfs); `Err` says what is missing.
     /// A vif whose queues cannot be read gets none (never some of them); the others are filled.
     fn read_rings(&self, host: &mut Host, listing: Option<&Instances>) -> Result<(), Failure> {
         let mut problems = Vec::new();
-        let has_vifs = host.domains.iter().any(|domain| !domain.vifs.is_empty());
+        let netback = |vif: &Vif| vif.kind == VifKind::Netback;
+        let has_vifs = host
+            .domains
+            .iter()
+            .any(|domain| domain.vifs.iter().any(netback));
         let debugfs_problem = if has_vifs {
             self.debugfs_problem()
         } else {
@@ -236,7 +316,8 @@ impl XenCollector {
             problems.push(problem);
         } else {
             for domain in &mut host.domains {
-                for vif in &mut domain.vifs {
+                // An emulated NIC's tap has no netback queues.
+                for vif in domain.vifs.iter_mut().filter(|vif| netback(vif)) {
                     let interface = vif.interface_name(domain.domid);
                     match netback::reader::read_vif(&self.files.debugfs, &interface) {
                         Ok(queues) => vif.queues = queues,
@@ -368,6 +449,16 @@ impl ScrapeCollector for XenCollector {
             }
         };
         if from_files {
+            // Before `rings`, which reads netback's queues of the vifs found here.
+            outcomes.push(timed(self, "vif", || self.read_vif_counters(&mut host)));
+            outcomes.push(timed(self, "tapdisk", || self.read_tapdisks(&mut host)));
+            // Without xenstore (said once at start) there is nothing to read.
+            if let Some(store) = &self.files.xenstore {
+                let store = Arc::clone(store);
+                outcomes.push(timed(self, "memory", || {
+                    self.read_memory(store.as_ref(), &mut host)
+                }));
+            }
             if settings.vbd_sysfs {
                 outcomes.push(timed(self, "vbd", || {
                     self.read_vbd_counters(&mut host, listing.as_ref())
@@ -413,6 +504,7 @@ mod tests {
     use crate::xen::source::SourceError;
 
     const Q0: &str = include_str!("../../tests/fixtures/debugfs/xen-netback/vif1.0/io_ring_q0");
+    const NET_DEV_HEADER: &str = "Inter-|   Receive |  Transmit\n face |bytes packets|bytes\n";
 
     /// A source that returns a fixed host, as libxenstat would: rings come from the files.
     struct Fixed(Host);
@@ -449,6 +541,8 @@ mod tests {
     }
 
     fn collector(domains: Vec<Domain>, root: &Path) -> XenCollector {
+        std::fs::create_dir_all(root.join("proc/net")).expect("mkdir proc");
+        std::fs::write(root.join("proc/net/dev"), NET_DEV_HEADER).expect("write net/dev");
         let host = Host {
             domains,
             ..Host::default()
@@ -459,6 +553,8 @@ mod tests {
             HostFiles {
                 sysfs: root.join("sys"),
                 debugfs: root.join("debug"),
+                procfs: root.join("proc"),
+                shm: root.join("shm"),
                 xenstore: None,
             },
             config,
@@ -507,6 +603,8 @@ mod tests {
             outcomes,
             [
                 ("xen", true),
+                ("vif", true),
+                ("tapdisk", true),
                 ("vbd", true),
                 ("rings", false),
                 ("backing", true)
@@ -534,6 +632,54 @@ mod tests {
             .clone()
             .expect("logged");
         assert!(logged.contains("vif1.1/io_ring_q1"), "{logged}");
+    }
+
+    /// On an Open vSwitch host the snapshot has no vifs: `/proc/net/dev` gives them all, the
+    /// emulated NIC's tap included, in Dom0's view. Without the file the `vif` part fails alone
+    /// and the snapshot's numbers are served.
+    #[test]
+    fn vif_counters_come_from_proc_net_dev() {
+        let root = tempfile::tempdir().expect("tempdir");
+        let collector = collector(vec![domain(1, &[], &[]), domain(2, &[0], &[])], root.path());
+        std::fs::create_dir_all(root.path().join("proc/1/net")).expect("mkdir");
+        std::fs::write(
+            root.path().join("proc/1/net/dev"),
+            format!(
+                "{NET_DEV_HEADER}vif1.0: 1216 17 0 0 0 0 0 0 1674 19 0 0 0 0 0 0\n\
+                 tap1.0: 10 1 0 0 0 0 0 0 20 2 0 0 0 0 0 0\n"
+            ),
+        )
+        .expect("write");
+        let (outcomes, text) = scrape(&collector);
+        assert!(outcomes.contains(&("vif", true)), "{outcomes:?}");
+        for line in [
+            "xen_vif_receive_bytes_total{domain=\"guest1\",device=\"vif1.0\"} 1216",
+            "xen_vif_transmit_bytes_total{domain=\"guest1\",device=\"vif1.0\"} 1674",
+            "xen_vif_receive_bytes_total{domain=\"guest1\",device=\"tap1.0\"} 10",
+            "xen_vif_info{domain=\"guest1\",device=\"tap1.0\",kind=\"tap\",devid=\"0\"} 1",
+            "xen_vif_info{domain=\"guest1\",device=\"vif1.0\",kind=\"vif\",devid=\"0\"} 1",
+            "xen_vif_receive_bytes_total{domain=\"guest2\",device=\"vif2.0\"} 0",
+        ] {
+            assert!(text.contains(line), "{line} in {text}");
+        }
+        std::fs::remove_dir_all(root.path().join("proc")).expect("rm");
+        let (outcomes, text) = scrape(&collector);
+        assert_eq!(
+            outcomes,
+            [
+                ("xen", true),
+                ("vif", false),
+                ("tapdisk", true),
+                ("vbd", true),
+                ("rings", false)
+            ]
+        );
+        assert!(
+            text.contains("device=\"vif2.0\""),
+            "the rest is served: {text}"
+        );
+        let logged = collector.logged.lock().expect("lock").vif.clone();
+        assert!(logged.expect("logged").contains("net/dev"));
     }
 
     /// blkback zeroes a VBD's counters when its rings reconnect (and every 10 s with

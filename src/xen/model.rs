@@ -48,6 +48,11 @@ pub struct Domain {
     pub state: DomainState,
     pub vifs: Vec<Vif>,
     pub vbds: Vec<Vbd>,
+    /// Balloon target the toolstack set (xenstore `memory/target`); `None` when not read.
+    pub memory_target_bytes: Option<u64>,
+    /// Free memory the guest agent reports (xenstore `data/meminfo_free`): written by the
+    /// guest, so for display only, never trusted for a decision.
+    pub guest_memory_free_bytes: Option<u64>,
 }
 
 /// One virtual CPU of a domain.
@@ -60,10 +65,13 @@ pub struct Vcpu {
 
 /// One virtual network interface, as Dom0's backend interface `vif<domid>.<devid>` counts it:
 /// `rx_*` is what Dom0 received on the vif (what the guest sent; xentop NETRX), `tx_*` what Dom0
-/// transmitted (what the guest received; xentop NETTX). libxenstat does not swap the view.
+/// transmitted (what the guest received; xentop NETTX). libxenstat does not swap the view, nor
+/// does `/proc/net/dev`, from which the counters are read when it can be.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Vif {
     pub devid: u32,
+    /// Which of Dom0's interfaces serves it: netback's `vif`, or the tap of an emulated NIC.
+    pub kind: VifKind,
     pub rx_bytes: u64,
     pub rx_packets: u64,
     pub rx_errors: u64,
@@ -77,9 +85,35 @@ pub struct Vif {
 }
 
 impl Vif {
-    /// Backend interface name, the `device` label: `vif3.0`.
+    /// Backend interface name, the `device` label: `vif3.0`, `tap3.0`, `vif3.0-emu`.
     pub fn interface_name(&self, domid: u32) -> String {
-        format!("vif{domid}.{}", self.devid)
+        match self.kind {
+            VifKind::Netback => format!("vif{domid}.{}", self.devid),
+            VifKind::Tap => format!("tap{domid}.{}", self.devid),
+            VifKind::Emu => format!("vif{domid}.{}-emu", self.devid),
+        }
+    }
+}
+
+/// The Dom0 interface behind a guest's NIC.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub enum VifKind {
+    /// `vif<domid>.<devid>`: netback, the PV NIC.
+    #[default]
+    Netback,
+    /// `tap<domid>.<devid>`: the tap of an HVM guest's emulated NIC (XAPI's name).
+    Tap,
+    /// `vif<domid>.<devid>-emu`: the same tap as xl names it.
+    Emu,
+}
+
+impl VifKind {
+    /// The `kind` label: `vif` (netback) or `tap` (emulated NIC, whatever its name).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            VifKind::Netback => "vif",
+            VifKind::Tap | VifKind::Emu => "tap",
+        }
     }
 }
 
@@ -90,7 +124,8 @@ pub enum VbdBackend {
     Blkback,
     Qdisk,
     Tap,
-    Vbd3,
+    /// XAPI's `vbd3`: tapback + tapdisk3 in user space (XCP-ng, XenServer).
+    Tapdisk3,
     Unknown,
 }
 
@@ -100,7 +135,7 @@ impl VbdBackend {
             VbdBackend::Blkback => "blkback",
             VbdBackend::Qdisk => "qdisk",
             VbdBackend::Tap => "tap",
-            VbdBackend::Vbd3 => "vbd3",
+            VbdBackend::Tapdisk3 => "tapdisk3",
             VbdBackend::Unknown => "unknown",
         }
     }
@@ -128,6 +163,12 @@ pub struct Vbd {
     /// The statistics of the block device that backs this VBD in Dom0 (`ring.physical_device`);
     /// `None` when not read or unknown (qdisk, not yet connected).
     pub backing: Option<BlockStat>,
+    /// tapdisk3's own counters (`/dev/shm/td3-<pid>/vbd-<domid>-<devid>`); `None` otherwise.
+    pub tapdisk: Option<TapdiskStats>,
+    /// tapdisk3's snapshot of the ring (`/dev/shm/vbd3-<domid>-<devid>/io_ring`).
+    pub io_ring: Option<TapdiskRing>,
+    /// XAPI's storage identity of the disk (`sm-data/` and `params` of the vbd3 backend).
+    pub storage: Option<VbdStorage>,
 }
 
 /// What Linux counts for one block device (`/sys/dev/block/<major>:<minor>/stat`), the fields
@@ -148,6 +189,37 @@ pub struct BlockStat {
     pub io_time: Duration,
     /// Weighted time in queue (field 11, `time_in_queue`): its rate is the average queue depth.
     pub queue_time: Duration,
+}
+
+/// The counters tapdisk3 keeps per VBD (its `struct stats`, version 1) beyond blkback's.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TapdiskStats {
+    /// Requests taken off the ring. Writes include empty barriers, which are never
+    /// "completed": submitted minus completed is not an in-flight count for writes.
+    pub read_requests_submitted: u64,
+    pub write_requests_submitted: u64,
+    /// Summed service time of completed requests (taken off the ring until answered).
+    pub read_time: Duration,
+    pub write_time: Duration,
+    /// Requests the image layer failed.
+    pub io_errors: u64,
+    /// tapdisk runs in low-memory mode (flag bit 0, blktap 3.55).
+    pub low_memory_mode: bool,
+}
+
+/// The ring indexes tapdisk3 last wrote to `io_ring` (at most every 5 s).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TapdiskRing {
+    pub indexes: RingIndexes,
+    /// Time since tapdisk wrote the file.
+    pub age: Duration,
+}
+
+/// Which storage repository and disk image (XAPI UUIDs) serve a VBD.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct VbdStorage {
+    pub sr_uuid: Option<String>,
+    pub vdi_uuid: Option<String>,
 }
 
 /// Geometry of a VBD's shared rings, negotiated through xenstore.

@@ -84,7 +84,7 @@ fn device_prefix(backend: VbdBackend) -> Option<&'static str> {
         VbdBackend::Blkback => Some("vbd"),
         // blktap2 registered its devices on the same bus with the same statistics files.
         VbdBackend::Tap => Some("tap"),
-        VbdBackend::Qdisk | VbdBackend::Vbd3 | VbdBackend::Unknown => None,
+        VbdBackend::Qdisk | VbdBackend::Tapdisk3 | VbdBackend::Unknown => None,
     }
 }
 

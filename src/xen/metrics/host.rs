@@ -4,7 +4,7 @@
 use crate::scrape::collector::Families;
 use crate::scrape::exposition::{Kind, Labels, Spec, Writer};
 use crate::xen::metrics::labelled::LabelledHost;
-use crate::xen::metrics::{backing, rings};
+use crate::xen::metrics::{backing, rings, tapdisk};
 use crate::xen::model::{Host, Vbd, Vif, SECTOR_BYTES};
 
 /// The families of one successful snapshot, `xen_up 1` included.
@@ -37,6 +37,7 @@ impl Families for HostMetrics {
         write_vbds(writer, &self.0);
         rings::write(writer, &self.0);
         backing::write(writer, &self.0);
+        tapdisk::write(writer, &self.0);
     }
 }
 
@@ -127,6 +128,30 @@ fn write_domains(w: &mut Writer<'_>, labelled: &LabelledHost) {
     for (domain, labels) in labelled.domains() {
         memory.sample(labels, domain.memory_bytes);
     }
+    let mut target = w.family(
+        Spec::bytes(
+            "xen_domain_memory_target",
+            "Balloon target the toolstack set for the domain (xenstore memory/target)",
+        ),
+        Kind::Gauge,
+    );
+    for (domain, labels) in labelled.domains() {
+        if let Some(bytes) = domain.memory_target_bytes {
+            target.sample(labels, bytes);
+        }
+    }
+    let mut guest_free = w.family(
+        Spec::bytes(
+            "xen_domain_guest_memory_free",
+            "Free memory the guest's agent reports (xenstore data/meminfo_free): written by the guest, for display only",
+        ),
+        Kind::Gauge,
+    );
+    for (domain, labels) in labelled.domains() {
+        if let Some(bytes) = domain.guest_memory_free_bytes {
+            guest_free.sample(labels, bytes);
+        }
+    }
     let mut memory_max = w.family(
         Spec::bytes(
             "xen_domain_memory_max",
@@ -179,6 +204,22 @@ fn write_domains(w: &mut Writer<'_>, labelled: &LabelledHost) {
 }
 
 fn write_vifs(w: &mut Writer<'_>, labelled: &LabelledHost) {
+    let mut info = w.family(
+        Spec::new(
+            "xen_vif",
+            "A guest NIC: kind vif (netback, PV) or tap (emulated NIC of an HVM guest), its devid",
+        ),
+        Kind::Info,
+    );
+    for (vif, labels) in labelled.vifs() {
+        info.info(
+            labels,
+            &[
+                ("kind", vif.kind.as_str()),
+                ("devid", itoa::Buffer::new().format(vif.devid)),
+            ],
+        );
+    }
     // Dom0's view of the backend interface, as xentop and node_exporter count it: "receive" is
     // what the guest sent.
     type Field = fn(&Vif) -> u64;
@@ -246,7 +287,7 @@ fn write_vbds(w: &mut Writer<'_>, labelled: &LabelledHost) {
     let mut info = w.family(
         Spec::new(
             "xen_vbd",
-            "A virtual block device: its Xen device number, backend and Dom0 block device (major:minor, empty when unknown)",
+            "A virtual block device: its Xen device number, backend, Dom0 block device (major:minor, empty when unknown) and on XAPI hosts its SR and VDI",
         ),
         Kind::Info,
     );
@@ -256,12 +297,21 @@ fn write_vbds(w: &mut Writer<'_>, labelled: &LabelledHost) {
             .as_ref()
             .and_then(|ring| ring.physical_device)
             .map(|(major, minor)| format!("{major}:{minor}"));
+        let storage = vbd.storage.as_ref();
         info.info(
             labels,
             &[
                 ("devno", itoa::Buffer::new().format(vbd.devno)),
                 ("backend", vbd.backend.as_str()),
                 ("physical_device", physical_device.as_deref().unwrap_or("")),
+                (
+                    "sr_uuid",
+                    storage.and_then(|s| s.sr_uuid.as_deref()).unwrap_or(""),
+                ),
+                (
+                    "vdi_uuid",
+                    storage.and_then(|s| s.vdi_uuid.as_deref()).unwrap_or(""),
+                ),
             ],
         );
     }
@@ -383,7 +433,12 @@ mod tests {
         let count = |prefix: &str| text.lines().filter(|l| l.starts_with(prefix)).count();
         assert_eq!(count("xen_vif_receive_bytes_total{"), 1, "{text}");
         assert_eq!(count("xen_vbd_read_requests_total{"), 1, "{text}");
-        assert_eq!(count("xen_domain_info{"), 2, "{text}");
+        // Two domains named "web": the later is served under its domid, never merged.
+        assert_eq!(count("xen_domain_info{"), 3, "{text}");
+        assert!(
+            text.contains("xen_domain_info{domain=\"web (domid 4)\",domid=\"4\""),
+            "{text}"
+        );
         assert!(text.contains("xen_vif_receive_bytes_total{domain=\"web\",device=\"vif3.0\"} 10"));
     }
 

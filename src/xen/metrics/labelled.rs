@@ -2,7 +2,9 @@
 //! duplicates that would make two series of one label set dropped.
 
 use std::collections::HashSet;
+use std::sync::Mutex;
 
+use crate::lock::MutexUnpoisoned;
 use crate::scrape::exposition::Labels;
 use crate::xen::dom0::devno;
 use crate::xen::model::{Domain, Host, Vbd, Vif};
@@ -20,9 +22,10 @@ pub struct LabelledHost {
 }
 
 impl LabelledHost {
-    /// Labels every domain and device. A domain whose name another domain already has (a
-    /// rename or migration in progress), a second vif with the same backend name (HVM
-    /// `vifX.Y-emu` next to `vifX.Y`) and a repeated VBD are dropped: one series per label set.
+    /// Labels every domain and device. A domain whose name an earlier one (lower domid)
+    /// already has (XAPI allows two VMs of one name; a local migration shows both ends) is
+    /// served as `<name> (domid <id>)`, said once in the log; a second vif with the same
+    /// interface name and a repeated VBD are dropped: one series per label set.
     pub fn new(mut host: Host) -> Self {
         let mut names = HashSet::new();
         host.domains.retain_mut(|domain| {
@@ -30,11 +33,14 @@ impl LabelledHost {
                 // A domain being built or torn down can be nameless for a moment.
                 domain.name = format!("domid-{}", domain.domid);
             }
-            let unique = names.insert(domain.name.clone());
-            if !unique {
-                tracing::debug!(domain = %domain.name, domid = domain.domid, "duplicate domain name skipped");
+            if names.insert(domain.name.clone()) {
+                return true;
             }
-            unique
+            let shared = std::mem::take(&mut domain.name);
+            domain.name = format!("{shared} (domid {})", domain.domid);
+            log_once(&shared, domain.domid);
+            // Only a domain literally named "x (domid 7)" next to x with domid 7 can collide.
+            names.insert(domain.name.clone())
         });
         let mut labelled = Self {
             domain_labels: Vec::with_capacity(host.domains.len()),
@@ -44,7 +50,7 @@ impl LabelledHost {
         };
         for domain in &mut host.domains {
             dedup_by_key(&mut domain.vcpus, |vcpu| vcpu.id);
-            dedup_by_key(&mut domain.vifs, |vif| vif.devid);
+            dedup_by_key(&mut domain.vifs, |vif| (vif.kind, vif.devid));
             dedup_by_key(&mut domain.vbds, |vbd| vbd.devno);
             let by_domain = Labels::new().with("domain", &domain.name);
             let device = |name: &str| by_domain.with("device", name);
@@ -89,6 +95,26 @@ impl LabelledHost {
             .iter()
             .zip(&self.vif_labels)
             .flat_map(|(domain, labels)| domain.vifs.iter().zip(labels))
+    }
+}
+
+/// Says once per (domid, name) that a domain is served under a disambiguated name. The set is
+/// only a memory of what was said; it is emptied when it grows large (a host churning through
+/// thousands of same-named domains then repeats a line now and then).
+fn log_once(name: &str, domid: u32) {
+    static SAID: Mutex<Option<HashSet<(u32, String)>>> = Mutex::new(None);
+    let mut said = SAID.lock_unpoisoned();
+    let said = said.get_or_insert_with(HashSet::new);
+    if said.len() > 4096 {
+        said.clear();
+    }
+    if said.insert((domid, name.to_owned())) {
+        tracing::warn!(
+            domain = %name,
+            domid,
+            label = %format!("{name} (domid {domid})"),
+            "two domains share a name: the later one is labelled with its domid"
+        );
     }
 }
 

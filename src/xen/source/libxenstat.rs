@@ -24,7 +24,7 @@ use xenstat_sys::Libxenstat as Lib;
 
 use crate::lock::MutexUnpoisoned;
 use crate::xen::dom0::xenstore::XenStore;
-use crate::xen::model::{Domain, DomainState, Host, Vbd, VbdBackend, Vcpu, Vif};
+use crate::xen::model::{Domain, DomainState, Host, Vbd, VbdBackend, Vcpu, Vif, VifKind};
 use crate::xen::source::{SourceError, XenSource};
 
 /// A `xenstat_handle`, uninitialised on drop.
@@ -286,7 +286,7 @@ fn backend_kind(vbd_type: u32) -> VbdBackend {
     match vbd_type {
         VBD_TYPE_BLKBACK => VbdBackend::Blkback,
         VBD_TYPE_TAP => VbdBackend::Tap,
-        VBD_TYPE_VBD3 => VbdBackend::Vbd3,
+        VBD_TYPE_VBD3 => VbdBackend::Tapdisk3,
         // QMP (qdisk) VBDs are the only ones libxenstat creates with type 0.
         VBD_TYPE_QDISK => VbdBackend::Qdisk,
         _ => VbdBackend::Unknown,
@@ -443,6 +443,8 @@ fn copy_domain(lib: &Lib, d: NonNull<XenstatDomain>) -> Option<Domain> {
         state,
         vifs,
         vbds,
+        memory_target_bytes: None,
+        guest_memory_free_bytes: None,
     })
 }
 
@@ -459,6 +461,7 @@ fn copy_vif(lib: &Lib, net: *mut XenstatNetwork) -> Vif {
             tx_packets: (lib.network_tpackets)(net),
             tx_errors: (lib.network_terrs)(net),
             tx_drops: (lib.network_tdrop)(net),
+            kind: VifKind::Netback,
             queues: Vec::new(),
         }
     }
@@ -481,6 +484,9 @@ fn copy_vbd(lib: &Lib, vbd: *mut XenstatVbd) -> Vbd {
             error: lib.vbd_error.map(|error| error(vbd)),
             ring: None,
             backing: None,
+            tapdisk: None,
+            io_ring: None,
+            storage: None,
         }
     }
 }
@@ -521,7 +527,7 @@ mod tests {
         assert_eq!(backend_kind(0), VbdBackend::Qdisk);
         assert_eq!(backend_kind(1), VbdBackend::Blkback);
         assert_eq!(backend_kind(2), VbdBackend::Tap);
-        assert_eq!(backend_kind(3), VbdBackend::Vbd3);
+        assert_eq!(backend_kind(3), VbdBackend::Tapdisk3);
         assert_eq!(backend_kind(99), VbdBackend::Unknown);
     }
 }

@@ -70,12 +70,13 @@ pub fn open(
 }
 
 /// xenstore through libxenstore (read-only), shareable with other readers (ring geometry).
-/// `None` after one `warn!` with the reason: without it the UUIDs are left out, nothing else.
+/// `None` after one `warn!` with the reason: without it the UUIDs, guest memory, VBD ring
+/// geometry and tapdisk3's xenstore facts are left out, nothing else.
 pub fn open_xenstore() -> Option<Arc<dyn XenStore>> {
     match LibXenStore::open(None) {
         Ok(store) => Some(Arc::new(store)),
         Err(err) => {
-            tracing::warn!(error = %err, "xenstore unavailable: domain UUIDs are left out");
+            tracing::warn!(error = %err, "xenstore unavailable: domain UUIDs, guest memory and ring sizes are left out");
             None
         }
     }

@@ -17,8 +17,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::xen::model::{
-    BlockStat, Domain, DomainState, Host, RingIndexes, Vbd, VbdBackend, VbdRing, Vcpu, Vif,
-    VifQueue,
+    BlockStat, Domain, DomainState, Host, RingIndexes, TapdiskRing, TapdiskStats, Vbd, VbdBackend,
+    VbdRing, VbdStorage, Vcpu, Vif, VifKind, VifQueue,
 };
 use crate::xen::source::{SourceError, XenSource};
 
@@ -242,6 +242,8 @@ fn dom0(t: f64) -> Domain {
         },
         vifs: Vec::new(),
         vbds: Vec::new(),
+        memory_target_bytes: Some(2048 * MIB),
+        guest_memory_free_bytes: None,
     }
 }
 
@@ -261,7 +263,21 @@ fn guest(index: usize, life: Life, incidents: Incidents) -> Domain {
             }
         })
         .collect::<Vec<_>>();
-    let vifs = (0..VIFS).map(|devid| vif(seed, devid, t)).collect();
+    let mut vifs: Vec<Vif> = (0..VIFS).map(|devid| vif(seed, devid, t)).collect();
+    // Every fourth guest is HVM and still has its emulated NIC (`tap<domid>.0`): a trickle of
+    // boot-time traffic, no netback queues.
+    if index % 4 == 0 {
+        let packets = (t.min(30.0) * 10.0) as u64;
+        vifs.push(Vif {
+            devid: 0,
+            kind: VifKind::Tap,
+            rx_bytes: packets * 300,
+            rx_packets: packets,
+            tx_bytes: packets * 200,
+            tx_packets: packets,
+            ..Vif::default()
+        });
+    }
     let vbds = VBD_DEVNOS
         .iter()
         .enumerate()
@@ -300,6 +316,10 @@ fn guest(index: usize, life: Life, incidents: Incidents) -> Domain {
         },
         vifs,
         vbds,
+        memory_target_bytes: Some(memory),
+        // Only guests with an agent (every other one) report their free memory.
+        guest_memory_free_bytes: (index % 2 == 1)
+            .then(|| (memory as f64 * (0.2 + 0.5 * unit(seed, 3))) as u64 / 4096 * 4096),
     }
 }
 
@@ -349,6 +369,7 @@ fn vif(seed: u64, devid: u32, t: f64) -> Vif {
         tx_packets,
         tx_errors: 0,
         tx_drops: tx_packets / 80_000,
+        kind: VifKind::Netback,
         queues,
     }
 }
@@ -380,6 +401,11 @@ fn vbd(seed: u64, slot: u64, devno: u32, t: f64, incidents: Incidents) -> Vbd {
     let out_of_requests =
         (done / burst_every).floor() * burst_size + storm_requests * STORM_OUT_OF_REQUESTS_SHARE;
     let bytes_to_sectors = |requests: f64| (requests * sectors_per_request) as u64;
+    // `xvdc` is a tapdisk3 disk, as on XCP-ng: its own counters, no VBD_OO (tapdisk never
+    // counts it), one ring whose occupancy tapdisk reports.
+    if slot == TAPDISK3_SLOT {
+        return tapdisk3_vbd(seed, devno, t, reads, writes, bytes_to_sectors);
+    }
     // The backing device: each request takes its latency; in a storm the ring keeps the queue
     // just under its capacity, so by Little's law a storm request takes depth / rate.
     let read_latency = 0.0005 + 0.004 * unit(seed, salt + 6);
@@ -429,6 +455,63 @@ fn vbd(seed: u64, slot: u64, devno: u32, t: f64, incidents: Incidents) -> Vbd {
         error: Some(false),
         ring: blkback.then_some(ring),
         backing: blkback.then_some(backing),
+        ..Vbd::default()
+    }
+}
+
+/// The slot (`xvdc`) of every guest whose disk tapdisk3 serves.
+const TAPDISK3_SLOT: u64 = 2;
+
+fn tapdisk3_vbd(
+    seed: u64,
+    devno: u32,
+    t: f64,
+    reads: f64,
+    writes: f64,
+    sectors: impl Fn(f64) -> u64,
+) -> Vbd {
+    // Service time: 0.2-2 ms a read, writes half that (a cache in front).
+    let read_latency = 0.000_2 + 0.001_8 * unit(seed, 300);
+    let wobble = (t as u64 / 5).wrapping_add(seed) % 6;
+    Vbd {
+        devno,
+        backend: VbdBackend::Tapdisk3,
+        read_requests: reads as u64,
+        write_requests: writes as u64,
+        read_sectors: sectors(reads),
+        write_sectors: sectors(writes),
+        out_of_requests: 0,
+        error: Some(false),
+        ring: Some(VbdRing {
+            queues: 1,
+            pages: 1,
+            max_pages: Some(8),
+            max_queues: None,
+            physical_device: None,
+        }),
+        tapdisk: Some(TapdiskStats {
+            // Two reads always in flight.
+            read_requests_submitted: reads as u64 + 2,
+            // Empty barriers are submitted, never completed.
+            write_requests_submitted: writes as u64 + (writes / 50.0) as u64,
+            read_time: Duration::from_secs_f64(reads * read_latency),
+            write_time: Duration::from_secs_f64(writes * read_latency / 2.0),
+            io_errors: 0,
+            low_memory_mode: false,
+        }),
+        io_ring: Some(TapdiskRing {
+            indexes: RingIndexes {
+                entries: 32,
+                requests_outstanding: wobble as u32,
+                responses_unpublished: 0,
+            },
+            age: Duration::from_secs_f64(t % 5.0),
+        }),
+        storage: Some(VbdStorage {
+            sr_uuid: Some("5e1a7ed0-5500-4000-8000-000000000001".to_owned()),
+            vdi_uuid: Some(format!("5e1a7ed0-d100-4000-8000-{seed:012x}")),
+        }),
+        ..Vbd::default()
     }
 }
 
