@@ -298,22 +298,30 @@ fn write_vbds(w: &mut Writer<'_>, labelled: &LabelledHost) {
             .and_then(|ring| ring.physical_device)
             .map(|(major, minor)| format!("{major}:{minor}"));
         let storage = vbd.storage.as_ref();
-        info.info(
-            labels,
-            &[
-                ("devno", itoa::Buffer::new().format(vbd.devno)),
-                ("backend", vbd.backend.as_str()),
-                ("physical_device", physical_device.as_deref().unwrap_or("")),
-                (
-                    "sr_uuid",
-                    storage.and_then(|s| s.sr_uuid.as_deref()).unwrap_or(""),
-                ),
-                (
-                    "vdi_uuid",
-                    storage.and_then(|s| s.vdi_uuid.as_deref()).unwrap_or(""),
-                ),
-            ],
-        );
+        let mut devno = itoa::Buffer::new();
+        let mut extra = [
+            ("devno", devno.format(vbd.devno)),
+            ("backend", vbd.backend.as_str()),
+            ("physical_device", physical_device.as_deref().unwrap_or("")),
+            (
+                "sr_uuid",
+                storage.and_then(|s| s.sr_uuid.as_deref()).unwrap_or(""),
+            ),
+            (
+                "vdi_uuid",
+                storage.and_then(|s| s.vdi_uuid.as_deref()).unwrap_or(""),
+            ),
+        ];
+        // An unknown fact is left out, not written as an empty label (the same series to
+        // Prometheus, but a shorter line on every blkback host without XAPI).
+        let mut known = 0;
+        for index in 0..extra.len() {
+            if !extra[index].1.is_empty() {
+                extra.swap(known, index);
+                known += 1;
+            }
+        }
+        info.info(labels, &extra[..known]);
     }
     type Field = fn(&Vbd) -> Option<u64>;
     let families: [(Spec, Field); 7] = [
