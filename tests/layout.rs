@@ -20,7 +20,10 @@ fn source_files(dir: &Path, out: &mut Vec<PathBuf>) {
 }
 
 fn module_of(src: &Path, file: &Path) -> Module {
-    let relative = file.strip_prefix(src).expect("under src/").with_extension("");
+    let relative = file
+        .strip_prefix(src)
+        .expect("under src/")
+        .with_extension("");
     let mut parts: Module = relative
         .iter()
         .map(|part| part.to_string_lossy().into_owned())

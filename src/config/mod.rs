@@ -7,6 +7,7 @@
 
 pub mod duration;
 pub mod probes;
+pub mod trace;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -31,6 +32,10 @@ pub struct Config {
     /// Latency probes.
     #[serde(default)]
     pub probes: ProbesConfig,
+    /// Internet exchanges by name, with their peering-LAN prefixes: a traced path that has a
+    /// hop in one crosses that exchange.
+    #[serde(default)]
+    pub ixes: trace::Ixes,
 }
 
 /// The `xen:` section.

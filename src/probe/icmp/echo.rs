@@ -119,49 +119,76 @@ pub fn parse_reply(v6: bool, ip_header: bool, packet: &[u8]) -> Option<Reply> {
     })
 }
 
-/// ICMP destination unreachable (v4 type 3, v6 type 1) about one of our echo requests: the
-/// identifier, sequence and destination of the request it quotes, as RAW sockets receive it
-/// (DGRAM sockets get it on their error queue instead, see [`quoted_sequence`]).
-pub fn parse_unreachable(
-    v6: bool,
-    ip_header: bool,
-    packet: &[u8],
-) -> Option<(u16, u16, std::net::IpAddr)> {
+/// ICMP (v4) time exceeded type (a router's TTL ran out).
+pub const TIME_EXCEEDED_V4: u8 = 11;
+/// ICMPv6 time exceeded type (a router's hop limit ran out).
+pub const TIME_EXCEEDED_V6: u8 = 3;
+
+/// Which ICMP error quotes one of our requests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// Destination unreachable (v4 type 3, v6 type 1).
+    Unreachable,
+    /// Time exceeded (v4 type 11, v6 type 3): what a trace's probes are meant to provoke.
+    TimeExceeded,
+}
+
+/// An ICMP error about one of our echo requests, as RAW sockets receive it (DGRAM sockets get
+/// it on their error queue instead, see [`quoted_sequence`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QuotedError {
+    pub kind: ErrorKind,
+    /// Identifier, sequence and destination of the request it quotes.
+    pub id: u16,
+    pub seq: u16,
+    pub to: std::net::IpAddr,
+}
+
+/// The ICMP error kind of a message type of the family, if it is one we act on.
+pub fn error_kind(v6: bool, message_type: u8) -> Option<ErrorKind> {
+    match (v6, message_type) {
+        (false, UNREACHABLE_V4) | (true, UNREACHABLE_V6) => Some(ErrorKind::Unreachable),
+        (false, TIME_EXCEEDED_V4) | (true, TIME_EXCEEDED_V6) => Some(ErrorKind::TimeExceeded),
+        _ => None,
+    }
+}
+
+/// Parses an ICMP destination unreachable or time exceeded that quotes one of our echo
+/// requests; `None` for anything else.
+pub fn parse_error(v6: bool, ip_header: bool, packet: &[u8]) -> Option<QuotedError> {
     let icmp = if ip_header && !v6 {
         let header_len = usize::from(packet.first()? & 0x0f) * 4;
         packet.get(header_len..)?
     } else {
         packet
     };
-    let (unreachable, request, inner_header_len) = if v6 {
+    let kind = error_kind(v6, *icmp.first()?)?;
+    let (request, inner_header_len) = if v6 {
         // The quoted IPv6 header is 40 bytes (extension headers are not expected on our own
         // echo requests).
-        (UNREACHABLE_V6, ECHO_REQUEST_V6, 40)
+        (ECHO_REQUEST_V6, 40)
     } else {
         (
-            UNREACHABLE_V4,
             ECHO_REQUEST_V4,
             usize::from(icmp.get(HEADER_LEN)? & 0x0f) * 4,
         )
     };
-    if *icmp.first()? != unreachable {
-        return None;
-    }
     let quoted = icmp.get(HEADER_LEN + inner_header_len..HEADER_LEN + inner_header_len + 8)?;
     if quoted[0] != request {
         return None;
     }
     let inner = &icmp[HEADER_LEN..];
-    let destination = if v6 {
+    let to = if v6 {
         std::net::IpAddr::from(<[u8; 16]>::try_from(inner.get(24..40)?).ok()?)
     } else {
         std::net::IpAddr::from(<[u8; 4]>::try_from(inner.get(16..20)?).ok()?)
     };
-    Some((
-        u16::from_be_bytes([quoted[4], quoted[5]]),
-        u16::from_be_bytes([quoted[6], quoted[7]]),
-        destination,
-    ))
+    Some(QuotedError {
+        kind,
+        id: u16::from_be_bytes([quoted[4], quoted[5]]),
+        seq: u16::from_be_bytes([quoted[6], quoted[7]]),
+        to,
+    })
 }
 
 /// The sequence number of the echo request an ICMP error quotes, as a DGRAM socket's error
@@ -274,6 +301,41 @@ mod tests {
         assert_eq!(request.len(), 12);
         let parsed = parse_reply(true, false, &reply_for(&request, true)).expect("reply");
         assert_eq!(parsed.token, None);
+    }
+
+    /// `(id, seq, to)` of an unreachable, as the tests below want it.
+    fn parse_unreachable(
+        v6: bool,
+        ip_header: bool,
+        packet: &[u8],
+    ) -> Option<(u16, u16, std::net::IpAddr)> {
+        parse_error(v6, ip_header, packet)
+            .filter(|error| error.kind == ErrorKind::Unreachable)
+            .map(|error| (error.id, error.seq, error.to))
+    }
+
+    #[test]
+    fn time_exceeded_quotes_our_request() {
+        let request = build_request(false, 0x0102, 0x0304, 5, 56);
+        let mut packet = vec![11, 0, 0, 0, 0, 0, 0, 0];
+        packet.extend_from_slice(&[
+            0x45, 0, 0, 0, 0, 0, 0, 0, 1, 1, 0, 0, 10, 0, 0, 1, 10, 0, 0, 9,
+        ]);
+        packet.extend_from_slice(&request[..8]);
+        let parsed = parse_error(false, false, &packet).expect("time exceeded");
+        assert_eq!(parsed.kind, ErrorKind::TimeExceeded);
+        assert_eq!((parsed.id, parsed.seq), (0x0102, 0x0304));
+        assert_eq!(parsed.to, std::net::IpAddr::from([10, 0, 0, 9]));
+        // ICMPv6 time exceeded is type 3; in ICMPv4, type 3 is unreachable.
+        let request = build_request(true, 7, 8, 9, 16);
+        let mut packet = vec![3, 0, 0, 0, 0, 0, 0, 0];
+        packet.extend_from_slice(&[0u8; 40]);
+        packet.extend_from_slice(&request);
+        let parsed = parse_error(true, false, &packet).expect("v6 time exceeded");
+        assert_eq!(parsed.kind, ErrorKind::TimeExceeded);
+        assert_eq!(error_kind(false, 3), Some(ErrorKind::Unreachable));
+        assert_eq!(error_kind(true, 1), Some(ErrorKind::Unreachable));
+        assert_eq!(error_kind(false, 0), None);
     }
 
     #[test]
