@@ -12,7 +12,7 @@
 //!   reads Dom0's own files (sysfs, debugfs, xenstore), `model` is the plain snapshot, the
 //!   collector runs them at scrape time and `metrics/` turns a snapshot into families.
 //! - `probe/`: continuous latency probes: scheduler, resolver, `icmp/` and `tcp/` engines, the
-//!   `latency_*` families.
+//!   `latency_*` families; `trace/` traces each target's path and whether it crosses an exchange.
 //! - `scrape/`: one scrape: the collector contract, our exposition writer, gzip, the encode
 //!   thread, the exporter's own and `process_*` metrics.
 //! - `http/`: listeners, routes, content negotiation, the landing page.
