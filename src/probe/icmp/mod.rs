@@ -55,6 +55,11 @@ use super::trace::hop::{Answer, AnswerKind, Answers};
 const SWEEP_INTERVAL: Duration = Duration::from_millis(10);
 /// After a socket failed to open, how long before the next probe tries again.
 const REOPEN_DELAY: Duration = Duration::from_secs(30);
+/// Sends tried on a socket with `IP_RECVERR` before a failure counts: each ICMP error about an
+/// earlier request leaves its errno pending on the socket, and reading the error queue sets it
+/// again from the next queued error, so a trace's burst of time exceeded can fail a few sends
+/// in a row that would go out fine.
+const SEND_ATTEMPTS: u32 = 4;
 /// Replies to requests that never got a transmit stamp, with none stamped at all, after which
 /// the device is taken not to give them.
 const UNSTAMPED_BEFORE_NO_STAMPS: u64 = 100;
@@ -204,11 +209,13 @@ impl IcmpSocket {
             displaced.owner.failed(Reason::Timeout);
         }
         let mut sent = self.socket.send_to(&packet, &destination);
-        if sent.is_err() && self.icmp_errors {
+        let mut attempts = 1;
+        while sent.is_err() && self.icmp_errors && attempts < SEND_ATTEMPTS {
             // With IP_RECVERR an ICMP error about any earlier request is also left pending on
             // the socket, and the next send (to any target) returns it instead of sending:
             // that send is tried again, and only its own failure counts.
             sent = self.socket.send_to(&packet, &destination);
+            attempts += 1;
         }
         match sent {
             Ok(_) => Ok(()),
@@ -265,9 +272,11 @@ impl IcmpSocket {
             )
         };
         let mut sent = send();
-        if sent.is_err() && self.icmp_errors {
+        let mut attempts = 1;
+        while sent.is_err() && self.icmp_errors && attempts < SEND_ATTEMPTS {
             // An ICMP error left pending on the socket (IP_RECVERR): see `send`.
             sent = send();
+            attempts += 1;
         }
         match sent {
             Ok(_) => Ok(()),

@@ -18,6 +18,8 @@ use crate::probe::icmp::echo::ErrorKind;
 
 /// The first destination port, as traceroute's: 33434 + (TTL − 1) × probes per hop + n.
 pub const BASE_PORT: u16 = 33434;
+/// Sends tried before a failure counts (see the ICMP sockets' `SEND_ATTEMPTS`).
+const SEND_ATTEMPTS: u32 = 4;
 /// Bytes of each datagram (zeros).
 const PAYLOAD: [u8; 32] = [0; 32];
 
@@ -70,12 +72,17 @@ impl UdpTracer {
         }
         let port = port(ttl, n, self.probes_per_hop);
         let destination = SockAddr::from(SocketAddr::new(target, port));
-        match socket.send_to(&PAYLOAD, &destination) {
-            Ok(_) => Ok(()),
-            // An ICMP error about an earlier probe left pending on the socket (IP_RECVERR) is
-            // returned by this send instead: once more.
-            Err(_) => socket.send_to(&PAYLOAD, &destination).map(|_| ()),
+        // An ICMP error about an earlier probe left pending on the socket (IP_RECVERR) is
+        // returned by a send instead (and set again from the next queued error as the queue
+        // is read): tried a few times, like the ICMP sockets' sends.
+        let mut sent = socket.send_to(&PAYLOAD, &destination);
+        for _ in 1..SEND_ATTEMPTS {
+            if sent.is_ok() {
+                break;
+            }
+            sent = socket.send_to(&PAYLOAD, &destination);
         }
+        sent.map(|_| ())
     }
 }
 
