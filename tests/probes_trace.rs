@@ -48,6 +48,8 @@ const CONFIG: &str = "probes:\n  defaults:\n    interval: 1s\n    timeout: 500ms
     \x20   - {name: icmp6, host: 'fd00:204::2', protocol: icmp}\n\
     \x20   - {name: udp6, host: 'fd00:204::2', protocol: icmp, trace: {protocol: udp}}\n\
     \x20   - {name: tcp6, host: 'fd00:204::2', protocol: tcp, port: 8080}\n\
+    \x20   - {name: nowhere4, host: 10.206.0.2, protocol: icmp}\n\
+    \x20   - {name: nowhere6, host: 'fd00:206::2', protocol: icmp}\n\
     ixes:\n  NIX: [10.200.0.0/24, 'fd00:200::/64']\n";
 
 const VIA_IX_V4: &str = "10.201.0.1,10.200.0.2,10.204.0.2";
@@ -170,6 +172,27 @@ impl Lab {
         route(&a, "fd00:204::/64", "fd00:200::2");
         route(&b, "10.201.0.0/24", "10.200.0.1");
         route(&b, "fd00:201::/64", "fd00:200::1");
+        // Beyond B, nothing: B answers with ICMP destination unreachable.
+        route(&a, "10.206.0.0/24", "10.200.0.2");
+        route(&a, "fd00:206::/64", "fd00:200::2");
+        run_ip(&[
+            "-n",
+            b.name(),
+            "-4",
+            "route",
+            "add",
+            "unreachable",
+            "10.206.0.0/24",
+        ]);
+        run_ip(&[
+            "-n",
+            b.name(),
+            "-6",
+            "route",
+            "add",
+            "unreachable",
+            "fd00:206::/64",
+        ]);
         route(&target, "default", "10.204.0.1");
         route(&target, "default", "fd00:204::1");
         for (netns, back, on) in [
@@ -456,8 +479,38 @@ fn without_privilege_traces_go_through_ping_sockets_and_error_queues() {
 }
 
 /// Every target's path crosses the exchange; after the route moves, the transit path with its
-/// missing hop, one change, via_ix 0, and the target still answering.
+/// missing hop, one change, via_ix 0, and the target still answering. A target beyond a router
+/// that says it is unreachable has the path up to that router, counted as unreached.
 fn the_path_leaves_the_exchange(lab: &Lab) {
+    let unreached = lab.wait_for(
+        "the paths that end at B's unreachable",
+        Duration::from_secs(30),
+        |m| {
+            [
+                ("nowhere4", "10.201.0.1,10.200.0.2"),
+                ("nowhere6", "fd00:201::1,fd00:200::2"),
+            ]
+            .iter()
+            .all(|(target, hops)| {
+                m.hops(target).as_deref() == Some(hops)
+                    && m.value(
+                        "latency_path_trace_errors_total",
+                        target,
+                        "reason=\"unreached\"",
+                    )
+                    .is_some_and(|errors| errors >= 1.0)
+            })
+        },
+    );
+    for target in ["nowhere4", "nowhere6"] {
+        assert_eq!(unreached.via_ix(target), Some(1.0), "{}", unreached.paths());
+        assert_eq!(
+            unreached.value("latency_path_hops", target, ""),
+            Some(2.0),
+            "{}",
+            unreached.paths()
+        );
+    }
     let metrics = lab.wait_for(
         "every target's path over the exchange",
         Duration::from_secs(30),
