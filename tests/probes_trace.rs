@@ -140,6 +140,7 @@ struct Lab {
     // Held until the end: dropping deletes the namespace.
     _routers: Vec<Netns>,
     prober: Netns,
+    config: PathBuf,
     _dir: tempfile::TempDir,
 }
 
@@ -273,8 +274,15 @@ impl Lab {
             a,
             _routers: vec![b, t, u, target],
             prober,
+            config,
             _dir: dir,
         })
+    }
+
+    /// Rewrites the config file and reloads it (SIGHUP).
+    fn reload(&self, config: &str) {
+        std::fs::write(&self.config, config).expect("rewrite config");
+        self.exporter().signal("HUP");
     }
 
     fn exporter(&self) -> &Exporter {
@@ -464,6 +472,52 @@ fn a_path_leaving_the_exchange_is_seen_by_icmp_udp_and_tcp_traces_over_both_fami
             lab.exporter().logs()
         );
     }
+}
+
+/// A reload that renames the exchanges and turns one target's tracing off: the old exchange's
+/// series go at each target's next trace, the new one's come, and the untraced target's path
+/// series disappear while its probes go on.
+#[test]
+fn a_reload_replaces_the_exchanges_and_turns_tracing_off() {
+    let Some(lab) = Lab::start("probes_trace_reload", false) else {
+        return;
+    };
+    lab.wait_for("paths over the exchange", Duration::from_secs(30), |m| {
+        TARGETS
+            .iter()
+            .all(|(target, _)| m.via_ix(target) == Some(1.0))
+    });
+    let config = CONFIG
+        .replace(
+            "NIX: [10.200.0.0/24, 'fd00:200::/64']",
+            "B: [10.200.0.2/32, 'fd00:200::2/128']\n  TRANSIT: [10.203.0.0/24]",
+        )
+        .replace(
+            "{name: nowhere4, host: 10.206.0.2, protocol: icmp}",
+            "{name: nowhere4, host: 10.206.0.2, protocol: icmp, trace: {enabled: false}}",
+        );
+    assert_ne!(config, CONFIG);
+    lab.reload(&config);
+    let metrics = lab.wait_for("the new exchanges", Duration::from_secs(30), |m| {
+        TARGETS.iter().all(|(target, _)| {
+            m.value("latency_path_via_ix", target, "ix=\"B\"") == Some(1.0)
+                && m.value("latency_path_via_ix", target, "ix=\"TRANSIT\"") == Some(0.0)
+                && m.via_ix(target).is_none()
+        }) && m.hops("nowhere4").is_none()
+    });
+    assert!(
+        metrics
+            .value("latency_requests_total", "nowhere4", "")
+            .is_some(),
+        "{}",
+        metrics.paths()
+    );
+    assert_eq!(
+        metrics.value("latency_path_via_ix", "nowhere6", "ix=\"B\""),
+        Some(1.0),
+        "{}",
+        metrics.paths()
+    );
 }
 
 #[test]
