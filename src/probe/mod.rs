@@ -119,14 +119,18 @@ impl ScrapeCollector for Probes {
     }
 
     fn describe(&self) -> String {
-        let (targets, icmp) = {
+        let (targets, icmp, traced) = {
             let config = self.config.borrow();
             let targets = config.probes.targets();
             let icmp = targets
                 .iter()
                 .filter(|target| target.protocol == Protocol::Icmp)
                 .count();
-            (targets.len(), icmp)
+            let traced = targets
+                .iter()
+                .filter(|target| target.trace.is_some())
+                .count();
+            (targets.len(), icmp, traced)
         };
         if targets == 0 {
             return "latency probes: no targets configured".to_owned();
@@ -147,7 +151,7 @@ impl ScrapeCollector for Probes {
             }
         };
         format!(
-            "latency probes: {targets} targets ({icmp} icmp, {} tcp){sockets}",
+            "latency probes: {targets} targets ({icmp} icmp, {} tcp){sockets}; {traced} paths traced",
             targets - icmp
         )
     }
