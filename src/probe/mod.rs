@@ -243,10 +243,12 @@ impl Supervisor {
             };
             match target.trace {
                 Some(settings) => {
+                    let owner = path.claim();
                     tokio::spawn(trace::run(
                         target.clone(),
                         settings,
                         path,
+                        owner,
                         address.clone(),
                         self.icmp.clone(),
                         self.ixes.clone(),

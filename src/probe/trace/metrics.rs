@@ -109,6 +109,9 @@ struct State {
     errors: BTreeSet<&'static str>,
     /// Set once the target left the configuration: nothing may bring its series back.
     removed: bool,
+    /// The trace task that may write: a target restarted by a reload gets a new task, and the
+    /// old one, cancelled while it finished a trace, must not write after the new one began.
+    owner: u64,
 }
 
 /// One target's path series, written by its trace task.
@@ -143,10 +146,17 @@ impl PathSeries {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// A trace finished with `path`; `ixes` are the exchanges configured now.
-    pub fn traced(&self, path: Path, ixes: &Ixes) {
+    /// Makes the caller the one trace task that writes these series; its token.
+    pub fn claim(&self) -> u64 {
         let mut state = self.lock();
-        if state.removed {
+        state.owner += 1;
+        state.owner
+    }
+
+    /// A trace of task `owner` finished with `path`; `ixes` are the exchanges configured now.
+    pub fn traced(&self, owner: u64, path: Path, ixes: &Ixes) {
+        let mut state = self.lock();
+        if state.removed || state.owner != owner {
             return;
         }
         let path = path.settle(state.previous.as_ref());
@@ -197,10 +207,10 @@ impl PathSeries {
         state.previous = Some(path);
     }
 
-    /// A trace gave no path.
-    pub fn failed(&self, error: TraceError) {
+    /// A trace of task `owner` gave no path.
+    pub fn failed(&self, owner: u64, error: TraceError) {
         let mut state = self.lock();
-        if state.removed {
+        if state.removed || state.owner != owner {
             return;
         }
         self.metrics.traces.get_or_create(&self.labels).inc();
@@ -215,9 +225,11 @@ impl PathSeries {
         state.errors.insert(error.as_str());
     }
 
-    /// Removes every series of the path (tracing was turned off; the target stays).
+    /// Removes every series of the path (tracing was turned off; the target stays); no task
+    /// writes them any more.
     pub fn clear(&self) {
         let mut state = self.lock();
+        state.owner += 1;
         self.clear_locked(&mut state);
     }
 
@@ -277,14 +289,15 @@ mod tests {
             ("ix".to_owned(), "NIX".to_owned()),
         ];
         let series = PathSeries::new(&metrics, labels);
+        let owner = series.claim();
         let mut ixes = Ixes::new();
         ixes.insert(
             ExchangeName("NIX".into()),
             Prefixes(vec![Cidr::parse("10.200.0.0/24").expect("prefix")]),
         );
         let via = path(&["10.201.1.1", "10.200.0.2", "10.204.0.2"]);
-        series.traced(via.clone(), &ixes);
-        series.traced(via.clone(), &ixes);
+        series.traced(owner, via.clone(), &ixes);
+        series.traced(owner, via.clone(), &ixes);
         let text = exposition(&registry);
         let want = "target=\"t\",protocol=\"icmp\",ix=\"NIX\"";
         for line in [
@@ -300,7 +313,7 @@ mod tests {
             assert!(text.contains(&line), "{line} missing from\n{text}");
         }
         let transit = path(&["10.201.1.1", "*", "10.203.0.2", "10.204.0.2"]);
-        series.traced(transit, &ixes);
+        series.traced(owner, transit, &ixes);
         let text = exposition(&registry);
         assert!(
             text.contains(&format!("latency_path_changes_total{{{want}}} 1")),
@@ -316,12 +329,17 @@ mod tests {
         );
         assert_eq!(text.matches("latency_path_info{").count(), 1, "{text}");
         // An exchange no longer configured loses its series.
-        series.traced(path(&["10.201.1.1"]), &Ixes::new());
+        series.traced(owner, path(&["10.201.1.1"]), &Ixes::new());
         let text = exposition(&registry);
         assert!(!text.contains("latency_path_via_ix{"), "{text}");
-        series.failed(TraceError::Resolve);
+        series.failed(owner, TraceError::Resolve);
+        // A task that lost its claim (the target was restarted) writes nothing.
+        let newer = series.claim();
+        series.traced(owner, path(&["10.0.0.9"]), &ixes);
+        assert!(!exposition(&registry).contains("10.0.0.9"));
+        series.traced(newer, path(&["10.201.1.1"]), &ixes);
         series.remove();
-        series.traced(via, &ixes);
+        series.traced(owner, via, &ixes);
         let text = exposition(&registry);
         assert!(!text.contains("target=\"t\""), "{text}");
     }

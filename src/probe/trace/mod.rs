@@ -46,11 +46,14 @@ const ICMP_PAYLOAD: u16 = 32;
 /// The exchanges configured now; the supervisor replaces them on reload.
 pub type SharedIxes = Arc<RwLock<Arc<Ixes>>>;
 
-/// Traces `target`'s path every `trace.interval` until `cancel`.
+/// Traces `target`'s path every `trace.interval` until `cancel`, writing `series` while it holds
+/// their claim `owner`.
+#[allow(clippy::too_many_arguments)]
 pub async fn run(
     target: Target,
     trace: Trace,
     series: Arc<PathSeries>,
+    owner: u64,
     address: Arc<CurrentAddress>,
     icmp: Arc<IcmpPool>,
     ixes: SharedIxes,
@@ -69,7 +72,7 @@ pub async fn run(
             _ = ticker.tick() => {}
         }
         let Some(ip) = address.get() else {
-            series.failed(TraceError::Resolve);
+            series.failed(owner, TraceError::Resolve);
             continue;
         };
         let traced = tokio::select! {
@@ -83,9 +86,9 @@ pub async fn run(
                     .read()
                     .unwrap_or_else(|poisoned| poisoned.into_inner())
                     .clone();
-                series.traced(path, &ixes);
+                series.traced(owner, path, &ixes);
             }
-            Err(error) => series.failed(error),
+            Err(error) => series.failed(owner, error),
         }
     }
 }
