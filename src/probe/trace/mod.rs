@@ -193,6 +193,10 @@ async fn trace_once(
             if answer.ttl == ttl {
                 answered += 1;
             }
+            // The trace ends here: the hop's other probes need not be waited for.
+            if end.is_some_and(|(at, _)| at <= ttl) {
+                break;
+            }
         }
         if end.is_some() {
             break;
