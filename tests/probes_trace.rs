@@ -137,8 +137,8 @@ struct Lab {
     stop_listener: Arc<AtomicBool>,
     listener: Option<std::thread::JoinHandle<()>>,
     a: Netns,
-    // Held until the end: dropping deletes the namespace.
-    _routers: Vec<Netns>,
+    /// B, T, U and the target. Held until the end: dropping deletes the namespace.
+    routers: Vec<Netns>,
     prober: Netns,
     config: PathBuf,
     _dir: tempfile::TempDir,
@@ -272,7 +272,7 @@ impl Lab {
             stop_listener,
             listener: Some(listener),
             a,
-            _routers: vec![b, t, u, target],
+            routers: vec![b, t, u, target],
             prober,
             config,
             _dir: dir,
@@ -420,6 +420,25 @@ fn expected(v6: bool, via_ix: bool) -> &'static str {
 /// fixed phases of their interval, learnt here from when their counters move; the switch goes
 /// in the middle of the longest quiet stretch, so no trace sees half of each path.
 fn switch_to_transit_between_traces(lab: &Lab) {
+    // The transit links' neighbours resolved first, so the first trace over them is not a hop
+    // short while a router waits for a neighbour's answer.
+    let (t, u) = (&lab.routers[1], &lab.routers[2]);
+    for (netns, address) in [
+        (&lab.a, "10.202.0.2"),
+        (&lab.a, "fd00:202::2"),
+        (t, "10.203.0.2"),
+        (t, "fd00:203::2"),
+        (u, "10.205.0.2"),
+        (u, "fd00:205::2"),
+    ] {
+        let status = netns
+            .command("ping")
+            .args(["-c", "1", "-W", "2", address])
+            .stdout(std::process::Stdio::null())
+            .status()
+            .expect("run ping");
+        assert!(status.success(), "ping {address} from {}", netns.name());
+    }
     let mut last: Vec<f64> = TARGETS
         .iter()
         .map(|(target, _)| lab.metrics().traces(target))
