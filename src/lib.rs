@@ -12,7 +12,7 @@
 //!   reads Dom0's own files (sysfs, debugfs, xenstore), `model` is the plain snapshot, the
 //!   collector runs them at scrape time and `metrics/` turns a snapshot into families.
 //! - `probe/`: continuous latency probes: scheduler, resolver, `icmp/` and `tcp/` engines, the
-//!   `latency_*` families.
+//!   `latency_*` families; `trace/` traces each target's path and whether it crosses an exchange.
 //! - `scrape/`: one scrape: the collector contract, our exposition writer, gzip, the encode
 //!   thread, the exporter's own and `process_*` metrics.
 //! - `http/`: listeners, routes, content negotiation, the landing page.
@@ -39,10 +39,22 @@ pub mod testing {
     /// The ICMP packet parsers and the requests-in-flight table, for their fuzz targets.
     pub mod icmp {
         pub use crate::probe::icmp::echo::{
-            build_request, checksum, parse_reply, parse_unreachable, quoted_sequence,
-            sent_requests, Reply, SentRequest, ECHO_REPLY_V4, ECHO_REPLY_V6, ECHO_REQUEST_V4,
-            ECHO_REQUEST_V6, HEADER_LEN, TOKEN_LEN, UNREACHABLE_V4, UNREACHABLE_V6,
+            build_request, checksum, parse_error, parse_reply, quoted_sequence, sent_requests,
+            ErrorKind, QuotedError, Reply, SentRequest, ECHO_REPLY_V4, ECHO_REPLY_V6,
+            ECHO_REQUEST_V4, ECHO_REQUEST_V6, HEADER_LEN, TOKEN_LEN, UNREACHABLE_V4,
+            UNREACHABLE_V6,
         };
+
+        /// `(id, seq, to)` of a destination unreachable quoting one of our requests.
+        pub fn parse_unreachable(
+            v6: bool,
+            ip_header: bool,
+            packet: &[u8],
+        ) -> Option<(u16, u16, std::net::IpAddr)> {
+            parse_error(v6, ip_header, packet)
+                .filter(|error| error.kind == ErrorKind::Unreachable)
+                .map(|error| (error.id, error.seq, error.to))
+        }
         pub use crate::probe::icmp::pending::{
             rtt, Entry, Match, Pending, SendStamp, CLOCK_STEP_TOLERANCE,
         };

@@ -124,7 +124,8 @@ fn generate(text: &str) -> String {
 fn metrics_md_matches_what_metrics_serves() {
     // Probe targets so that every latency family has series: TCP by host name to a listener of
     // this test (DNS families, RTT, jitter), TCP to a closed port (errors), ICMP to loopback
-    // (reply TTL; needs root or ping sockets).
+    // (reply TTL; needs root or ping sockets); every target traced each second (path families),
+    // one through an interface that does not exist (trace errors).
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind probe target");
     let port = listener.local_addr().expect("address").port();
     std::thread::spawn(move || for _connection in listener.incoming() {});
@@ -134,8 +135,10 @@ fn metrics_md_matches_what_metrics_serves() {
         &config,
         format!(
             "probes:\n  defaults:\n    interval: 50ms\n    timeout: 50ms\n    family: ip4\n    \
-             labels: {{ix: NIX}}\n  targets:\n    - {{host: localhost, protocol: tcp, port: {port}}}\n    \
-             - {{host: 127.0.0.1, protocol: tcp, port: {}}}\n    - {{host: 127.0.0.1, protocol: icmp}}\n",
+             labels: {{ix: NIX}}\n    trace: {{interval: 1s}}\n  targets:\n    - {{host: localhost, protocol: tcp, port: {port}}}\n    \
+             - {{host: 127.0.0.1, protocol: tcp, port: {}}}\n    - {{host: 127.0.0.1, protocol: icmp}}\n    \
+             - {{name: no-interface, host: 127.0.0.1, protocol: tcp, port: 9, interface: xe-doc-none}}\n\
+             ixes:\n  NIX: [192.0.2.0/24]\n",
             common::free_port()
         ),
     )
@@ -162,6 +165,9 @@ fn metrics_md_matches_what_metrics_serves() {
             "latency_jitter_seconds{",
             "latency_errors_total{",
             "latency_dns_lookups_total{",
+            "latency_path_info{",
+            "latency_path_via_ix{",
+            "latency_path_trace_errors_total{",
         ]
         .iter()
         .all(|needle| text.contains(needle))

@@ -8,6 +8,7 @@
 pub mod duration;
 pub mod limits;
 pub mod probes;
+pub mod trace;
 
 use std::fmt;
 use std::io::Read;
@@ -33,6 +34,10 @@ pub struct Config {
     /// Latency probes.
     #[serde(default)]
     pub probes: ProbesConfig,
+    /// Internet exchanges by name, with their peering-LAN prefixes: a traced path that has a
+    /// hop in one crosses that exchange.
+    #[serde(default)]
+    pub ixes: trace::Ixes,
 }
 
 /// The `xen:` section.
@@ -247,6 +252,9 @@ pub struct CrossFieldProblem {
 /// mapping that holds it; the operator wants the line of the key. Unless the position already is
 /// at the key, looks for `key:` (the last segment of `field`) from there on and points at it.
 fn refine_location(text: &str, (line, column): (usize, usize), field: &str) -> (usize, usize) {
+    if let Some(item) = sequence_item(text, (line, column), field) {
+        return item;
+    }
     let Some(key) = field.rsplit('.').next().filter(|key| {
         !key.is_empty() && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
     }) else {
@@ -278,6 +286,31 @@ fn refine_location(text: &str, (line, column): (usize, usize), field: &str) -> (
             Some((index + 1, found + 1))
         })
         .unwrap_or((line, column))
+}
+
+/// serde_yaml_ng places an error in the N-th item of a block sequence (`- a` lines) at the
+/// first item; for a field ending in `[N]`, the position of the N-th item at that indent.
+fn sequence_item(
+    text: &str,
+    (line, column): (usize, usize),
+    field: &str,
+) -> Option<(usize, usize)> {
+    let index: usize = field.strip_suffix(']')?.rsplit_once('[')?.1.parse().ok()?;
+    let first = text.lines().nth(line.checked_sub(1)?)?;
+    let indent = column.checked_sub(1)?;
+    if !first.get(indent..)?.starts_with("- ") {
+        return None;
+    }
+    text.lines()
+        .enumerate()
+        .skip(line - 1)
+        .filter(|(_, text_line)| {
+            text_line.len() > indent
+                && text_line[..indent].trim().is_empty()
+                && text_line[indent..].starts_with("- ")
+        })
+        .nth(index)
+        .map(|(number, _)| (number + 1, column + 2))
 }
 
 /// Finds the last line containing `needle` (a duplicate is the later occurrence) and the column
@@ -380,6 +413,19 @@ mod tests {
                 "invalid type: integer `3`, expected struct XenConfig at line 2 column 6"
             ),
             "invalid type: integer `3`, expected a mapping"
+        );
+    }
+
+    #[test]
+    fn an_error_in_a_later_sequence_item_points_at_that_item() {
+        let error = parse(
+            "ixes:\n  NIX:\n    - 10.200.0.0/24\n    - 10.200.0.1/33\n",
+            "x.yml",
+        )
+        .expect_err("must fail");
+        assert_eq!(
+            error.to_string(),
+            "x.yml:4:7: ixes.NIX[1]: \"10.200.0.1/33\": the length must be 0 to 32"
         );
     }
 

@@ -13,6 +13,7 @@ use std::time::Duration;
 use serde::{Deserialize, Deserializer};
 
 use super::duration::PositiveDuration;
+use super::trace::{self, Trace, TraceConfig, TraceProtocol};
 use super::CrossFieldProblem;
 
 /// The `probes:` section of the config file.
@@ -125,6 +126,9 @@ pub struct SettingsConfig {
     /// Labels on every series of the target (a target's own labels win over the defaults').
     #[serde(default)]
     pub labels: BTreeMap<LabelName, String>,
+    /// Path tracing (a target's own keys win over the defaults' one by one).
+    #[serde(default)]
+    pub trace: TraceConfig,
 }
 
 /// One entry of `probes.targets`. The settings repeat [`SettingsConfig`]'s keys rather than
@@ -148,6 +152,8 @@ pub struct TargetConfig {
     pub resolve_interval: Option<PositiveDuration>,
     #[serde(default)]
     pub labels: BTreeMap<LabelName, String>,
+    #[serde(default)]
+    pub trace: TraceConfig,
 }
 
 impl TargetConfig {
@@ -162,6 +168,7 @@ impl TargetConfig {
             interface: self.interface.clone(),
             resolve_interval: self.resolve_interval,
             labels: self.labels.clone(),
+            trace: self.trace.clone(),
         }
     }
 }
@@ -185,6 +192,8 @@ pub struct Target {
     pub resolve_interval: Duration,
     /// The user's labels, sorted by name (defaults merged in).
     pub labels: BTreeMap<String, String>,
+    /// The path trace, `None` when disabled.
+    pub trace: Option<Trace>,
 }
 
 impl Target {
@@ -217,7 +226,16 @@ pub mod defaults {
 
 /// Label names a user may not set: the probe families' own labels and the ones Prometheus owns.
 pub const RESERVED_LABELS: &[&str] = &[
-    "target", "protocol", "address", "reason", "le", "quantile", "job", "instance",
+    "target",
+    "protocol",
+    "address",
+    "reason",
+    "le",
+    "quantile",
+    "job",
+    "instance",
+    "path_hash",
+    "hops",
 ];
 
 /// The largest ICMP payload that fits an IPv4 datagram (65535 − 20 IP − 8 ICMP).
@@ -305,6 +323,26 @@ impl ProbesConfig {
                     }
                 }
             }
+            if let Some(trace) = resolved.trace {
+                let trace_line = "trace:";
+                if trace.protocol == TraceProtocol::Tcp && resolved.port.is_none() {
+                    return Err(problem(
+                        "trace.protocol",
+                        "a tcp trace goes to the target's port: only tcp targets have one".into(),
+                        trace_line,
+                    ));
+                }
+                if trace.interval < trace::defaults::MIN_INTERVAL {
+                    return Err(problem(
+                        "trace.interval",
+                        format!(
+                            "must be at least {}",
+                            super::duration::format(trace::defaults::MIN_INTERVAL)
+                        ),
+                        trace_line,
+                    ));
+                }
+            }
             if !seen.insert((resolved.name.clone(), resolved.protocol)) {
                 let near = match &target.name {
                     Some(name) => format!("name: {}", name.0),
@@ -386,8 +424,31 @@ impl ProbesConfig {
                 defaults::RESOLVE_INTERVAL,
             ),
             labels,
+            trace: resolve_trace(&own.trace.over(&file.trace), target.protocol),
         }
     }
+}
+
+/// The trace settings of a target of `protocol`, `None` when tracing is off.
+fn resolve_trace(config: &TraceConfig, protocol: Protocol) -> Option<Trace> {
+    if !config.enabled.unwrap_or(trace::defaults::ENABLED) {
+        return None;
+    }
+    Some(Trace {
+        interval: config
+            .interval
+            .map_or(trace::defaults::INTERVAL, PositiveDuration::get),
+        protocol: config.protocol.unwrap_or(match protocol {
+            Protocol::Icmp => TraceProtocol::Icmp,
+            Protocol::Tcp => TraceProtocol::Tcp,
+        }),
+        max_hops: config
+            .max_hops
+            .map_or(trace::defaults::MAX_HOPS, |hops| hops.0),
+        probes_per_hop: config
+            .probes_per_hop
+            .map_or(trace::defaults::PROBES_PER_HOP, |probes| probes.0),
+    })
 }
 
 /// Defines a string newtype whose `Deserialize` runs `check` and reports its message.
@@ -567,6 +628,12 @@ mod tests {
                 interface: None,
                 resolve_interval: defaults::RESOLVE_INTERVAL,
                 labels: BTreeMap::new(),
+                trace: Some(Trace {
+                    interval: trace::defaults::INTERVAL,
+                    protocol: TraceProtocol::Icmp,
+                    max_hops: trace::defaults::MAX_HOPS,
+                    probes_per_hop: trace::defaults::PROBES_PER_HOP,
+                }),
             }
         );
     }
@@ -611,7 +678,7 @@ mod tests {
             ),
             (
                 "probes:\n  targets:\n    - host: a.example\n      protocol: icmp\n      labels: {target: x}\n",
-                "p.yml:5:16: probes.targets[0].labels.target: \"target\" is set by the exporter or by Prometheus; reserved: target, protocol, address, reason, le, quantile, job, instance",
+                "p.yml:5:16: probes.targets[0].labels.target: \"target\" is set by the exporter or by Prometheus; reserved: target, protocol, address, reason, le, quantile, job, instance, path_hash, hops",
             ),
             (
                 "probes:\n  targets:\n    - host: 'bad host'\n      protocol: icmp\n",
@@ -632,6 +699,74 @@ mod tests {
             (
                 "probes:\n  targets:\n    - host: a.example\n      protocol: icmp\n      interval: 0s\n",
                 "p.yml:5:7: probes.targets[0].interval: must be greater than 0",
+            ),
+        ];
+        for (text, want) in cases {
+            assert_eq!(error(text), want, "{text}");
+        }
+    }
+
+    #[test]
+    fn trace_settings_merge_key_by_key_and_follow_the_protocol() {
+        let text = "probes:\n  defaults:\n    trace: {interval: 1m, max_hops: 12}\n  targets:\n\
+                    \x20   - {host: a.example, protocol: icmp}\n\
+                    \x20   - {host: b.example, protocol: tcp, port: 443, trace: {probes_per_hop: 1}}\n\
+                    \x20   - {host: c.example, protocol: icmp, trace: {protocol: udp, interval: 2s}}\n\
+                    \x20   - {host: d.example, protocol: icmp, trace: {enabled: false}}\n\
+                    ixes:\n  NIX: [10.200.0.0/24, 'fd00:200::/64']\n";
+        let config = parse(text, "p.yml").expect("valid");
+        let traces: Vec<Option<Trace>> = config
+            .probes
+            .targets()
+            .into_iter()
+            .map(|target| target.trace)
+            .collect();
+        let trace = |interval: u64, protocol, max_hops, probes_per_hop| {
+            Some(Trace {
+                interval: Duration::from_secs(interval),
+                protocol,
+                max_hops,
+                probes_per_hop,
+            })
+        };
+        assert_eq!(
+            traces,
+            [
+                trace(60, TraceProtocol::Icmp, 12, 3),
+                trace(60, TraceProtocol::Tcp, 12, 1),
+                trace(2, TraceProtocol::Udp, 12, 3),
+                None,
+            ]
+        );
+        assert_eq!(config.ixes.len(), 1);
+    }
+
+    #[test]
+    fn bad_trace_settings_and_exchanges_name_line_field_and_reason() {
+        let cases = [
+            (
+                "probes:\n  targets:\n    - host: a.example\n      protocol: icmp\n      trace: {protocol: tcp}\n",
+                "p.yml:5:7: probes.targets[0].trace.protocol: a tcp trace goes to the target's port: only tcp targets have one",
+            ),
+            (
+                "probes:\n  targets:\n    - host: a.example\n      protocol: icmp\n      trace: {max_hops: 0}\n",
+                "p.yml:5:15: probes.targets[0].trace.max_hops: 0 is not 1 to 64",
+            ),
+            (
+                "probes:\n  targets:\n    - host: a.example\n      protocol: icmp\n      trace:\n        probes_per_hop: 9\n",
+                "p.yml:6:9: probes.targets[0].trace.probes_per_hop: 9 is not 1 to 5",
+            ),
+            (
+                "probes:\n  targets:\n    - host: a.example\n      protocol: icmp\n      trace: {interval: 500ms}\n",
+                "p.yml:5:7: probes.targets[0].trace.interval: must be at least 1s",
+            ),
+            (
+                "ixes:\n  NIX: [10.200.0.1/24]\n",
+                "p.yml:2:8: ixes.NIX[0]: \"10.200.0.1/24\" has host bits set; the prefix is 10.200.0.0/24",
+            ),
+            (
+                "ixes:\n  NIX: []\n",
+                "p.yml:2:3: ixes.NIX: needs at least one peering-LAN prefix",
             ),
         ];
         for (text, want) in cases {

@@ -14,10 +14,11 @@ mod metrics;
 mod resolve;
 mod scheduler;
 mod tcp;
+mod trace;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::Instant;
 
 use prometheus_client::registry::Registry;
@@ -26,10 +27,13 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::probes::{Protocol, Target};
 use crate::config::Config;
+use crate::lock::RwLockUnpoisoned;
 use crate::scrape::collector::{Collected, Outcome, ScrapeCollector};
 use icmp::{Binding, IcmpPool};
 use metrics::{Labels, ProbeMetrics, TargetSeries};
 use resolve::CurrentAddress;
+use trace::metrics::{PathMetrics, PathSeries};
+use trace::SharedIxes;
 
 /// The probe subsystem, as the scrape path and the landing page see it.
 pub struct Probes {
@@ -51,6 +55,7 @@ impl Probes {
         let initial = config.borrow_and_update().clone();
         let buckets = initial.probes.rtt_buckets();
         let metrics = ProbeMetrics::register(registry, buckets.clone());
+        let path_metrics = PathMetrics::register(registry);
         let probes = Probes {
             icmp: Arc::new(IcmpPool::default()),
             targets: Arc::new(AtomicUsize::new(0)),
@@ -58,6 +63,8 @@ impl Probes {
         };
         let mut supervisor = Supervisor {
             metrics,
+            path_metrics,
+            ixes: Arc::new(RwLock::new(Arc::new(initial.ixes.clone()))),
             icmp: probes.icmp.clone(),
             running: HashMap::new(),
             series: HashMap::new(),
@@ -66,7 +73,7 @@ impl Probes {
         // Opens the sockets of the targets given by address now, so the log and the landing
         // page say which kind they are before the first probe (and a missing permission shows
         // at start).
-        supervisor.apply(initial.probes.targets());
+        supervisor.apply(initial.probes.targets(), &initial.ixes);
         tokio::spawn(async move {
             loop {
                 tokio::select! {
@@ -75,15 +82,15 @@ impl Probes {
                         if changed.is_err() {
                             break;
                         }
-                        let probes = config.borrow_and_update().probes.clone();
-                        if probes.rtt_buckets() != buckets {
+                        let config = config.borrow_and_update().clone();
+                        if config.probes.rtt_buckets() != buckets {
                             tracing::warn!("probes.rtt_buckets changed: the RTT histograms keep their buckets until a restart");
                         }
-                        supervisor.apply(probes.targets());
+                        supervisor.apply(config.probes.targets(), &config.ixes);
                     }
                 }
             }
-            supervisor.apply(Vec::new());
+            supervisor.apply(Vec::new(), &Default::default());
         });
         probes
     }
@@ -113,14 +120,18 @@ impl ScrapeCollector for Probes {
     }
 
     fn describe(&self) -> String {
-        let (targets, icmp) = {
+        let (targets, icmp, traced) = {
             let config = self.config.borrow();
             let targets = config.probes.targets();
             let icmp = targets
                 .iter()
                 .filter(|target| target.protocol == Protocol::Icmp)
                 .count();
-            (targets.len(), icmp)
+            let traced = targets
+                .iter()
+                .filter(|target| target.trace.is_some())
+                .count();
+            (targets.len(), icmp, traced)
         };
         if targets == 0 {
             return "latency probes: no targets configured".to_owned();
@@ -141,7 +152,7 @@ impl ScrapeCollector for Probes {
             }
         };
         format!(
-            "latency probes: {targets} targets ({icmp} icmp, {} tcp){sockets}",
+            "latency probes: {targets} targets ({icmp} icmp, {} tcp){sockets}; {traced} paths traced",
             targets - icmp
         )
     }
@@ -155,15 +166,25 @@ struct Running {
 /// Keeps the running tasks in step with the configured targets.
 struct Supervisor {
     metrics: ProbeMetrics,
+    path_metrics: PathMetrics,
+    /// The exchanges the trace tasks look hops up in, replaced by a reload.
+    ixes: SharedIxes,
     icmp: Arc<IcmpPool>,
     running: HashMap<Target, Running>,
-    /// By labels, so a target whose settings change but whose labels do not keeps its series.
-    series: HashMap<Labels, Arc<TargetSeries>>,
+    /// By labels, so a target whose settings change but whose labels do not keeps its series
+    /// (RTT and path).
+    series: HashMap<Labels, (Arc<TargetSeries>, Arc<PathSeries>)>,
     targets: Arc<AtomicUsize>,
 }
 
 impl Supervisor {
-    fn apply(&mut self, targets: Vec<Target>) {
+    fn apply(&mut self, targets: Vec<Target>, ixes: &crate::config::trace::Ixes) {
+        {
+            let mut current = self.ixes.write_unpoisoned();
+            if **current != *ixes {
+                *current = Arc::new(ixes.clone());
+            }
+        }
         let wanted: HashSet<&Target> = targets.iter().collect();
         let stopped: Vec<Target> = self
             .running
@@ -183,10 +204,15 @@ impl Supervisor {
             }
             started += 1;
             let labels = metrics::labels(target);
-            let series = self
+            let (series, path) = self
                 .series
                 .entry(labels.clone())
-                .or_insert_with(|| Arc::new(TargetSeries::new(&self.metrics, labels.clone())))
+                .or_insert_with(|| {
+                    (
+                        Arc::new(TargetSeries::new(&self.metrics, labels.clone())),
+                        Arc::new(PathSeries::new(&self.path_metrics, labels.clone())),
+                    )
+                })
                 .clone();
             let cancel = CancellationToken::new();
             let lease = match (target.protocol, target.literal_address()) {
@@ -213,6 +239,23 @@ impl Supervisor {
                     address
                 }
             };
+            match target.trace {
+                Some(settings) => {
+                    let owner = path.claim();
+                    tokio::spawn(trace::run(
+                        target.clone(),
+                        settings,
+                        path,
+                        owner,
+                        address.clone(),
+                        self.icmp.clone(),
+                        self.ixes.clone(),
+                        cancel.clone(),
+                    ));
+                }
+                // Turned off by a reload: the last path is not the current one.
+                None => path.clear(),
+            }
             tokio::spawn(scheduler::run(
                 target.clone(),
                 series,
@@ -236,8 +279,9 @@ impl Supervisor {
             .cloned()
             .collect();
         for labels in gone {
-            if let Some(series) = self.series.remove(&labels) {
+            if let Some((series, path)) = self.series.remove(&labels) {
                 series.remove();
+                path.remove();
             }
         }
         self.targets.store(self.running.len(), Ordering::Relaxed);

@@ -20,12 +20,17 @@ use crate::config::probes::{Protocol, Target};
 /// Where in its interval a target sends: a stable hash of its name and protocol, so restarts
 /// and reloads keep the spread.
 pub fn phase(target: &Target) -> Duration {
+    phase_in(target, target.interval)
+}
+
+/// The same spread within another `interval` (a target's traces).
+pub fn phase_in(target: &Target, interval: Duration) -> Duration {
     // SipHash with fixed keys: the same on every run (unlike RandomState).
     #[allow(deprecated)]
     let mut hasher = std::hash::SipHasher::new();
     target.name.hash(&mut hasher);
     target.protocol.hash(&mut hasher);
-    let interval = target.interval.as_nanos().max(1);
+    let interval = interval.as_nanos().max(1);
     let offset = u128::from(hasher.finish()) % interval;
     Duration::from_nanos(u64::try_from(offset).unwrap_or(0))
 }
@@ -119,6 +124,7 @@ mod tests {
             interface: None,
             resolve_interval: Duration::from_secs(300),
             labels: Default::default(),
+            trace: None,
         }
     }
 

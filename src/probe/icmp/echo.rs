@@ -132,27 +132,53 @@ fn split_ipv4(packet: &[u8]) -> Option<(&[u8], &[u8])> {
     Some(packet.split_at(header_len))
 }
 
-/// ICMP destination unreachable (v4 type 3, v6 type 1) about one of our echo requests: the
-/// identifier, sequence and destination of the request it quotes, as RAW sockets receive it
-/// (DGRAM sockets get it on their error queue instead, see [`quoted_sequence`]).
-pub fn parse_unreachable(
-    v6: bool,
-    ip_header: bool,
-    packet: &[u8],
-) -> Option<(u16, u16, std::net::IpAddr)> {
+/// ICMP (v4) time exceeded type (a router's TTL ran out).
+pub const TIME_EXCEEDED_V4: u8 = 11;
+/// ICMPv6 time exceeded type (a router's hop limit ran out).
+pub const TIME_EXCEEDED_V6: u8 = 3;
+
+/// Which ICMP error quotes one of our requests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// Destination unreachable (v4 type 3, v6 type 1).
+    Unreachable,
+    /// Time exceeded (v4 type 11, v6 type 3): what a trace's probes are meant to provoke.
+    TimeExceeded,
+}
+
+/// An ICMP error about one of our echo requests, as RAW sockets receive it (DGRAM sockets get
+/// it on their error queue instead, see [`quoted_sequence`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QuotedError {
+    pub kind: ErrorKind,
+    /// Identifier, sequence and destination of the request it quotes.
+    pub id: u16,
+    pub seq: u16,
+    pub to: std::net::IpAddr,
+}
+
+/// The ICMP error kind of a message type of the family, if it is one we act on.
+pub fn error_kind(v6: bool, message_type: u8) -> Option<ErrorKind> {
+    match (v6, message_type) {
+        (false, UNREACHABLE_V4) | (true, UNREACHABLE_V6) => Some(ErrorKind::Unreachable),
+        (false, TIME_EXCEEDED_V4) | (true, TIME_EXCEEDED_V6) => Some(ErrorKind::TimeExceeded),
+        _ => None,
+    }
+}
+
+/// Parses an ICMP destination unreachable or time exceeded that quotes one of our echo
+/// requests; `None` for anything else.
+pub fn parse_error(v6: bool, ip_header: bool, packet: &[u8]) -> Option<QuotedError> {
     let icmp = if ip_header && !v6 {
         split_ipv4(packet)?.1
     } else {
         packet
     };
-    let unreachable = if v6 { UNREACHABLE_V6 } else { UNREACHABLE_V4 };
-    if *icmp.first()? != unreachable {
-        return None;
-    }
+    let kind = error_kind(v6, *icmp.first()?)?;
     // The quoted datagram must be an ICMP one of our family, its header whole: a header that
     // is not would put the "request" and its "destination" at offsets inside each other.
     let inner = icmp.get(HEADER_LEN..)?;
-    let (destination, quoted) = if v6 {
+    let (to, quoted) = if v6 {
         let header = inner.get(..IPV6_HEADER_LEN)?;
         if header[0] >> 4 != 6 || header[6] != PROTOCOL_ICMPV6 {
             return None;
@@ -171,12 +197,15 @@ pub fn parse_unreachable(
         (std::net::IpAddr::from(destination), quoted)
     };
     match quoted {
-        [kind, _, _, _, id_high, id_low, seq_high, seq_low, ..] if *kind == request_type(v6) => {
-            Some((
-                u16::from_be_bytes([*id_high, *id_low]),
-                u16::from_be_bytes([*seq_high, *seq_low]),
-                destination,
-            ))
+        [request, _, _, _, id_high, id_low, seq_high, seq_low, ..]
+            if *request == request_type(v6) =>
+        {
+            Some(QuotedError {
+                kind,
+                id: u16::from_be_bytes([*id_high, *id_low]),
+                seq: u16::from_be_bytes([*seq_high, *seq_low]),
+                to,
+            })
         }
         _ => None,
     }
@@ -292,6 +321,41 @@ mod tests {
         assert_eq!(request.len(), 12);
         let parsed = parse_reply(true, false, &reply_for(&request, true)).expect("reply");
         assert_eq!(parsed.token, None);
+    }
+
+    /// `(id, seq, to)` of an unreachable, as the tests below want it.
+    fn parse_unreachable(
+        v6: bool,
+        ip_header: bool,
+        packet: &[u8],
+    ) -> Option<(u16, u16, std::net::IpAddr)> {
+        parse_error(v6, ip_header, packet)
+            .filter(|error| error.kind == ErrorKind::Unreachable)
+            .map(|error| (error.id, error.seq, error.to))
+    }
+
+    #[test]
+    fn time_exceeded_quotes_our_request() {
+        let request = build_request(false, 0x0102, 0x0304, 5, 56);
+        let mut packet = vec![11, 0, 0, 0, 0, 0, 0, 0];
+        packet.extend_from_slice(&[
+            0x45, 0, 0, 0, 0, 0, 0, 0, 1, 1, 0, 0, 10, 0, 0, 1, 10, 0, 0, 9,
+        ]);
+        packet.extend_from_slice(&request[..8]);
+        let parsed = parse_error(false, false, &packet).expect("time exceeded");
+        assert_eq!(parsed.kind, ErrorKind::TimeExceeded);
+        assert_eq!((parsed.id, parsed.seq), (0x0102, 0x0304));
+        assert_eq!(parsed.to, std::net::IpAddr::from([10, 0, 0, 9]));
+        // ICMPv6 time exceeded is type 3; in ICMPv4, type 3 is unreachable.
+        let request = build_request(true, 7, 8, 9, 16);
+        let mut packet = vec![3, 0, 0, 0, 0, 0, 0, 0];
+        packet.extend_from_slice(&[0u8; 40]);
+        packet.extend_from_slice(&request);
+        let parsed = parse_error(true, false, &packet).expect("v6 time exceeded");
+        assert_eq!(parsed.kind, ErrorKind::TimeExceeded);
+        assert_eq!(error_kind(false, 3), Some(ErrorKind::Unreachable));
+        assert_eq!(error_kind(true, 1), Some(ErrorKind::Unreachable));
+        assert_eq!(error_kind(false, 0), None);
     }
 
     #[test]

@@ -17,6 +17,12 @@
 //! another address family) the slot is evicted: an open socket's receive thread ends once its
 //! requests in flight are answered or expired, and the socket closes with it; a binding that
 //! failed to open is forgotten, so it no longer holds `collector="probes"` at 0.
+//!
+//! Path traces send their echo requests through the same sockets with a TTL / hop limit of
+//! their own (a per-packet `IP_TTL` / `IPV6_HOPLIMIT` control message, so the RTT probes'
+//! packets keep the default). Their sequence numbers come from the same counter, but they wait
+//! in a table of their own, and the receive thread hands what answers them (time exceeded,
+//! unreachable, echo reply) to the tracer over a channel that never blocks it.
 
 pub(crate) mod echo;
 pub(crate) mod pending;
@@ -24,10 +30,10 @@ pub(crate) mod pending;
 use std::collections::HashMap;
 use std::fmt;
 use std::hash::BuildHasher;
-use std::io::IoSliceMut;
+use std::io::{IoSlice, IoSliceMut};
 use std::net::{IpAddr, SocketAddr};
 use std::os::fd::{AsFd, AsRawFd};
-use std::sync::atomic::{AtomicBool, AtomicU16, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU16, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -35,14 +41,16 @@ use nix::errno::Errno;
 use nix::poll::{PollFd, PollFlags};
 use nix::sys::eventfd::{EfdFlags, EventFd};
 use nix::sys::socket::{
-    recvmsg, setsockopt, sockopt, ControlMessageOwned, MsgFlags, SockaddrStorage, TimestampingFlag,
-    Timestamps,
+    recvmsg, sendmsg, setsockopt, sockopt, ControlMessage, ControlMessageOwned, MsgFlags,
+    SockaddrStorage, TimestampingFlag, Timestamps,
 };
 use nix::sys::time::{TimeSpec, TimeValLike};
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 
+use self::echo::ErrorKind;
 use self::pending::{Entry, Match, Pending, SendStamp};
 use super::metrics::{Reason, TargetSeries};
+use super::trace::hop::{Answer, AnswerKind, Answers};
 use crate::lock::MutexUnpoisoned;
 
 /// How often the receive thread expires unanswered requests (the timeout's resolution).
@@ -52,6 +60,11 @@ const SWEEP_INTERVAL: Duration = Duration::from_millis(10);
 const IDLE_WAIT: Duration = Duration::from_secs(1);
 /// After a socket failed to open, how long before the next probe tries again.
 const REOPEN_DELAY: Duration = Duration::from_secs(30);
+/// Sends tried on a socket with `IP_RECVERR` before a failure counts: each ICMP error about an
+/// earlier request leaves its errno pending on the socket, and reading the error queue sets it
+/// again from the next queued error, so a trace's burst of time exceeded can fail a few sends
+/// in a row that would go out fine.
+const SEND_ATTEMPTS: u32 = 4;
 /// Replies to requests that never got a transmit stamp, with none stamped at all, after which
 /// the device is taken not to give them.
 const UNSTAMPED_BEFORE_NO_STAMPS: u64 = 100;
@@ -120,6 +133,15 @@ pub struct OpenError {
 
 type Owner = Arc<TargetSeries>;
 
+/// A trace's echo request in flight.
+struct TraceProbe {
+    address: IpAddr,
+    token: u64,
+    ttl: u8,
+    deadline: Instant,
+    answers: Answers,
+}
+
 /// One shared ICMP socket and its requests in flight, open while a target leases its binding.
 pub struct IcmpSocket {
     socket: Socket,
@@ -130,6 +152,10 @@ pub struct IcmpSocket {
     id: u16,
     next_seq: AtomicU16,
     pending: Mutex<Pending<Owner>>,
+    /// Trace probes in flight, by sequence number, apart from the RTT probes' table.
+    traces: Mutex<HashMap<u16, TraceProbe>>,
+    /// How many trace probes are in flight: replies skip the trace table while it is 0.
+    tracing: AtomicUsize,
     /// Whether the kernel took `SO_TIMESTAMPING` (transmit stamps) for this socket.
     transmit_stamps: bool,
     /// Whether ICMP errors about our requests come on the error queue (DGRAM sockets, which
@@ -217,11 +243,13 @@ impl IcmpSocket {
             displaced.owner.failed(Reason::Timeout);
         }
         let mut sent = self.socket.send_to(&packet, &destination);
-        if sent.is_err() && self.icmp_errors {
+        let mut attempts = 1;
+        while sent.is_err() && self.icmp_errors && attempts < SEND_ATTEMPTS {
             // With IP_RECVERR an ICMP error about any earlier request is also left pending on
             // the socket, and the next send (to any target) returns it instead of sending:
             // that send is tried again, and only its own failure counts.
             sent = self.socket.send_to(&packet, &destination);
+            attempts += 1;
         }
         match sent {
             Ok(_) => Ok(()),
@@ -231,6 +259,135 @@ impl IcmpSocket {
                 Err(classify(&error))
             }
         }
+    }
+
+    /// Sends one trace probe: an echo request to `address` that lives `ttl` hops. What answers
+    /// it within `timeout` reaches `answers` from the receive thread.
+    pub fn send_trace(
+        &self,
+        address: IpAddr,
+        ttl: u8,
+        payload_size: u16,
+        timeout: Duration,
+        answers: &Answers,
+    ) -> Result<(), Reason> {
+        let seq = self.next_seq.fetch_add(1, Ordering::Relaxed);
+        let token = next_token();
+        let packet = echo::build_request(self.v6, self.id, seq, token, usize::from(payload_size));
+        {
+            let mut traces = self.lock_traces();
+            traces.insert(
+                seq,
+                TraceProbe {
+                    address,
+                    token,
+                    ttl,
+                    deadline: Instant::now() + timeout,
+                    answers: answers.clone(),
+                },
+            );
+            self.tracing.store(traces.len(), Ordering::Relaxed);
+        }
+        let destination = SockaddrStorage::from(SocketAddr::new(address, 0));
+        let hops = libc::c_int::from(ttl);
+        let send = || {
+            let iov = [IoSlice::new(&packet)];
+            let lifetime = if self.v6 {
+                ControlMessage::Ipv6HopLimit(&hops)
+            } else {
+                ControlMessage::Ipv4Ttl(&hops)
+            };
+            sendmsg(
+                self.socket.as_raw_fd(),
+                &iov,
+                &[lifetime],
+                MsgFlags::empty(),
+                Some(&destination),
+            )
+        };
+        let mut sent = send();
+        let mut attempts = 1;
+        while sent.is_err() && self.icmp_errors && attempts < SEND_ATTEMPTS {
+            // An ICMP error left pending on the socket (IP_RECVERR): see `send`.
+            sent = send();
+            attempts += 1;
+        }
+        match sent {
+            Ok(_) => Ok(()),
+            Err(errno) => {
+                let mut traces = self.lock_traces();
+                traces.remove(&seq);
+                self.tracing.store(traces.len(), Ordering::Relaxed);
+                tracing::debug!(%address, ttl, error = %errno, "ICMP trace send failed");
+                Err(classify(&std::io::Error::from(errno)))
+            }
+        }
+    }
+
+    /// Hands an answer to the trace probe `seq` to `to`, if one waits; whether it did.
+    /// `token` is checked when the answer carries it (echo replies).
+    fn trace_answer(
+        &self,
+        seq: u16,
+        to: IpAddr,
+        token: Option<u64>,
+        from: IpAddr,
+        kind: AnswerKind,
+    ) -> bool {
+        if self.tracing.load(Ordering::Relaxed) == 0 {
+            return false;
+        }
+        let probe = {
+            let mut traces = self.lock_traces();
+            match traces.get(&seq) {
+                Some(probe)
+                    if probe.address == to && token.is_none_or(|token| token == probe.token) => {}
+                _ => return false,
+            }
+            let probe = traces.remove(&seq);
+            self.tracing.store(traces.len(), Ordering::Relaxed);
+            probe
+        };
+        if let Some(probe) = probe {
+            // The tracer may have given up on the hop already: then nobody listens.
+            let _ = probe.answers.send(Answer {
+                ttl: probe.ttl,
+                from,
+                kind,
+            });
+        }
+        true
+    }
+
+    /// An ICMP error `kind` from `from` about request `seq` to `to`: a trace probe's answer, or
+    /// an RTT probe's unreachable.
+    fn icmp_error(&self, kind: ErrorKind, seq: u16, to: IpAddr, from: Option<IpAddr>) {
+        let answer = match kind {
+            ErrorKind::TimeExceeded => AnswerKind::TimeExceeded,
+            // From the target itself (an administratively closed host): the trace reached it.
+            ErrorKind::Unreachable if from == Some(to) => AnswerKind::Reached,
+            ErrorKind::Unreachable => AnswerKind::Unreachable,
+        };
+        if from.is_some_and(|from| self.trace_answer(seq, to, None, from, answer)) {
+            return;
+        }
+        if kind == ErrorKind::Unreachable {
+            self.unreachable(seq, to);
+        }
+    }
+
+    /// Forgets trace probes past their deadline (the tracer counted them as silent already).
+    fn expire_traces(&self, now: Instant) {
+        if self.tracing.load(Ordering::Relaxed) == 0 {
+            return;
+        }
+        let mut traces = self.lock_traces();
+        traces.retain(|_, probe| probe.deadline > now);
+        self.tracing.store(traces.len(), Ordering::Relaxed);
+    }
+
+    fn lock_traces(&self) -> std::sync::MutexGuard<'_, HashMap<u16, TraceProbe>> {
+        self.traces.lock_unpoisoned()
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Pending<Owner>> {
@@ -324,6 +481,7 @@ impl IcmpSocket {
                 for entry in lost {
                     entry.owner.failed(Reason::Timeout);
                 }
+                self.expire_traces(drained_at);
                 self.report_missing_transmit_stamps();
             }
         }
@@ -378,9 +536,9 @@ impl IcmpSocket {
         let raw_v4 = self.kind == SocketKind::Raw && !self.v6;
         let packet = buffer.get(..length).unwrap_or_default();
         let Some(reply) = echo::parse_reply(self.v6, raw_v4, packet) else {
-            if let Some((id, seq, to)) = echo::parse_unreachable(self.v6, raw_v4, packet) {
-                if self.kind == SocketKind::Raw && id == self.id {
-                    self.unreachable(seq, to);
+            if let Some(error) = echo::parse_error(self.v6, raw_v4, packet) {
+                if self.kind == SocketKind::Raw && error.id == self.id {
+                    self.icmp_error(error.kind, error.seq, error.to, source);
                 }
             }
             return Ok(true);
@@ -389,6 +547,11 @@ impl IcmpSocket {
             return Ok(true);
         }
         let source = reply.source_v4.map(IpAddr::from).or(source);
+        if let Some(from) = source {
+            if self.trace_answer(reply.seq, from, reply.token, from, AnswerKind::Reached) {
+                return Ok(true);
+            }
+        }
         let ttl = reply.ttl.or(ttl);
         // The request's transmit stamp was queued before its reply could arrive; read it now
         // if the last drain came before it.
@@ -434,7 +597,7 @@ impl IcmpSocket {
             return;
         }
         loop {
-            let (length, stamp, unreachable, destination) = {
+            let (length, stamp, icmp_error, destination) = {
                 let mut iov = [IoSliceMut::new(buffer)];
                 let message = match recvmsg::<SockaddrStorage>(
                     self.socket.as_raw_fd(),
@@ -448,30 +611,38 @@ impl IcmpSocket {
                     Err(_) => return,
                 };
                 let mut stamp = None;
-                let mut unreachable = false;
+                let mut icmp_error = None;
                 for cmsg in message.cmsgs().into_iter().flatten() {
                     match cmsg {
                         ControlMessageOwned::ScmTimestampsns(stamps) => {
                             stamp = wall_time(&stamps.system);
                         }
-                        ControlMessageOwned::Ipv4RecvErr(error, _)
-                        | ControlMessageOwned::Ipv6RecvErr(error, _) => {
-                            unreachable = is_unreachable(&error);
+                        ControlMessageOwned::Ipv4RecvErr(error, offender) => {
+                            let offender = offender.map(|address| {
+                                IpAddr::from(u32::from_be(address.sin_addr.s_addr).to_be_bytes())
+                            });
+                            icmp_error = icmp_error_kind(&error).map(|kind| (kind, offender));
+                        }
+                        ControlMessageOwned::Ipv6RecvErr(error, offender) => {
+                            let offender =
+                                offender.map(|address| IpAddr::from(address.sin6_addr.s6_addr));
+                            icmp_error = icmp_error_kind(&error).map(|kind| (kind, offender));
                         }
                         _ => {}
                     }
                 }
                 // For an ICMP error the kernel names the request's destination here.
                 let destination = message.address.as_ref().and_then(source_ip);
-                (message.bytes, stamp, unreachable, destination)
+                (message.bytes, stamp, icmp_error, destination)
             };
             let packet = buffer.get(..length).unwrap_or_default();
-            if unreachable {
+            if let Some((kind, offender)) = icmp_error {
                 // The kernel delivered it to this socket by the request's identifier, and
-                // hands back the quoted request from its ICMP header on.
+                // hands back the quoted request from its ICMP header on; the router that
+                // sent it is the offender.
                 if let (Some(seq), Some(to)) = (echo::quoted_sequence(self.v6, packet), destination)
                 {
-                    self.unreachable(seq, to);
+                    self.icmp_error(kind, seq, to, offender);
                 }
                 continue;
             }
@@ -508,12 +679,12 @@ impl IcmpSocket {
     }
 }
 
-/// Whether an `IP_RECVERR` / `IPV6_RECVERR` message is an ICMP destination unreachable.
-fn is_unreachable(error: &libc::sock_extended_err) -> bool {
+/// Which ICMP error an `IP_RECVERR` / `IPV6_RECVERR` message is, if one we act on.
+pub fn icmp_error_kind(error: &libc::sock_extended_err) -> Option<ErrorKind> {
     match error.ee_origin {
-        libc::SO_EE_ORIGIN_ICMP => error.ee_type == echo::UNREACHABLE_V4,
-        libc::SO_EE_ORIGIN_ICMP6 => error.ee_type == echo::UNREACHABLE_V6,
-        _ => false,
+        libc::SO_EE_ORIGIN_ICMP => echo::error_kind(false, error.ee_type),
+        libc::SO_EE_ORIGIN_ICMP6 => echo::error_kind(true, error.ee_type),
+        _ => None,
     }
 }
 
@@ -634,6 +805,8 @@ fn open(binding: &Binding, index: u16) -> Result<Arc<IcmpSocket>, OpenError> {
         id,
         next_seq: AtomicU16::new(0),
         pending: Mutex::new(Pending::default()),
+        traces: Mutex::new(HashMap::new()),
+        tracing: AtomicUsize::new(0),
         transmit_stamps,
         icmp_errors,
         unstamped: AtomicU64::new(0),
