@@ -349,7 +349,10 @@ mod tests {
         // ICMPv6 time exceeded is type 3; in ICMPv4, type 3 is unreachable.
         let request = build_request(true, 7, 8, 9, 16);
         let mut packet = vec![3, 0, 0, 0, 0, 0, 0, 0];
-        packet.extend_from_slice(&[0u8; 40]);
+        let mut quoted_header = [0u8; 40];
+        quoted_header[0] = 0x60;
+        quoted_header[6] = PROTOCOL_ICMPV6;
+        packet.extend_from_slice(&quoted_header);
         packet.extend_from_slice(&request);
         let parsed = parse_error(true, false, &packet).expect("v6 time exceeded");
         assert_eq!(parsed.kind, ErrorKind::TimeExceeded);
