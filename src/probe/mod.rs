@@ -11,6 +11,7 @@
 pub(crate) mod icmp;
 mod jitter;
 mod metrics;
+mod packet_options;
 mod resolve;
 mod scheduler;
 mod tcp;
@@ -194,6 +195,7 @@ impl Supervisor {
                     v6: address.is_ipv6(),
                     source: target.source_address,
                     interface: target.interface.clone(),
+                    options: packet_options::PacketOptions::of(target),
                 })),
                 _ => None,
             };

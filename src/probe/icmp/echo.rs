@@ -16,6 +16,10 @@ pub const ECHO_REPLY_V6: u8 = 129;
 pub const UNREACHABLE_V4: u8 = 3;
 /// ICMPv6 destination unreachable type.
 pub const UNREACHABLE_V6: u8 = 1;
+/// ICMPv6 packet too big type.
+pub const TOO_BIG_V6: u8 = 2;
+/// ICMP (v4) destination unreachable code "fragmentation needed and DF set".
+pub const FRAGMENTATION_NEEDED_V4: u8 = 4;
 /// Bytes of the echo header (type, code, checksum, identifier, sequence).
 pub const HEADER_LEN: usize = 8;
 /// Bytes of the token at the start of the payload.
@@ -140,13 +144,59 @@ pub fn parse_unreachable(
     ip_header: bool,
     packet: &[u8],
 ) -> Option<(u16, u16, std::net::IpAddr)> {
+    let unreachable = if v6 { UNREACHABLE_V6 } else { UNREACHABLE_V4 };
+    parse_error_quote(v6, ip_header, packet, unreachable)
+}
+
+/// Which ICMP error a router sent about one of our requests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IcmpError {
+    /// Destination unreachable, except "fragmentation needed".
+    Unreachable,
+    /// ICMP fragmentation needed and DF set (type 3 code 4), ICMPv6 packet too big (type 2):
+    /// a Don't Fragment probe larger than the path MTU.
+    TooBig,
+}
+
+/// Destination unreachable or packet too big about one of our echo requests: which, and the
+/// identifier, sequence and destination of the request it quotes (RAW sockets).
+pub fn parse_icmp_error(
+    v6: bool,
+    ip_header: bool,
+    packet: &[u8],
+) -> Option<(IcmpError, u16, u16, std::net::IpAddr)> {
+    if let Some((id, seq, to)) = parse_error_quote(v6, ip_header, packet, TOO_BIG_V6).filter(|_| v6)
+    {
+        return Some((IcmpError::TooBig, id, seq, to));
+    }
+    let (id, seq, to) = parse_unreachable(v6, ip_header, packet)?;
     let icmp = if ip_header && !v6 {
         split_ipv4(packet)?.1
     } else {
         packet
     };
-    let unreachable = if v6 { UNREACHABLE_V6 } else { UNREACHABLE_V4 };
-    if *icmp.first()? != unreachable {
+    let kind = if !v6 && icmp.get(1) == Some(&FRAGMENTATION_NEEDED_V4) {
+        IcmpError::TooBig
+    } else {
+        IcmpError::Unreachable
+    };
+    Some((kind, id, seq, to))
+}
+
+/// An ICMP error of type `error_type` quoting one of our echo requests (the error's header has
+/// the same 8-byte layout for unreachable and too big: type, code, checksum, 4 more bytes).
+fn parse_error_quote(
+    v6: bool,
+    ip_header: bool,
+    packet: &[u8],
+    error_type: u8,
+) -> Option<(u16, u16, std::net::IpAddr)> {
+    let icmp = if ip_header && !v6 {
+        split_ipv4(packet)?.1
+    } else {
+        packet
+    };
+    if *icmp.first()? != error_type {
         return None;
     }
     // The quoted datagram must be an ICMP one of our family, its header whole: a header that
@@ -342,6 +392,47 @@ mod tests {
         let mut other = packet.clone();
         other[8 + 6] = 17;
         assert_eq!(parse_unreachable(true, false, &other), None);
+    }
+
+    /// Fragmentation needed (v4 type 3 code 4) and packet too big (v6 type 2) are told apart
+    /// from other unreachables, with the quoted request's fields.
+    #[test]
+    fn too_big_is_its_own_error() {
+        let request = build_request(false, 0x0102, 0x0304, 5, 1400);
+        let mut packet = vec![3, 4, 0, 0, 0, 0, 0x05, 0x00];
+        packet.extend_from_slice(&[
+            0x45, 0, 0, 0, 0, 0, 0x40, 0, 64, 1, 0, 0, 10, 0, 0, 1, 10, 0, 0, 9,
+        ]);
+        packet.extend_from_slice(&request[..28]);
+        let to = std::net::IpAddr::from([10, 0, 0, 9]);
+        assert_eq!(
+            parse_icmp_error(false, false, &packet),
+            Some((IcmpError::TooBig, 0x0102, 0x0304, to))
+        );
+        packet[1] = 1;
+        assert_eq!(
+            parse_icmp_error(false, false, &packet),
+            Some((IcmpError::Unreachable, 0x0102, 0x0304, to))
+        );
+        let request = build_request(true, 7, 8, 9, 1400);
+        let mut packet = vec![2, 0, 0, 0, 0, 0, 0x05, 0x00];
+        let mut header = [0u8; 40];
+        header[0] = 0x60;
+        header[6] = 58;
+        header[24..40].copy_from_slice(&[0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 9]);
+        packet.extend_from_slice(&header);
+        packet.extend_from_slice(&request[..64]);
+        let to = std::net::IpAddr::from([0xfd00, 0, 0, 0, 0, 0, 0, 9]);
+        assert_eq!(
+            parse_icmp_error(true, false, &packet),
+            Some((IcmpError::TooBig, 7, 8, to))
+        );
+        assert_eq!(parse_unreachable(true, false, &packet), None);
+        packet[0] = 1;
+        assert_eq!(
+            parse_icmp_error(true, false, &packet),
+            Some((IcmpError::Unreachable, 7, 8, to))
+        );
     }
 
     /// Found writing the fuzz target's invariants (fuzz/fuzz_targets/icmp_echo.rs): the IPv4

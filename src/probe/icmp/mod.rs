@@ -41,8 +41,10 @@ use nix::sys::socket::{
 use nix::sys::time::{TimeSpec, TimeValLike};
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 
+use self::echo::IcmpError;
 use self::pending::{Entry, Match, Pending, SendStamp};
 use super::metrics::{Reason, TargetSeries};
+use super::packet_options::PacketOptions;
 use crate::lock::MutexUnpoisoned;
 
 /// How often the receive thread expires unanswered requests (the timeout's resolution).
@@ -89,6 +91,9 @@ pub struct Binding {
     pub v6: bool,
     pub source: Option<IpAddr>,
     pub interface: Option<String>,
+    /// DSCP and Don't Fragment: socket options, so targets that differ in them need their
+    /// own socket (a handful per host, not one per target).
+    pub options: PacketOptions,
 }
 
 impl fmt::Display for Binding {
@@ -100,7 +105,7 @@ impl fmt::Display for Binding {
         if let Some(interface) = &self.interface {
             write!(f, " on {interface}")?;
         }
-        Ok(())
+        write!(f, "{}", self.options)
     }
 }
 
@@ -332,13 +337,14 @@ impl IcmpSocket {
     /// A router said one of our requests cannot be delivered: it fails now, as unreachable,
     /// instead of timing out. (A quote need not carry the token: the sequence and destination
     /// decide, after the identifier did; on DGRAM sockets the kernel matched that.)
-    fn unreachable(&self, seq: u16, to: IpAddr) {
+    /// `reason` is `Mtu` for "fragmentation needed" / "packet too big" about a DF probe.
+    fn unreachable(&self, seq: u16, to: IpAddr, reason: Reason) {
         let removed = {
             let mut pending = self.lock();
             pending.remove_unanswered(seq, to)
         };
         if let Some(entry) = removed {
-            entry.owner.failed(Reason::Unreachable);
+            entry.owner.failed(reason);
         }
     }
 
@@ -378,9 +384,9 @@ impl IcmpSocket {
         let raw_v4 = self.kind == SocketKind::Raw && !self.v6;
         let packet = buffer.get(..length).unwrap_or_default();
         let Some(reply) = echo::parse_reply(self.v6, raw_v4, packet) else {
-            if let Some((id, seq, to)) = echo::parse_unreachable(self.v6, raw_v4, packet) {
+            if let Some((error, id, seq, to)) = echo::parse_icmp_error(self.v6, raw_v4, packet) {
                 if self.kind == SocketKind::Raw && id == self.id {
-                    self.unreachable(seq, to);
+                    self.unreachable(seq, to, reason_of(error));
                 }
             }
             return Ok(true);
@@ -448,7 +454,7 @@ impl IcmpSocket {
                     Err(_) => return,
                 };
                 let mut stamp = None;
-                let mut unreachable = false;
+                let mut unreachable = None;
                 for cmsg in message.cmsgs().into_iter().flatten() {
                     match cmsg {
                         ControlMessageOwned::ScmTimestampsns(stamps) => {
@@ -456,7 +462,7 @@ impl IcmpSocket {
                         }
                         ControlMessageOwned::Ipv4RecvErr(error, _)
                         | ControlMessageOwned::Ipv6RecvErr(error, _) => {
-                            unreachable = is_unreachable(&error);
+                            unreachable = icmp_error(&error);
                         }
                         _ => {}
                     }
@@ -466,12 +472,12 @@ impl IcmpSocket {
                 (message.bytes, stamp, unreachable, destination)
             };
             let packet = buffer.get(..length).unwrap_or_default();
-            if unreachable {
+            if let Some(error) = unreachable {
                 // The kernel delivered it to this socket by the request's identifier, and
                 // hands back the quoted request from its ICMP header on.
                 if let (Some(seq), Some(to)) = (echo::quoted_sequence(self.v6, packet), destination)
                 {
-                    self.unreachable(seq, to);
+                    self.unreachable(seq, to, reason_of(error));
                 }
                 continue;
             }
@@ -508,12 +514,23 @@ impl IcmpSocket {
     }
 }
 
-/// Whether an `IP_RECVERR` / `IPV6_RECVERR` message is an ICMP destination unreachable.
-fn is_unreachable(error: &libc::sock_extended_err) -> bool {
-    match error.ee_origin {
-        libc::SO_EE_ORIGIN_ICMP => error.ee_type == echo::UNREACHABLE_V4,
-        libc::SO_EE_ORIGIN_ICMP6 => error.ee_type == echo::UNREACHABLE_V6,
-        _ => false,
+/// Which ICMP error an `IP_RECVERR` / `IPV6_RECVERR` message is, if it is destination
+/// unreachable or packet too big (fragmentation needed).
+fn icmp_error(error: &libc::sock_extended_err) -> Option<IcmpError> {
+    match (error.ee_origin, error.ee_type, error.ee_code) {
+        (libc::SO_EE_ORIGIN_ICMP, echo::UNREACHABLE_V4, echo::FRAGMENTATION_NEEDED_V4)
+        | (libc::SO_EE_ORIGIN_ICMP6, echo::TOO_BIG_V6, _) => Some(IcmpError::TooBig),
+        (libc::SO_EE_ORIGIN_ICMP, echo::UNREACHABLE_V4, _)
+        | (libc::SO_EE_ORIGIN_ICMP6, echo::UNREACHABLE_V6, _) => Some(IcmpError::Unreachable),
+        _ => None,
+    }
+}
+
+/// The `latency_errors_total` reason of an ICMP error about a request.
+fn reason_of(error: IcmpError) -> Reason {
+    match error {
+        IcmpError::Unreachable => Reason::Unreachable,
+        IcmpError::TooBig => Reason::Mtu,
     }
 }
 
@@ -543,6 +560,8 @@ pub fn classify(error: &std::io::Error) -> Reason {
         ErrorKind::NetworkUnreachable | ErrorKind::HostUnreachable => Reason::Unreachable,
         _ => match error.raw_os_error() {
             Some(libc::ENETUNREACH | libc::EHOSTUNREACH) => Reason::Unreachable,
+            // A Don't Fragment probe larger than the MTU the kernel knows for the path.
+            Some(libc::EMSGSIZE) => Reason::Mtu,
             _ => Reason::Other,
         },
     }
@@ -594,6 +613,10 @@ fn open(binding: &Binding, index: u16) -> Result<Arc<IcmpSocket>, OpenError> {
             .bind_device(Some(interface.as_bytes()))
             .map_err(|error| failed(&format!("bind to device {interface}"), &error))?;
     }
+    binding
+        .options
+        .apply(socket.as_fd(), binding.v6)
+        .map_err(|(what, error)| failed(what, &error))?;
     // Best effort: a burst of replies (1,000 targets) must not overflow the queue.
     let _ = socket.set_recv_buffer_size(1 << 20);
     if let Err(error) = setsockopt(&socket, sockopt::ReceiveTimestampns, &true) {
@@ -839,6 +862,7 @@ mod tests {
                 v6,
                 source: None,
                 interface: None,
+                options: PacketOptions::default(),
             });
             let socket = match lease.socket() {
                 Ok(socket) => socket,
@@ -894,6 +918,7 @@ mod tests {
             v6: false,
             source: Some("192.0.2.77".parse().expect("address")),
             interface: None,
+            options: PacketOptions::default(),
         };
         let first = pool.lease(binding.clone());
         let second = pool.lease(binding);

@@ -1,0 +1,246 @@
+//! Per-target probe options against the real kernel: DSCP seen on the wire by the netsim
+//! responder, Don't Fragment over a link of lower MTU, `family: both` on a name with an
+//! address of each family, and targets from watched files. The exporter binary runs inside a
+//! namespace each test creates; every number is read from its `/metrics` over HTTP.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::Exporter;
+use netsim::{Netns, Options, Responder};
+
+/// A namespace, its responder and an exporter running inside it (killed by PID on drop).
+struct Lab {
+    exporter: Exporter,
+    responder: Responder,
+    netns: Netns,
+    _dir: tempfile::TempDir,
+}
+
+impl Lab {
+    /// `prepare` runs on the namespace and the config's directory before the exporter starts.
+    fn start(
+        test: &str,
+        options: Options,
+        config: &str,
+        prepare: impl FnOnce(&Netns, &Path),
+    ) -> Option<Lab> {
+        if !netsim::require_privileged(test) {
+            return None;
+        }
+        let netns = Netns::for_test(test).expect("create namespace");
+        let responder = Responder::spawn(options.netns(netns.name())).expect("start responder");
+        let dir = common::temp_dir();
+        prepare(&netns, dir.path());
+        let config_path = dir.path().join("xen_exporter.yml");
+        std::fs::write(&config_path, config).expect("write config");
+        let wrapper = ["ip", "netns", "exec", netns.name()];
+        let config = format!("--config.file={}", config_path.display());
+        let exporter = Exporter::start_wrapped(&wrapper, &[&config], &[]);
+        Some(Lab {
+            exporter,
+            responder,
+            netns,
+            _dir: dir,
+        })
+    }
+
+    fn metrics(&self) -> String {
+        let address = self.exporter.address;
+        self.netns
+            .run(move || common::http(address, "GET", "/metrics", &[]))
+            .expect("enter namespace")
+            .expect("HTTP request to the exporter")
+            .text()
+    }
+
+    /// Waits until `condition` holds on a scrape; panics with the scrape and logs otherwise.
+    fn wait_for(&self, what: &str, condition: impl Fn(&str) -> bool) -> String {
+        let started = Instant::now();
+        loop {
+            let metrics = self.metrics();
+            if condition(&metrics) {
+                return metrics;
+            }
+            if started.elapsed() > Duration::from_secs(30) {
+                panic!(
+                    "timed out waiting for {what}\n--- metrics ---\n{}\n--- logs ---\n{}",
+                    latency_lines(&metrics),
+                    self.exporter.logs()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// The TOS byte / traffic class of the last request the responder saw for `address`.
+    fn traffic_class(&self, address: &str) -> Option<u8> {
+        self.responder
+            .by_address()
+            .get(&address.parse().expect("address"))
+            .map(|counts| counts.traffic_class)
+    }
+
+    fn requests_seen(&self, address: &str) -> u64 {
+        self.responder
+            .by_address()
+            .get(&address.parse().expect("address"))
+            .map_or(0, |counts| counts.requests)
+    }
+}
+
+/// The value of the sample of `metric` whose labels contain every one of `labels`; 0 if none.
+fn value(metrics: &str, metric: &str, labels: &[&str]) -> f64 {
+    metrics
+        .lines()
+        .filter(|line| !line.starts_with('#'))
+        .find(|line| {
+            let name_end = line.find(['{', ' ']).unwrap_or(line.len());
+            &line[..name_end] == metric && labels.iter().all(|label| line.contains(label))
+        })
+        .and_then(|line| line.rsplit(' ').next())
+        .and_then(|value| value.parse().ok())
+        .unwrap_or(0.0)
+}
+
+fn target(name: &str) -> String {
+    format!("target=\"{name}\"")
+}
+
+fn responses(metrics: &str, name: &str) -> f64 {
+    value(metrics, "latency_responses_total", &[&target(name)])
+}
+
+fn errors(metrics: &str, name: &str, reason: &str) -> f64 {
+    let reason = format!("reason=\"{reason}\"");
+    value(metrics, "latency_errors_total", &[&target(name), &reason])
+}
+
+/// The latency lines without histogram buckets (for failure messages).
+fn latency_lines(metrics: &str) -> String {
+    metrics
+        .lines()
+        .filter(|line| {
+            (line.starts_with("latency_") && !line.contains("_bucket"))
+                || line.starts_with("xen_exporter_target_files")
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Every probe leaves with its target's DSCP in the IPv4 TOS byte / IPv6 traffic class, ICMP
+/// and TCP; a target without one sends 0 even though another target's socket of the same
+/// family carries a DSCP.
+#[test]
+fn each_targets_dscp_is_on_the_wire() {
+    let config = "probes:\n  defaults:\n    interval: 50ms\n    timeout: 50ms\n  targets:\n\
+                  \x20   - {host: 198.19.0.2, protocol: icmp, dscp: 46}\n\
+                  \x20   - {host: 'fd00:198:19::2', protocol: icmp, dscp: 10}\n\
+                  \x20   - {host: 198.19.0.3, protocol: tcp, port: 80, dscp: 34}\n\
+                  \x20   - {host: 'fd00:198:19::3', protocol: tcp, port: 80, dscp: 63}\n\
+                  \x20   - {host: 198.19.0.4, protocol: icmp}\n\
+                  \x20   - {host: 'fd00:198:19::4', protocol: tcp, port: 80}\n";
+    let Some(lab) = Lab::start("opt_dscp", Options::default(), config, |_, _| {}) else {
+        return;
+    };
+    let want = [
+        ("198.19.0.2", "198.19.0.2", 46),
+        ("fd00:198:19::2", "fd00:198:19::2", 10),
+        ("198.19.0.3:80", "198.19.0.3", 34),
+        ("[fd00:198:19::3]:80", "fd00:198:19::3", 63),
+        ("198.19.0.4", "198.19.0.4", 0),
+        ("[fd00:198:19::4]:80", "fd00:198:19::4", 0),
+    ];
+    lab.wait_for("replies from every target", |m| {
+        want.iter().all(|(name, _, _)| responses(m, name) >= 5.0)
+    });
+    for (_, address, dscp) in want {
+        assert_eq!(
+            lab.traffic_class(address),
+            Some(dscp << 2),
+            "{address}: TOS / traffic class on the wire"
+        );
+    }
+}
+
+/// Over a link of MTU 1280 (the responder's TUN device), a Don't Fragment probe of 1400
+/// bytes payload fails with reason `mtu` (the kernel refuses to send it: EMSGSIZE) and never
+/// reaches the responder, while a small one to the next address is answered; IPv4 and IPv6.
+#[test]
+fn a_dont_fragment_probe_larger_than_the_mtu_fails_as_mtu_and_a_small_one_passes() {
+    let config = "probes:\n  defaults:\n    interval: 50ms\n    timeout: 50ms\n    dont_fragment: true\n  targets:\n\
+                  \x20   - {host: 198.19.0.2, protocol: icmp, payload_size: 1400}\n\
+                  \x20   - {host: 198.19.0.3, protocol: icmp}\n\
+                  \x20   - {host: 'fd00:198:19::2', protocol: icmp, payload_size: 1400}\n\
+                  \x20   - {host: 'fd00:198:19::3', protocol: icmp}\n\
+                  \x20   - {host: 198.19.0.4, protocol: icmp, payload_size: 1200}\n";
+    let Some(lab) = Lab::start("opt_df", Options::default(), config, |netns, _| {
+        let status = Command::new("ip")
+            .args(["-n", netns.name(), "link", "set", "xesim0", "mtu", "1280"])
+            .status()
+            .expect("run ip");
+        assert!(status.success(), "set the TUN device's MTU");
+    }) else {
+        return;
+    };
+    let metrics = lab.wait_for("mtu errors and replies", |m| {
+        ["198.19.0.2", "fd00:198:19::2"]
+            .iter()
+            .all(|name| errors(m, name, "mtu") >= 10.0)
+            && ["198.19.0.3", "fd00:198:19::3", "198.19.0.4"]
+                .iter()
+                .all(|name| responses(m, name) >= 10.0)
+    });
+    for big in ["198.19.0.2", "fd00:198:19::2"] {
+        assert_eq!(responses(&metrics, big), 0.0, "{}", latency_lines(&metrics));
+        assert_eq!(lab.requests_seen(big), 0, "{big}: a too-big DF probe left");
+    }
+    for small in ["198.19.0.3", "fd00:198:19::3", "198.19.0.4"] {
+        assert_eq!(
+            errors(&metrics, small, "mtu"),
+            0.0,
+            "{}",
+            latency_lines(&metrics)
+        );
+    }
+}
+
+/// `family: both` on a name with an IPv4 and an IPv6 address (from the namespace's hosts file)
+/// probes both, as two series told apart by `family`.
+#[test]
+fn family_both_probes_each_address_family_as_its_own_series() {
+    let config = "probes:\n  defaults:\n    interval: 50ms\n    timeout: 50ms\n  targets:\n\
+                  \x20   - {host: dual.probe.test, protocol: icmp, family: both}\n\
+                  \x20   - {host: dual.probe.test, protocol: tcp, port: 80, family: both, name: dual}\n";
+    let Some(lab) = Lab::start("opt_both", Options::default(), config, |netns, _| {
+        netns
+            .write_etc(
+                "hosts",
+                "127.0.0.1 localhost\n198.19.0.7 dual.probe.test\nfd00:198:19::7 dual.probe.test\n",
+            )
+            .expect("write hosts");
+    }) else {
+        return;
+    };
+    let series = |m: &str, name: &str, family: &str| {
+        let family = format!("family=\"{family}\"");
+        value(m, "latency_responses_total", &[&target(name), &family])
+    };
+    let metrics = lab.wait_for("replies over both families", |m| {
+        ["dual.probe.test", "dual"]
+            .iter()
+            .all(|name| series(m, name, "ip4") >= 5.0 && series(m, name, "ip6") >= 5.0)
+    });
+    for address in ["198.19.0.7", "fd00:198:19::7"] {
+        assert!(
+            metrics.contains(&format!("address=\"{address}\"")),
+            "{}",
+            latency_lines(&metrics)
+        );
+    }
+    assert!(lab.requests_seen("198.19.0.7") >= 10);
+    assert!(lab.requests_seen("fd00:198:19::7") >= 10);
+}
