@@ -17,11 +17,12 @@ struct Lab {
     exporter: Exporter,
     responder: Responder,
     netns: Netns,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
 }
 
 impl Lab {
-    /// `prepare` runs on the namespace and the config's directory before the exporter starts.
+    /// `prepare` runs on the namespace and the config's directory before the exporter starts;
+    /// `{dir}` in `config` is that directory.
     fn start(
         test: &str,
         options: Options,
@@ -36,6 +37,7 @@ impl Lab {
         let dir = common::temp_dir();
         prepare(&netns, dir.path());
         let config_path = dir.path().join("xen_exporter.yml");
+        let config = config.replace("{dir}", &dir.path().display().to_string());
         std::fs::write(&config_path, config).expect("write config");
         let wrapper = ["ip", "netns", "exec", netns.name()];
         let config = format!("--config.file={}", config_path.display());
@@ -44,7 +46,7 @@ impl Lab {
             exporter,
             responder,
             netns,
-            _dir: dir,
+            dir,
         })
     }
 
@@ -74,6 +76,18 @@ impl Lab {
             }
             std::thread::sleep(Duration::from_millis(100));
         }
+    }
+
+    /// Writes `text` to `name` below the config's directory in one step (a rename), so the
+    /// watcher never reads half a file.
+    fn write(&self, name: &str, text: &str) {
+        let staging = self.dir.path().join("staging.tmp");
+        std::fs::write(&staging, text).expect("write target file");
+        std::fs::rename(&staging, self.dir.path().join(name)).expect("rename target file");
+    }
+
+    fn file(&self, name: &str) -> String {
+        self.dir.path().join(name).display().to_string()
     }
 
     /// The TOS byte / traffic class of the last request the responder saw for `address`.
@@ -243,4 +257,99 @@ fn family_both_probes_each_address_family_as_its_own_series() {
     }
     assert!(lab.requests_seen("198.19.0.7") >= 10);
     assert!(lab.requests_seen("fd00:198:19::7") >= 10);
+}
+
+/// `probes.target_files`: a file appears (its targets start), another joins in JSON, the first
+/// changes (a kept target keeps its series, a removed one's series go), breaks (its last good
+/// targets stay, the reload gauge says 0 and the log names file, line and reason), is fixed,
+/// and the second is removed (its targets and gauges go).
+#[test]
+fn target_files_are_added_changed_broken_fixed_and_removed() {
+    let config = "probes:\n  defaults:\n    interval: 50ms\n    timeout: 50ms\n  target_files_interval: 100ms\n  target_files:\n\
+                  \x20   - '{dir}/targets/*.yml'\n    - '{dir}/targets/*.json'\n  targets:\n\
+                  \x20   - {host: 198.19.0.9, protocol: icmp}\n";
+    let Some(lab) = Lab::start("opt_files", Options::default(), config, |_, dir| {
+        std::fs::create_dir(dir.join("targets")).expect("mkdir");
+    }) else {
+        return;
+    };
+    let (a, b) = (lab.file("targets/a.yml"), lab.file("targets/b.json"));
+    let reload = |file: &str, value: &str| {
+        format!("xen_exporter_target_file_last_reload_successful{{file=\"{file}\"}} {value}")
+    };
+    lab.wait_for("the config's own target", |m| {
+        responses(m, "198.19.0.9") >= 3.0
+    });
+
+    lab.write(
+        "targets/a.yml",
+        "- targets: [198.19.0.2, 'fd00:198:19::2']\n  labels: {org: A}\n",
+    );
+    lab.wait_for("a.yml's targets", |m| {
+        responses(m, "198.19.0.2") >= 3.0
+            && responses(m, "fd00:198:19::2") >= 3.0
+            && m.contains(&reload(&a, "1"))
+            && m.contains("org=\"A\"")
+    });
+
+    lab.write(
+        "targets/b.json",
+        r#"[{"targets": ["198.19.0.3:80"], "labels": {"__protocol": "tcp"}}]"#,
+    );
+    lab.wait_for("b.json's target", |m| {
+        responses(m, "198.19.0.3:80") >= 3.0 && m.contains(&reload(&b, "1"))
+    });
+
+    let before = value(
+        &lab.metrics(),
+        "latency_requests_total",
+        &[&target("198.19.0.2")],
+    );
+    lab.write(
+        "targets/a.yml",
+        "- targets: [198.19.0.2, 198.19.0.4]\n  labels: {org: A}\n",
+    );
+    let changed = lab.wait_for("a.yml changed", |m| {
+        responses(m, "198.19.0.4") >= 3.0 && !m.contains("target=\"fd00:198:19::2\"")
+    });
+    assert!(
+        value(&changed, "latency_requests_total", &[&target("198.19.0.2")]) > before,
+        "the kept target keeps its series\n{}",
+        latency_lines(&changed)
+    );
+
+    lab.write(
+        "targets/a.yml",
+        "- targets: [198.19.0.4, 198.19.0.5]\n  labels: {__protcol: tcp}\n",
+    );
+    let broken = lab.wait_for("a.yml broken", |m| m.contains(&reload(&a, "0")));
+    let kept = responses(&broken, "198.19.0.4");
+    lab.wait_for("a.yml's last good targets still probed", |m| {
+        responses(m, "198.19.0.4") >= kept + 3.0 && responses(m, "198.19.0.2") > 0.0
+    });
+    assert!(!broken.contains("target=\"198.19.0.5\""));
+    let logs = lab.exporter.logs();
+    assert!(
+        logs.contains("a.yml:1: target") && logs.contains("unknown setting label"),
+        "{logs}"
+    );
+
+    lab.write("targets/a.yml", "- targets: [198.19.0.5]\n");
+    lab.wait_for("a.yml fixed", |m| {
+        m.contains(&reload(&a, "1"))
+            && responses(m, "198.19.0.5") >= 3.0
+            && !m.contains("target=\"198.19.0.4\"")
+            && !m.contains("target=\"198.19.0.2\"")
+    });
+
+    std::fs::remove_file(lab.dir.path().join("targets/b.json")).expect("remove b.json");
+    let removed = lab.wait_for("b.json removed", |m| {
+        !m.contains("target=\"198.19.0.3:80\"") && !m.contains(&format!("file=\"{b}\""))
+    });
+    // The config's own target ran through all of it.
+    assert!(
+        responses(&removed, "198.19.0.9") >= 20.0,
+        "{}",
+        latency_lines(&removed)
+    );
 }

@@ -8,6 +8,7 @@
 pub mod duration;
 pub mod limits;
 pub mod probes;
+pub mod target_files;
 
 use std::fmt;
 use std::io::Read;

@@ -27,6 +27,13 @@ pub struct ProbesConfig {
     /// Upper bounds (seconds) of the RTT histogram's buckets, for every target. Default:
     /// [`defaults::RTT_BUCKETS`].
     pub rtt_buckets: Option<Buckets>,
+    /// More targets from files in Prometheus file_sd format (see [`super::target_files`]):
+    /// paths whose file name may hold `*` and `?`, watched for changes.
+    #[serde(default)]
+    pub target_files: Vec<TargetFilePattern>,
+    /// How often the target files are checked for changes. Default:
+    /// [`defaults::TARGET_FILES_INTERVAL`].
+    pub target_files_interval: Option<PositiveDuration>,
 }
 
 /// The protocol a target is probed with.
@@ -224,6 +231,8 @@ pub mod defaults {
     /// ping's default payload: 56 bytes, 64 with the ICMP header.
     pub const PAYLOAD_SIZE: u16 = 56;
     pub const RESOLVE_INTERVAL: Duration = Duration::from_secs(300);
+    /// Target files are checked (size and modification time) this often.
+    pub const TARGET_FILES_INTERVAL: Duration = Duration::from_secs(5);
     /// Probing more often than this is a flood, not a measurement.
     pub const MIN_INTERVAL: Duration = Duration::from_millis(10);
     /// RTT histogram buckets, seconds: 1-2-5 steps from 0.1 ms (a LAN) to 10 s (a timeout).
@@ -476,6 +485,11 @@ checked_string!(
     check_host
 );
 checked_string!(
+    /// A target file path; `*` and `?` only in its file name.
+    TargetFilePattern,
+    check_target_file_pattern
+);
+checked_string!(
     /// A network interface name as Linux accepts it (1 to 15 bytes, no `/` or whitespace).
     InterfaceName,
     check_interface
@@ -534,6 +548,27 @@ fn check_host(host: &str) -> Result<(), String> {
         Err(format!(
             "{host:?} is neither an IP address nor a host name (letters, digits, -, . and _)"
         ))
+    }
+}
+
+fn check_target_file_pattern(pattern: &str) -> Result<(), String> {
+    let (directory, name) = pattern.rsplit_once('/').unwrap_or(("", pattern));
+    if name.is_empty() {
+        return Err(format!("{pattern:?} names no file"));
+    }
+    if directory.contains(['*', '?', '[']) {
+        return Err(format!(
+            "{pattern:?}: wildcards (* and ?) are allowed in the file name only"
+        ));
+    }
+    Ok(())
+}
+
+impl ProbesConfig {
+    /// How often the target files are checked for changes.
+    pub fn target_files_interval(&self) -> Duration {
+        self.target_files_interval
+            .map_or(defaults::TARGET_FILES_INTERVAL, PositiveDuration::get)
     }
 }
 

@@ -14,6 +14,7 @@ mod metrics;
 mod packet_options;
 mod resolve;
 mod scheduler;
+mod target_files;
 mod tcp;
 
 use std::collections::{HashMap, HashSet};
@@ -52,6 +53,14 @@ impl Probes {
         let initial = config.borrow_and_update().clone();
         let buckets = initial.probes.rtt_buckets();
         let metrics = ProbeMetrics::register(registry, buckets.clone());
+        let file_metrics = target_files::TargetFileMetrics::register(registry);
+        let (file_sender, mut file_targets) = watch::channel(Vec::new());
+        tokio::spawn(target_files::watch(
+            config.clone(),
+            file_sender,
+            file_metrics,
+            shutdown.clone(),
+        ));
         let probes = Probes {
             icmp: Arc::new(IcmpPool::default()),
             targets: Arc::new(AtomicUsize::new(0)),
@@ -80,7 +89,17 @@ impl Probes {
                         if probes.rtt_buckets() != buckets {
                             tracing::warn!("probes.rtt_buckets changed: the RTT histograms keep their buckets until a restart");
                         }
-                        supervisor.apply(probes.targets());
+                        let mut targets = probes.targets();
+                        targets.extend(file_targets.borrow().iter().cloned());
+                        supervisor.apply(targets);
+                    }
+                    changed = file_targets.changed() => {
+                        if changed.is_err() {
+                            break;
+                        }
+                        let mut targets = config.borrow().probes.targets();
+                        targets.extend(file_targets.borrow_and_update().iter().cloned());
+                        supervisor.apply(targets);
                     }
                 }
             }
