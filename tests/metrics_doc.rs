@@ -132,11 +132,19 @@ fn metrics_md_matches_what_metrics_serves() {
         format!(
             "probes:\n  defaults:\n    interval: 50ms\n    timeout: 50ms\n    family: ip4\n    \
              labels: {{ix: NIX}}\n  targets:\n    - {{host: localhost, protocol: tcp, port: {port}}}\n    \
-             - {{host: 127.0.0.1, protocol: tcp, port: {}}}\n    - {{host: 127.0.0.1, protocol: icmp}}\n",
-            common::free_port()
+             - {{host: 127.0.0.1, protocol: tcp, port: {}}}\n    - {{host: 127.0.0.1, protocol: icmp}}\n  \
+             target_files: ['{}']\n",
+            common::free_port(),
+            dir.path().join("targets.yml").display()
         ),
     )
     .expect("write config");
+    // A target file, so the target-file gauges have series (its target: loopback, TCP).
+    std::fs::write(
+        dir.path().join("targets.yml"),
+        format!("- targets: ['127.0.0.2:{port}']\n  labels: {{__protocol: tcp}}\n"),
+    )
+    .expect("write target file");
     let exporter = Exporter::start(&[
         "--xen.source=simulated",
         "--xen.simulated.domains=2",
@@ -159,6 +167,7 @@ fn metrics_md_matches_what_metrics_serves() {
             "latency_jitter_seconds{",
             "latency_errors_total{",
             "latency_dns_lookups_total{",
+            "xen_exporter_target_file_targets{",
         ]
         .iter()
         .all(|needle| text.contains(needle))
