@@ -29,6 +29,17 @@ impl Lab {
         config: &str,
         prepare: impl FnOnce(&Netns, &Path),
     ) -> Option<Lab> {
+        Self::start_as(test, options, config, false, prepare)
+    }
+
+    /// As [`Lab::start`]; `unprivileged` runs the exporter as nobody without capabilities.
+    fn start_as(
+        test: &str,
+        options: Options,
+        config: &str,
+        unprivileged: bool,
+        prepare: impl FnOnce(&Netns, &Path),
+    ) -> Option<Lab> {
         if !netsim::require_privileged(test) {
             return None;
         }
@@ -39,7 +50,19 @@ impl Lab {
         let config_path = dir.path().join("xen_exporter.yml");
         let config = config.replace("{dir}", &dir.path().display().to_string());
         std::fs::write(&config_path, config).expect("write config");
-        let wrapper = ["ip", "netns", "exec", netns.name()];
+        let mut wrapper = vec!["ip", "netns", "exec", netns.name()];
+        if unprivileged {
+            // uid/gid 65534, no capabilities: ICMP over DGRAM (ping) sockets.
+            netns.allow_ping_group().expect("ping_group_range");
+            wrapper.extend([
+                "setpriv",
+                "--reuid=65534",
+                "--regid=65534",
+                "--clear-groups",
+            ]);
+            set_mode(dir.path(), 0o755);
+            set_mode(&config_path, 0o644);
+        }
         let config = format!("--config.file={}", config_path.display());
         let exporter = Exporter::start_wrapped(&wrapper, &[&config], &[]);
         Some(Lab {
@@ -104,6 +127,11 @@ impl Lab {
             .get(&address.parse().expect("address"))
             .map_or(0, |counts| counts.requests)
     }
+}
+
+fn set_mode(path: &Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).expect("chmod");
 }
 
 /// The value of the sample of `metric` whose labels contain every one of `labels`; 0 if none.
@@ -220,6 +248,160 @@ fn a_dont_fragment_probe_larger_than_the_mtu_fails_as_mtu_and_a_small_one_passes
             latency_lines(&metrics)
         );
     }
+}
+
+/// Through a router whose link toward the target has MTU 1280, a Don't Fragment probe of 1400
+/// bytes payload is refused by the router ("fragmentation needed" / "packet too big", then the
+/// path MTU the kernel learned from it) and counts as `mtu`, never answered; a small probe to
+/// the same address is answered by the far namespace's kernel. IPv4 and IPv6.
+#[test]
+fn a_router_with_a_lower_mtu_fails_the_large_dont_fragment_probe_as_mtu() {
+    router_with_a_lower_mtu("opt_pmtu", false);
+}
+
+/// The same over DGRAM (ping) sockets, which get the router's error on their error queue.
+#[test]
+fn over_dgram_sockets_a_router_with_a_lower_mtu_fails_the_large_probe_as_mtu() {
+    router_with_a_lower_mtu("opt_pmtu_dgram", true);
+}
+
+fn router_with_a_lower_mtu(test: &str, unprivileged: bool) {
+    let config = "probes:\n  defaults:\n    interval: 50ms\n    timeout: 50ms\n    dont_fragment: true\n  targets:\n\
+                  \x20   - {host: 203.0.113.1, protocol: icmp, payload_size: 1400, name: big4}\n\
+                  \x20   - {host: 203.0.113.1, protocol: icmp, name: small4}\n\
+                  \x20   - {host: '2001:db8:113::1', protocol: icmp, payload_size: 1400, name: big6}\n\
+                  \x20   - {host: '2001:db8:113::1', protocol: icmp, name: small6}\n";
+    let mut namespaces = None;
+    let Some(lab) = Lab::start_as(
+        test,
+        Options::default(),
+        config,
+        unprivileged,
+        |netns, _| {
+            namespaces = Some(narrow_router(netns));
+        },
+    ) else {
+        return;
+    };
+    let metrics = lab.wait_for("mtu errors on the big probes, replies on the small", |m| {
+        errors(m, "big4", "mtu") >= 10.0
+            && errors(m, "big6", "mtu") >= 10.0
+            && responses(m, "small4") >= 10.0
+            && responses(m, "small6") >= 10.0
+    });
+    for big in ["big4", "big6"] {
+        assert_eq!(responses(&metrics, big), 0.0, "{}", latency_lines(&metrics));
+        // The first probe's failure is the router's ICMP error about it, matched to it: not
+        // a timeout, not an unreachable.
+        for other in ["timeout", "unreachable"] {
+            assert_eq!(
+                errors(&metrics, big, other),
+                0.0,
+                "{}",
+                latency_lines(&metrics)
+            );
+        }
+    }
+    for small in ["small4", "small6"] {
+        assert_eq!(
+            errors(&metrics, small, "mtu"),
+            0.0,
+            "{}",
+            latency_lines(&metrics)
+        );
+    }
+    drop(lab);
+    drop(namespaces);
+}
+
+/// Two namespaces behind the exporter's: a router (veth of MTU 1500 toward the exporter) and a
+/// far host holding 203.0.113.1 and 2001:db8:113::1 behind a veth of MTU 1280.
+fn narrow_router(netns: &Netns) -> (Netns, Netns) {
+    let router = Netns::create(&format!("{}-r", netns.name())).expect("router namespace");
+    let far = Netns::create(&format!("{}-f", netns.name())).expect("far namespace");
+    let ip = |args: &[&str]| {
+        let status = Command::new("ip").args(args).status().expect("run ip");
+        assert!(status.success(), "ip {args:?}");
+    };
+    let (a, r, f) = (netns.name(), router.name(), far.name());
+    ip(&[
+        "-n", a, "link", "add", "xe-m0", "type", "veth", "peer", "name", "xe-m1", "netns", r,
+    ]);
+    ip(&[
+        "-n", r, "link", "add", "xe-m2", "type", "veth", "peer", "name", "xe-m3", "netns", f,
+    ]);
+    for (ns, dev, v4, v6) in [
+        (a, "xe-m0", "192.0.2.1/30", "fd00:192:2::1/64"),
+        (r, "xe-m1", "192.0.2.2/30", "fd00:192:2::2/64"),
+        (r, "xe-m2", "192.0.2.5/30", "fd00:192:3::1/64"),
+        (f, "xe-m3", "192.0.2.6/30", "fd00:192:3::2/64"),
+    ] {
+        ip(&["-n", ns, "addr", "add", v4, "dev", dev]);
+        ip(&["-n", ns, "addr", "add", v6, "dev", dev, "nodad"]);
+        if dev == "xe-m2" || dev == "xe-m3" {
+            ip(&["-n", ns, "link", "set", dev, "mtu", "1280"]);
+        }
+        ip(&["-n", ns, "link", "set", dev, "up"]);
+    }
+    ip(&["-n", f, "link", "set", "lo", "up"]);
+    ip(&["-n", f, "addr", "add", "203.0.113.1/32", "dev", "lo"]);
+    ip(&["-n", f, "addr", "add", "2001:db8:113::1/128", "dev", "lo"]);
+    ip(&[
+        "-n",
+        a,
+        "route",
+        "add",
+        "203.0.113.0/24",
+        "via",
+        "192.0.2.2",
+    ]);
+    ip(&[
+        "-n",
+        a,
+        "-6",
+        "route",
+        "add",
+        "2001:db8:113::/48",
+        "via",
+        "fd00:192:2::2",
+    ]);
+    ip(&[
+        "-n",
+        r,
+        "route",
+        "add",
+        "203.0.113.0/24",
+        "via",
+        "192.0.2.6",
+    ]);
+    ip(&[
+        "-n",
+        r,
+        "-6",
+        "route",
+        "add",
+        "2001:db8:113::/48",
+        "via",
+        "fd00:192:3::2",
+    ]);
+    ip(&["-n", f, "route", "add", "default", "via", "192.0.2.5"]);
+    ip(&[
+        "-n",
+        f,
+        "-6",
+        "route",
+        "add",
+        "default",
+        "via",
+        "fd00:192:3::1",
+    ]);
+    router
+        .set_sysctl("net.ipv4.ip_forward", "1")
+        .expect("forwarding");
+    router
+        .set_sysctl("net.ipv6.conf.all.forwarding", "1")
+        .expect("IPv6 forwarding");
+    (router, far)
 }
 
 /// `family: both` on a name with an IPv4 and an IPv6 address (from the namespace's hosts file)
