@@ -40,6 +40,8 @@ pub struct Probes {
     /// The configuration in force, for the landing page: it shows a reload's targets as soon as
     /// the reload is answered, before the supervisor has started them.
     config: watch::Receiver<Arc<Config>>,
+    /// The targets from `probes.target_files` in force.
+    file_targets: watch::Receiver<Vec<Target>>,
 }
 
 impl Probes {
@@ -65,6 +67,7 @@ impl Probes {
             icmp: Arc::new(IcmpPool::default()),
             targets: Arc::new(AtomicUsize::new(0)),
             config: config.clone(),
+            file_targets: file_targets.clone(),
         };
         let mut supervisor = Supervisor {
             metrics,
@@ -135,7 +138,8 @@ impl ScrapeCollector for Probes {
     fn describe(&self) -> String {
         let (targets, icmp) = {
             let config = self.config.borrow();
-            let targets = config.probes.targets();
+            let mut targets = config.probes.targets();
+            targets.extend(self.file_targets.borrow().iter().cloned());
             let icmp = targets
                 .iter()
                 .filter(|target| target.protocol == Protocol::Icmp)

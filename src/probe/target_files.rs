@@ -16,6 +16,7 @@ use prometheus_client::registry::Registry;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
+use crate::config::limits;
 use crate::config::probes::{ProbesConfig, Target};
 use crate::config::target_files::{identity, parse, TargetFileError};
 use crate::config::Config;
@@ -146,12 +147,7 @@ fn scan(
             targets: Vec::new(),
         });
         if reread || stamp.is_none() || stamp != watched.stamp {
-            let outcome = std::fs::read_to_string(&path)
-                .map_err(|error| TargetFileError {
-                    file: path.display().to_string(),
-                    line: 0,
-                    reason: format!("cannot read: {error}"),
-                })
+            let outcome = read(&path)
                 .and_then(|text| parse(&path, &text, probes))
                 .and_then(|targets| check_taken(&path, targets, &taken));
             // A file that cannot be read is tried again at the next pass.
@@ -176,6 +172,34 @@ fn scan(
         taken.extend(watched.targets.iter().map(identity));
     }
     changed
+}
+
+/// A target file's text, if it is within the config file's size and nesting bounds (the YAML
+/// parser's time grows fast with both).
+fn read(path: &Path) -> Result<String, TargetFileError> {
+    let fail = |line: usize, reason: String| TargetFileError {
+        file: path.display().to_string(),
+        line,
+        reason,
+    };
+    let size = std::fs::metadata(path)
+        .map_err(|error| fail(0, format!("cannot read: {error}")))?
+        .len();
+    if size > limits::MAX_BYTES {
+        return Err(fail(
+            0,
+            format!("{size} bytes, more than the {} allowed", limits::MAX_BYTES),
+        ));
+    }
+    let text =
+        std::fs::read_to_string(path).map_err(|error| fail(0, format!("cannot read: {error}")))?;
+    limits::check_depth(&text).map_err(|deep| {
+        fail(
+            deep.line,
+            format!("nested deeper than {} levels", limits::MAX_DEPTH),
+        )
+    })?;
+    Ok(text)
 }
 
 /// A file's targets, unless one has the name of a target defined before it.
