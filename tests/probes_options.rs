@@ -524,6 +524,36 @@ fn target_files_are_added_changed_broken_fixed_and_removed() {
             && !m.contains("target=\"198.19.0.2\"")
     });
 
+    // A reload gives the config a target of a.yml's name: the config's wins, a.yml fails and
+    // gives it up, and only one task probes it (20 a second at 50 ms, not 40).
+    let config_path = lab.dir.path().join("xen_exporter.yml");
+    let mut config = std::fs::read_to_string(&config_path).expect("read config");
+    config.push_str("    - {host: 198.19.0.5, protocol: icmp}\n");
+    std::fs::write(&config_path, config).expect("rewrite config");
+    lab.exporter.signal("HUP");
+    let taken = lab.wait_for("a.yml's name taken by the config", |m| {
+        m.contains(&reload(&a, "0"))
+    });
+    let logs = lab.exporter.logs();
+    assert!(
+        logs.contains("is already defined in the config file"),
+        "{logs}"
+    );
+    let started = Instant::now();
+    let before = value(&taken, "latency_requests_total", &[&target("198.19.0.5")]);
+    std::thread::sleep(Duration::from_secs(2));
+    let after = value(
+        &lab.metrics(),
+        "latency_requests_total",
+        &[&target("198.19.0.5")],
+    );
+    let expected = started.elapsed().as_secs_f64() / 0.05;
+    assert!(
+        after - before <= expected + 5.0,
+        "{} requests in {expected} intervals: two tasks probe one name",
+        after - before
+    );
+
     std::fs::remove_file(lab.dir.path().join("targets/b.json")).expect("remove b.json");
     let removed = lab.wait_for("b.json removed", |m| {
         !m.contains("target=\"198.19.0.3:80\"") && !m.contains(&format!("file=\"{b}\""))

@@ -163,6 +163,13 @@ fn scan(
                     metrics.set(&path, true, watched.targets.len());
                 }
                 Err(error) => {
+                    // Last good targets whose names the config (after a reload) or an earlier
+                    // file took since go: two targets must never write one series.
+                    let kept = watched.targets.len();
+                    watched
+                        .targets
+                        .retain(|target| !taken.contains(&identity(target)));
+                    changed |= watched.targets.len() != kept;
                     tracing::warn!(%error, kept = watched.targets.len(),
                         "target file not used; its last good targets stay");
                     metrics.set(&path, false, watched.targets.len());
