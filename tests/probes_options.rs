@@ -524,11 +524,12 @@ fn target_files_are_added_changed_broken_fixed_and_removed() {
             && !m.contains("target=\"198.19.0.2\"")
     });
 
-    // A reload gives the config a target of a.yml's name: the config's wins, a.yml fails and
-    // gives it up, and only one task probes it (20 a second at 50 ms, not 40).
+    // A reload gives the config a target of a.yml's name (other settings, same series): the
+    // config's wins, a.yml fails and gives it up, and only one task probes it (20 a second at
+    // 50 ms, not 40).
     let config_path = lab.dir.path().join("xen_exporter.yml");
     let mut config = std::fs::read_to_string(&config_path).expect("read config");
-    config.push_str("    - {host: 198.19.0.5, protocol: icmp}\n");
+    config.push_str("    - {host: 198.19.0.5, protocol: icmp, payload_size: 100}\n");
     std::fs::write(&config_path, config).expect("rewrite config");
     lab.exporter.signal("HUP");
     let taken = lab.wait_for("a.yml's name taken by the config", |m| {
