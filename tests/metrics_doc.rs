@@ -138,11 +138,19 @@ fn metrics_md_matches_what_metrics_serves() {
              labels: {{ix: NIX}}\n    trace: {{interval: 1s}}\n  targets:\n    - {{host: localhost, protocol: tcp, port: {port}}}\n    \
              - {{host: 127.0.0.1, protocol: tcp, port: {}}}\n    - {{host: 127.0.0.1, protocol: icmp}}\n    \
              - {{name: no-interface, host: 127.0.0.1, protocol: tcp, port: 9, interface: xe-doc-none}}\n\
+             \x20 target_files: ['{}']\n\
              ixes:\n  NIX: [192.0.2.0/24]\n",
-            common::free_port()
+            common::free_port(),
+            dir.path().join("targets.yml").display()
         ),
     )
     .expect("write config");
+    // A target file, so the target-file gauges have series (its target: loopback, TCP).
+    std::fs::write(
+        dir.path().join("targets.yml"),
+        format!("- targets: ['127.0.0.2:{port}']\n  labels: {{__protocol: tcp}}\n"),
+    )
+    .expect("write target file");
     let exporter = Exporter::start(&[
         "--xen.source=simulated",
         "--xen.simulated.domains=2",
@@ -168,6 +176,7 @@ fn metrics_md_matches_what_metrics_serves() {
             "latency_path_info{",
             "latency_path_via_ix{",
             "latency_path_trace_errors_total{",
+            "xen_exporter_target_file_targets{",
         ]
         .iter()
         .all(|needle| text.contains(needle))

@@ -35,6 +35,8 @@ pub struct Packet<'a> {
     pub src: IpAddr,
     /// Destination address (a simulated target).
     pub dst: IpAddr,
+    /// The IPv4 TOS byte or the IPv6 traffic class (DSCP × 4 + ECN), as it came on the wire.
+    pub traffic_class: u8,
     /// What the packet carries.
     pub kind: Kind<'a>,
 }
@@ -109,6 +111,7 @@ fn parse_ipv4(packet: &[u8]) -> Option<Packet<'_>> {
         return Some(Packet {
             src,
             dst,
+            traffic_class: packet[1],
             kind: Kind::Other,
         });
     }
@@ -120,7 +123,12 @@ fn parse_ipv4(packet: &[u8]) -> Option<Packet<'_>> {
         PROTO_TCP => parse_tcp(payload).map_or(Kind::Other, Kind::Tcp),
         _ => Kind::Other,
     };
-    Some(Packet { src, dst, kind })
+    Some(Packet {
+        src,
+        dst,
+        traffic_class: packet[1],
+        kind,
+    })
 }
 
 fn parse_ipv6(packet: &[u8]) -> Option<Packet<'_>> {
@@ -145,7 +153,14 @@ fn parse_ipv6(packet: &[u8]) -> Option<Packet<'_>> {
         PROTO_TCP => parse_tcp(payload).map_or(Kind::Other, Kind::Tcp),
         _ => Kind::Other,
     };
-    Some(Packet { src, dst, kind })
+    // Version (4 bits), traffic class (8 bits), flow label (20 bits).
+    let traffic_class = (packet[0] << 4) | (packet[1] >> 4);
+    Some(Packet {
+        src,
+        dst,
+        traffic_class,
+        kind,
+    })
 }
 
 fn parse_tcp(segment: &[u8]) -> Option<Segment> {
@@ -405,6 +420,23 @@ mod tests {
             &request_bytes[24..],
             "identifier, sequence, payload"
         );
+    }
+
+    /// The TOS byte (IPv4) and the traffic class (IPv6, across its nibble boundary) are read
+    /// as they came: the DSCP a prober set is visible at the responder.
+    #[test]
+    fn the_traffic_class_is_read_from_either_header() {
+        let mut v4 = echo_request_v4();
+        v4[1] = 46 << 2;
+        assert_eq!(parse_packet(&v4).expect("v4").traffic_class, 184);
+        let src: Ipv6Addr = "fd00:198:19::1".parse().expect("address");
+        let dst: Ipv6Addr = "fd00:198:19::7".parse().expect("address");
+        let icmp = vec![ICMPV6_ECHO_REQUEST, 0, 0, 0, 0, 9, 0, 3];
+        let mut v6 =
+            ip_packet_with_pseudo_header(src.into(), dst.into(), PROTO_ICMPV6, icmp, 2, 64);
+        v6[0] = 0x6b;
+        v6[1] = 0x8f;
+        assert_eq!(parse_packet(&v6).expect("v6").traffic_class, 0xb8);
     }
 
     #[test]

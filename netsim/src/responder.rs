@@ -296,7 +296,8 @@ impl Reader {
             Kind::EchoRequest { message } => {
                 Counters::add(&self.counters.echo_requests);
                 let fate = self.fate(request.dst);
-                self.counters.add_request(request.dst, fate.is_none());
+                self.counters
+                    .add_request(request.dst, request.traffic_class, fate.is_none());
                 if let Some(delay) = fate {
                     let reply = packet::build_echo_reply(&request, message, self.options.ttl);
                     self.scheduler.schedule(now + delay, reply);
@@ -317,11 +318,13 @@ impl Reader {
         Counters::add(&self.counters.syns);
         if self.options.silent_ports.contains(&syn.dst_port) {
             Counters::add(&self.counters.silent);
-            self.counters.add_request(request.dst, false);
+            self.counters
+                .add_request(request.dst, request.traffic_class, false);
             return;
         }
         let fate = self.fate(request.dst);
-        self.counters.add_request(request.dst, fate.is_none());
+        self.counters
+            .add_request(request.dst, request.traffic_class, fate.is_none());
         let Some(delay) = fate else {
             return;
         };

@@ -31,13 +31,14 @@ impl Counters {
     }
 
     /// Counts a request (echo or SYN) for `address`, and whether it was dropped by the loss.
-    pub fn add_request(&self, address: IpAddr, dropped: bool) {
+    pub fn add_request(&self, address: IpAddr, traffic_class: u8, dropped: bool) {
         let mut by_address = self
             .by_address
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
         let counts = by_address.entry(address).or_default();
         counts.requests += 1;
+        counts.traffic_class = traffic_class;
         counts.dropped += u64::from(dropped);
     }
 
@@ -154,6 +155,8 @@ pub struct AddressCounts {
     pub requests: u64,
     /// Of those, dropped by the configured loss.
     pub dropped: u64,
+    /// The TOS byte / traffic class of the last one (DSCP × 4 + ECN).
+    pub traffic_class: u8,
 }
 
 /// How late delayed answers left, relative to their due time (1 µs resolution).

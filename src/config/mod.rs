@@ -8,6 +8,7 @@
 pub mod duration;
 pub mod limits;
 pub mod probes;
+pub mod target_files;
 pub mod trace;
 
 use std::fmt;

@@ -28,6 +28,13 @@ pub struct ProbesConfig {
     /// Upper bounds (seconds) of the RTT histogram's buckets, for every target. Default:
     /// [`defaults::RTT_BUCKETS`].
     pub rtt_buckets: Option<Buckets>,
+    /// More targets from files in Prometheus file_sd format (see [`super::target_files`]):
+    /// paths whose file name may hold `*` and `?`, watched for changes.
+    #[serde(default)]
+    pub target_files: Vec<TargetFilePattern>,
+    /// How often the target files are checked for changes. Default:
+    /// [`defaults::TARGET_FILES_INTERVAL`].
+    pub target_files_interval: Option<PositiveDuration>,
 }
 
 /// The protocol a target is probed with.
@@ -71,6 +78,10 @@ pub enum Family {
     /// IPv6 if the name has an IPv6 address, else IPv4.
     #[serde(rename = "prefer-ip6")]
     PreferIp6,
+    /// Both: the target becomes two, one per family, told apart by the label `family`
+    /// (`ip4`, `ip6`). Only for host names.
+    #[serde(rename = "both")]
+    Both,
 }
 
 impl Family {
@@ -81,6 +92,7 @@ impl Family {
             Family::Ip6 => "ip6",
             Family::PreferIp4 => "prefer-ip4",
             Family::PreferIp6 => "prefer-ip6",
+            Family::Both => "both",
         }
     }
 
@@ -89,7 +101,7 @@ impl Family {
         match self {
             Family::Ip4 => address.is_ipv4(),
             Family::Ip6 => address.is_ipv6(),
-            Family::PreferIp4 | Family::PreferIp6 => true,
+            Family::PreferIp4 | Family::PreferIp6 | Family::Both => true,
         }
     }
 
@@ -100,7 +112,7 @@ impl Family {
         match self {
             Family::Ip4 => first_v4,
             Family::Ip6 => first_v6,
-            Family::PreferIp4 => first_v4.or(first_v6),
+            Family::PreferIp4 | Family::Both => first_v4.or(first_v6),
             Family::PreferIp6 => first_v6.or(first_v4),
         }
     }
@@ -117,6 +129,11 @@ pub struct SettingsConfig {
     pub family: Option<Family>,
     /// Bytes of ICMP payload after the echo header (ping's `-s`, default 56).
     pub payload_size: Option<PayloadSize>,
+    /// DSCP of the probes, 0 to 63 (IPv4 TOS / IPv6 traffic class = DSCP × 4; default 0).
+    pub dscp: Option<Dscp>,
+    /// Set Don't Fragment (IPv4) / forbid fragmentation (IPv6) on ICMP probes: a probe larger
+    /// than the path MTU fails with reason `mtu` instead of being fragmented.
+    pub dont_fragment: Option<bool>,
     /// Local address the probes are sent from.
     pub source_address: Option<IpAddr>,
     /// Network interface the probes are bound to (`SO_BINDTODEVICE`).
@@ -147,6 +164,8 @@ pub struct TargetConfig {
     pub timeout: Option<PositiveDuration>,
     pub family: Option<Family>,
     pub payload_size: Option<PayloadSize>,
+    pub dscp: Option<Dscp>,
+    pub dont_fragment: Option<bool>,
     pub source_address: Option<IpAddr>,
     pub interface: Option<InterfaceName>,
     pub resolve_interval: Option<PositiveDuration>,
@@ -164,6 +183,8 @@ impl TargetConfig {
             timeout: self.timeout,
             family: self.family,
             payload_size: self.payload_size,
+            dscp: self.dscp,
+            dont_fragment: self.dont_fragment,
             source_address: self.source_address,
             interface: self.interface.clone(),
             resolve_interval: self.resolve_interval,
@@ -187,6 +208,10 @@ pub struct Target {
     pub family: Family,
     /// ICMP payload bytes (0 for TCP targets).
     pub payload_size: u16,
+    /// DSCP, 0 to 63.
+    pub dscp: u8,
+    /// Don't Fragment (ICMP targets only; always false for TCP).
+    pub dont_fragment: bool,
     pub source_address: Option<IpAddr>,
     pub interface: Option<String>,
     pub resolve_interval: Duration,
@@ -215,6 +240,8 @@ pub mod defaults {
     /// ping's default payload: 56 bytes, 64 with the ICMP header.
     pub const PAYLOAD_SIZE: u16 = 56;
     pub const RESOLVE_INTERVAL: Duration = Duration::from_secs(300);
+    /// Target files are checked (size and modification time) this often.
+    pub const TARGET_FILES_INTERVAL: Duration = Duration::from_secs(5);
     /// Probing more often than this is a flood, not a measurement.
     pub const MIN_INTERVAL: Duration = Duration::from_millis(10);
     /// RTT histogram buckets, seconds: 1-2-5 steps from 0.1 ms (a LAN) to 10 s (a timeout).
@@ -230,6 +257,7 @@ pub const RESERVED_LABELS: &[&str] = &[
     "protocol",
     "address",
     "reason",
+    "family",
     "le",
     "quantile",
     "job",
@@ -280,6 +308,13 @@ impl ProbesConfig {
                     "payload_size:",
                 ));
             }
+            if target.protocol == Protocol::Tcp && target.dont_fragment.is_some() {
+                return Err(problem(
+                    "dont_fragment",
+                    "applies to icmp targets only (TCP does its own path MTU discovery)".into(),
+                    "dont_fragment:",
+                ));
+            }
             let resolved = self.resolve(target);
             if resolved.timeout > resolved.interval {
                 return Err(problem(
@@ -303,6 +338,13 @@ impl ProbesConfig {
                 ));
             }
             if let Some(address) = resolved.literal_address() {
+                if resolved.family == Family::Both {
+                    return Err(problem(
+                        "family",
+                        format!("{address} is an address, not a name with one of each family; `both` needs a host name"),
+                        "family: both",
+                    ));
+                }
                 if !resolved.family.allows(address) {
                     return Err(problem(
                         "family",
@@ -369,12 +411,10 @@ impl ProbesConfig {
         )
     }
 
-    /// Every target with its settings decided (defaults from the file, then built-in ones).
+    /// Every target with its settings decided (defaults from the file, then built-in ones);
+    /// a `family: both` target comes as two, see [`split_families`].
     pub fn targets(&self) -> Vec<Target> {
-        self.targets
-            .iter()
-            .map(|target| self.resolve(target))
-            .collect()
+        split_families(self.targets.iter().map(|target| self.resolve(target)))
     }
 
     fn resolve(&self, target: &TargetConfig) -> Target {
@@ -405,6 +445,9 @@ impl ProbesConfig {
             interval: pick(own.interval, file.interval, defaults::INTERVAL),
             timeout: pick(own.timeout, file.timeout, defaults::TIMEOUT),
             family: own.family.or(file.family).unwrap_or(defaults::FAMILY),
+            dscp: own.dscp.or(file.dscp).map_or(0, |dscp| dscp.0),
+            dont_fragment: target.protocol == Protocol::Icmp
+                && own.dont_fragment.or(file.dont_fragment).unwrap_or(false),
             payload_size: match target.protocol {
                 Protocol::Icmp => own
                     .payload_size
@@ -451,6 +494,26 @@ fn resolve_trace(config: &TraceConfig, protocol: Protocol) -> Option<Trace> {
     })
 }
 
+/// Makes each `family: both` target two, one per address family, each with the label
+/// `family` (`ip4` / `ip6`): two series of one name.
+pub fn split_families(targets: impl IntoIterator<Item = Target>) -> Vec<Target> {
+    let mut split = Vec::new();
+    for target in targets {
+        if target.family != Family::Both {
+            split.push(target);
+            continue;
+        }
+        for family in [Family::Ip4, Family::Ip6] {
+            let mut one = target.clone();
+            one.family = family;
+            one.labels
+                .insert("family".to_owned(), family.as_str().to_owned());
+            split.push(one);
+        }
+    }
+    split
+}
+
 /// Defines a string newtype whose `Deserialize` runs `check` and reports its message.
 macro_rules! checked_string {
     ($(#[$meta:meta])* $name:ident, $check:path) => {
@@ -482,6 +545,11 @@ checked_string!(
     /// A host name (RFC 1123 letters, digits, `-`, `.`, `_`) or an IPv4/IPv6 address literal.
     HostName,
     check_host
+);
+checked_string!(
+    /// A target file path; `*` and `?` only in its file name.
+    TargetFilePattern,
+    check_target_file_pattern
 );
 checked_string!(
     /// A network interface name as Linux accepts it (1 to 15 bytes, no `/` or whitespace).
@@ -545,6 +613,27 @@ fn check_host(host: &str) -> Result<(), String> {
     }
 }
 
+fn check_target_file_pattern(pattern: &str) -> Result<(), String> {
+    let (directory, name) = pattern.rsplit_once('/').unwrap_or(("", pattern));
+    if name.is_empty() {
+        return Err(format!("{pattern:?} names no file"));
+    }
+    if directory.contains(['*', '?', '[']) {
+        return Err(format!(
+            "{pattern:?}: wildcards (* and ?) are allowed in the file name only"
+        ));
+    }
+    Ok(())
+}
+
+impl ProbesConfig {
+    /// How often the target files are checked for changes.
+    pub fn target_files_interval(&self) -> Duration {
+        self.target_files_interval
+            .map_or(defaults::TARGET_FILES_INTERVAL, PositiveDuration::get)
+    }
+}
+
 fn check_interface(name: &str) -> Result<(), String> {
     if name.is_empty() || name.len() > 15 || name.contains(['/', ' ', '\t', '\n']) {
         return Err(format!(
@@ -565,6 +654,22 @@ impl<'de> Deserialize<'de> for PayloadSize {
             Ok(size) if size <= MAX_PAYLOAD_SIZE => Ok(Self(size)),
             _ => Err(serde::de::Error::custom(format!(
                 "{size} bytes do not fit an ICMP echo (at most {MAX_PAYLOAD_SIZE})"
+            ))),
+        }
+    }
+}
+
+/// A DSCP value, 0 to 63.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Dscp(pub u8);
+
+impl<'de> Deserialize<'de> for Dscp {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let value = u64::deserialize(deserializer)?;
+        match u8::try_from(value) {
+            Ok(value) if value <= 63 => Ok(Self(value)),
+            _ => Err(serde::de::Error::custom(format!(
+                "{value} is no DSCP (0 to 63; a TOS byte of 184 is DSCP 46)"
             ))),
         }
     }
@@ -624,6 +729,8 @@ mod tests {
                 timeout: defaults::TIMEOUT,
                 family: defaults::FAMILY,
                 payload_size: defaults::PAYLOAD_SIZE,
+                dscp: 0,
+                dont_fragment: false,
                 source_address: None,
                 interface: None,
                 resolve_interval: defaults::RESOLVE_INTERVAL,
@@ -678,7 +785,7 @@ mod tests {
             ),
             (
                 "probes:\n  targets:\n    - host: a.example\n      protocol: icmp\n      labels: {target: x}\n",
-                "p.yml:5:16: probes.targets[0].labels.target: \"target\" is set by the exporter or by Prometheus; reserved: target, protocol, address, reason, le, quantile, job, instance, path_hash, hops",
+                "p.yml:5:16: probes.targets[0].labels.target: \"target\" is set by the exporter or by Prometheus; reserved: target, protocol, address, reason, family, le, quantile, job, instance, path_hash, hops",
             ),
             (
                 "probes:\n  targets:\n    - host: 'bad host'\n      protocol: icmp\n",
@@ -793,6 +900,44 @@ mod tests {
     fn same_name_different_protocols_is_fine() {
         let text = "probes:\n  targets:\n    - {host: a.example, protocol: icmp, name: a}\n    - {host: a.example, protocol: tcp, port: 443, name: a}\n";
         assert_eq!(targets(text).len(), 2);
+    }
+
+    #[test]
+    fn dscp_and_dont_fragment_are_settings_with_defaults() {
+        let text = "probes:\n  defaults: {dscp: 46, dont_fragment: true}\n  targets:\n    - {host: a.example, protocol: icmp}\n    - {host: b.example, protocol: icmp, dscp: 0}\n    - {host: c.example, protocol: tcp, port: 443}\n";
+        let [a, b, c] = targets(text).try_into().expect("three targets");
+        assert_eq!((a.dscp, a.dont_fragment), (46, true));
+        assert_eq!((b.dscp, b.dont_fragment), (0, true));
+        // TCP takes the DSCP; Don't Fragment is ICMP's only.
+        assert_eq!((c.dscp, c.dont_fragment), (46, false));
+        assert_eq!(
+            error("probes:\n  targets:\n    - host: a.example\n      protocol: icmp\n      dscp: 64\n"),
+            "p.yml:5:7: probes.targets[0].dscp: 64 is no DSCP (0 to 63; a TOS byte of 184 is DSCP 46)"
+        );
+        let tcp_df = error("probes:\n  targets:\n    - host: a.example\n      protocol: tcp\n      port: 1\n      dont_fragment: true\n");
+        assert!(
+            tcp_df.starts_with(
+                "p.yml:6:7: probes.targets[0].dont_fragment: applies to icmp targets only"
+            ),
+            "{tcp_df}"
+        );
+    }
+
+    #[test]
+    fn family_both_makes_two_targets_told_apart_by_a_label() {
+        let text = "probes:\n  targets:\n    - {host: a.example, protocol: icmp, family: both}\n";
+        let [v4, v6] = targets(text).try_into().expect("two targets");
+        assert_eq!((v4.family, v6.family), (Family::Ip4, Family::Ip6));
+        assert_eq!(v4.name, v6.name);
+        assert_eq!(v4.labels.get("family").map(String::as_str), Some("ip4"));
+        assert_eq!(v6.labels.get("family").map(String::as_str), Some("ip6"));
+        let literal = error("probes:\n  targets:\n    - host: 192.0.2.1\n      protocol: icmp\n      family: both\n");
+        assert!(
+            literal.contains("probes.targets[0].family: 192.0.2.1 is an address"),
+            "{literal}"
+        );
+        let label = error("probes:\n  targets:\n    - host: a.example\n      protocol: icmp\n      labels: {family: x}\n");
+        assert!(label.contains("reserved"), "{label}");
     }
 
     #[test]

@@ -33,6 +33,9 @@ pub enum Reason {
     Refused,
     /// The network or host is unreachable (ICMP error or no route).
     Unreachable,
+    /// A Don't Fragment probe larger than the path MTU: refused by the local send (EMSGSIZE)
+    /// or by a router (ICMP fragmentation needed, ICMPv6 packet too big).
+    Mtu,
     /// The host name has no address (yet).
     Resolve,
     /// The ICMP socket could not be opened (permissions).
@@ -42,10 +45,11 @@ pub enum Reason {
 }
 
 impl Reason {
-    pub const ALL: [Reason; 6] = [
+    pub const ALL: [Reason; 7] = [
         Reason::Timeout,
         Reason::Refused,
         Reason::Unreachable,
+        Reason::Mtu,
         Reason::Resolve,
         Reason::Socket,
         Reason::Other,
@@ -56,6 +60,7 @@ impl Reason {
             Reason::Timeout => "timeout",
             Reason::Refused => "refused",
             Reason::Unreachable => "unreachable",
+            Reason::Mtu => "mtu",
             Reason::Resolve => "resolve",
             Reason::Socket => "socket",
             Reason::Other => "other",
@@ -128,7 +133,7 @@ impl ProbeMetrics {
         );
         prefix.register(
             "errors",
-            "Probes that got no answer, by reason: timeout, refused, unreachable, resolve, socket, other",
+            "Probes that got no answer, by reason: timeout, refused, unreachable, mtu, resolve, socket, other",
             metrics.errors.clone(),
         );
         prefix.register_with_unit(

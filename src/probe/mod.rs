@@ -11,8 +11,10 @@
 pub(crate) mod icmp;
 mod jitter;
 mod metrics;
+mod packet_options;
 mod resolve;
 mod scheduler;
+mod target_files;
 mod tcp;
 mod trace;
 
@@ -42,6 +44,8 @@ pub struct Probes {
     /// The configuration in force, for the landing page: it shows a reload's targets as soon as
     /// the reload is answered, before the supervisor has started them.
     config: watch::Receiver<Arc<Config>>,
+    /// The targets from `probes.target_files` in force.
+    file_targets: watch::Receiver<Vec<Target>>,
 }
 
 impl Probes {
@@ -56,10 +60,19 @@ impl Probes {
         let buckets = initial.probes.rtt_buckets();
         let metrics = ProbeMetrics::register(registry, buckets.clone());
         let path_metrics = PathMetrics::register(registry);
+        let file_metrics = target_files::TargetFileMetrics::register(registry);
+        let (file_sender, mut file_targets) = watch::channel(Vec::new());
+        tokio::spawn(target_files::watch(
+            config.clone(),
+            file_sender,
+            file_metrics,
+            shutdown.clone(),
+        ));
         let probes = Probes {
             icmp: Arc::new(IcmpPool::default()),
             targets: Arc::new(AtomicUsize::new(0)),
             config: config.clone(),
+            file_targets: file_targets.clone(),
         };
         let mut supervisor = Supervisor {
             metrics,
@@ -86,7 +99,18 @@ impl Probes {
                         if config.probes.rtt_buckets() != buckets {
                             tracing::warn!("probes.rtt_buckets changed: the RTT histograms keep their buckets until a restart");
                         }
-                        supervisor.apply(config.probes.targets(), &config.ixes);
+                        let mut targets = config.probes.targets();
+                        targets.extend(file_targets.borrow().iter().cloned());
+                        supervisor.apply(targets, &config.ixes);
+                    }
+                    changed = file_targets.changed() => {
+                        if changed.is_err() {
+                            break;
+                        }
+                        let config = config.borrow().clone();
+                        let mut targets = config.probes.targets();
+                        targets.extend(file_targets.borrow_and_update().iter().cloned());
+                        supervisor.apply(targets, &config.ixes);
                     }
                 }
             }
@@ -122,7 +146,8 @@ impl ScrapeCollector for Probes {
     fn describe(&self) -> String {
         let (targets, icmp, traced) = {
             let config = self.config.borrow();
-            let targets = config.probes.targets();
+            let mut targets = config.probes.targets();
+            targets.extend(self.file_targets.borrow().iter().cloned());
             let icmp = targets
                 .iter()
                 .filter(|target| target.protocol == Protocol::Icmp)
@@ -220,6 +245,7 @@ impl Supervisor {
                     v6: address.is_ipv6(),
                     source: target.source_address,
                     interface: target.interface.clone(),
+                    options: packet_options::PacketOptions::of(target),
                 })),
                 _ => None,
             };

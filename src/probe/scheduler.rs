@@ -13,6 +13,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::icmp::{Binding, IcmpPool, Lease};
 use super::metrics::{Reason, TargetSeries};
+use super::packet_options::PacketOptions;
 use super::resolve::CurrentAddress;
 use super::tcp;
 use crate::config::probes::{Protocol, Target};
@@ -66,6 +67,7 @@ pub async fn run(
                     v6: ip.is_ipv6(),
                     source: target.source_address,
                     interface: target.interface.clone(),
+                    options: PacketOptions::of(&target),
                 };
                 // A new address family (the host name moved) is a new binding: the old lease
                 // ends after the new one is taken, so a socket both share stays open.
@@ -89,6 +91,7 @@ pub async fn run(
                     SocketAddr::new(ip, port),
                     target.source_address,
                     target.interface.as_deref(),
+                    PacketOptions::of(&target),
                     target.timeout,
                     &mut tcp_setup,
                 );
@@ -120,6 +123,8 @@ mod tests {
             timeout: interval,
             family: Family::Ip4,
             payload_size: 56,
+            dscp: 0,
+            dont_fragment: false,
             source_address: None,
             interface: None,
             resolve_interval: Duration::from_secs(300),

@@ -16,6 +16,10 @@ pub const ECHO_REPLY_V6: u8 = 129;
 pub const UNREACHABLE_V4: u8 = 3;
 /// ICMPv6 destination unreachable type.
 pub const UNREACHABLE_V6: u8 = 1;
+/// ICMPv6 packet too big type.
+pub const TOO_BIG_V6: u8 = 2;
+/// ICMP (v4) destination unreachable code "fragmentation needed and DF set".
+pub const FRAGMENTATION_NEEDED_V4: u8 = 4;
 /// Bytes of the echo header (type, code, checksum, identifier, sequence).
 pub const HEADER_LEN: usize = 8;
 /// Bytes of the token at the start of the payload.
@@ -140,8 +144,11 @@ pub const TIME_EXCEEDED_V6: u8 = 3;
 /// Which ICMP error quotes one of our requests.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ErrorKind {
-    /// Destination unreachable (v4 type 3, v6 type 1).
+    /// Destination unreachable (v4 type 3, v6 type 1), except "fragmentation needed".
     Unreachable,
+    /// ICMP fragmentation needed and DF set (type 3 code 4), ICMPv6 packet too big (type 2):
+    /// a Don't Fragment probe larger than the path MTU.
+    TooBig,
     /// Time exceeded (v4 type 11, v6 type 3): what a trace's probes are meant to provoke.
     TimeExceeded,
 }
@@ -157,24 +164,27 @@ pub struct QuotedError {
     pub to: std::net::IpAddr,
 }
 
-/// The ICMP error kind of a message type of the family, if it is one we act on.
-pub fn error_kind(v6: bool, message_type: u8) -> Option<ErrorKind> {
-    match (v6, message_type) {
-        (false, UNREACHABLE_V4) | (true, UNREACHABLE_V6) => Some(ErrorKind::Unreachable),
-        (false, TIME_EXCEEDED_V4) | (true, TIME_EXCEEDED_V6) => Some(ErrorKind::TimeExceeded),
+/// The ICMP error kind of a message type and code of the family, if it is one we act on.
+pub fn error_kind(v6: bool, message_type: u8, code: u8) -> Option<ErrorKind> {
+    match (v6, message_type, code) {
+        (false, UNREACHABLE_V4, FRAGMENTATION_NEEDED_V4) | (true, TOO_BIG_V6, _) => {
+            Some(ErrorKind::TooBig)
+        }
+        (false, UNREACHABLE_V4, _) | (true, UNREACHABLE_V6, _) => Some(ErrorKind::Unreachable),
+        (false, TIME_EXCEEDED_V4, _) | (true, TIME_EXCEEDED_V6, _) => Some(ErrorKind::TimeExceeded),
         _ => None,
     }
 }
 
-/// Parses an ICMP destination unreachable or time exceeded that quotes one of our echo
-/// requests; `None` for anything else.
+/// Parses an ICMP destination unreachable, packet too big or time exceeded that quotes one of
+/// our echo requests; `None` for anything else.
 pub fn parse_error(v6: bool, ip_header: bool, packet: &[u8]) -> Option<QuotedError> {
     let icmp = if ip_header && !v6 {
         split_ipv4(packet)?.1
     } else {
         packet
     };
-    let kind = error_kind(v6, *icmp.first()?)?;
+    let kind = error_kind(v6, *icmp.first()?, *icmp.get(1)?)?;
     // The quoted datagram must be an ICMP one of our family, its header whole: a header that
     // is not would put the "request" and its "destination" at offsets inside each other.
     let inner = icmp.get(HEADER_LEN..)?;
@@ -356,9 +366,11 @@ mod tests {
         packet.extend_from_slice(&request);
         let parsed = parse_error(true, false, &packet).expect("v6 time exceeded");
         assert_eq!(parsed.kind, ErrorKind::TimeExceeded);
-        assert_eq!(error_kind(false, 3), Some(ErrorKind::Unreachable));
-        assert_eq!(error_kind(true, 1), Some(ErrorKind::Unreachable));
-        assert_eq!(error_kind(false, 0), None);
+        assert_eq!(error_kind(false, 3, 1), Some(ErrorKind::Unreachable));
+        assert_eq!(error_kind(true, 1, 0), Some(ErrorKind::Unreachable));
+        assert_eq!(error_kind(false, 3, 4), Some(ErrorKind::TooBig));
+        assert_eq!(error_kind(true, 2, 0), Some(ErrorKind::TooBig));
+        assert_eq!(error_kind(false, 0, 0), None);
     }
 
     #[test]
@@ -409,6 +421,47 @@ mod tests {
         let mut other = packet.clone();
         other[8 + 6] = 17;
         assert_eq!(parse_unreachable(true, false, &other), None);
+    }
+
+    /// Fragmentation needed (v4 type 3 code 4) and packet too big (v6 type 2) are told apart
+    /// from other unreachables, with the quoted request's fields.
+    #[test]
+    fn too_big_is_its_own_error() {
+        let too_big = |v6, packet: &[u8]| {
+            parse_error(v6, false, packet).map(|error| (error.kind, error.id, error.seq, error.to))
+        };
+        let request = build_request(false, 0x0102, 0x0304, 5, 1400);
+        let mut packet = vec![3, 4, 0, 0, 0, 0, 0x05, 0x00];
+        packet.extend_from_slice(&[
+            0x45, 0, 0, 0, 0, 0, 0x40, 0, 64, 1, 0, 0, 10, 0, 0, 1, 10, 0, 0, 9,
+        ]);
+        packet.extend_from_slice(&request[..28]);
+        let to = std::net::IpAddr::from([10, 0, 0, 9]);
+        assert_eq!(
+            too_big(false, &packet),
+            Some((ErrorKind::TooBig, 0x0102, 0x0304, to))
+        );
+        packet[1] = 1;
+        assert_eq!(
+            too_big(false, &packet),
+            Some((ErrorKind::Unreachable, 0x0102, 0x0304, to))
+        );
+        let request = build_request(true, 7, 8, 9, 1400);
+        let mut packet = vec![2, 0, 0, 0, 0, 0, 0x05, 0x00];
+        let mut header = [0u8; 40];
+        header[0] = 0x60;
+        header[6] = 58;
+        header[24..40].copy_from_slice(&[0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 9]);
+        packet.extend_from_slice(&header);
+        packet.extend_from_slice(&request[..64]);
+        let to = std::net::IpAddr::from([0xfd00, 0, 0, 0, 0, 0, 0, 9]);
+        assert_eq!(too_big(true, &packet), Some((ErrorKind::TooBig, 7, 8, to)));
+        assert_eq!(parse_unreachable(true, false, &packet), None);
+        packet[0] = 1;
+        assert_eq!(
+            too_big(true, &packet),
+            Some((ErrorKind::Unreachable, 7, 8, to))
+        );
     }
 
     /// Found writing the fuzz target's invariants (fuzz/fuzz_targets/icmp_echo.rs): the IPv4

@@ -50,6 +50,7 @@ use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 use self::echo::ErrorKind;
 use self::pending::{Entry, Match, Pending, SendStamp};
 use super::metrics::{Reason, TargetSeries};
+use super::packet_options::PacketOptions;
 use super::trace::hop::{Answer, AnswerKind, Answers};
 use crate::lock::MutexUnpoisoned;
 
@@ -102,6 +103,9 @@ pub struct Binding {
     pub v6: bool,
     pub source: Option<IpAddr>,
     pub interface: Option<String>,
+    /// DSCP and Don't Fragment: socket options, so targets that differ in them need their
+    /// own socket (a handful per host, not one per target).
+    pub options: PacketOptions,
 }
 
 impl fmt::Display for Binding {
@@ -113,7 +117,7 @@ impl fmt::Display for Binding {
         if let Some(interface) = &self.interface {
             write!(f, " on {interface}")?;
         }
-        Ok(())
+        write!(f, "{}", self.options)
     }
 }
 
@@ -366,13 +370,15 @@ impl IcmpSocket {
             ErrorKind::TimeExceeded => AnswerKind::TimeExceeded,
             // From the target itself (an administratively closed host): the trace reached it.
             ErrorKind::Unreachable if from == Some(to) => AnswerKind::Reached,
-            ErrorKind::Unreachable => AnswerKind::Unreachable,
+            ErrorKind::Unreachable | ErrorKind::TooBig => AnswerKind::Unreachable,
         };
         if from.is_some_and(|from| self.trace_answer(seq, to, None, from, answer)) {
             return;
         }
-        if kind == ErrorKind::Unreachable {
-            self.unreachable(seq, to);
+        match kind {
+            ErrorKind::Unreachable => self.unreachable(seq, to, Reason::Unreachable),
+            ErrorKind::TooBig => self.unreachable(seq, to, Reason::Mtu),
+            ErrorKind::TimeExceeded => {}
         }
     }
 
@@ -490,13 +496,14 @@ impl IcmpSocket {
     /// A router said one of our requests cannot be delivered: it fails now, as unreachable,
     /// instead of timing out. (A quote need not carry the token: the sequence and destination
     /// decide, after the identifier did; on DGRAM sockets the kernel matched that.)
-    fn unreachable(&self, seq: u16, to: IpAddr) {
+    /// `reason` is `Mtu` for "fragmentation needed" / "packet too big" about a DF probe.
+    fn unreachable(&self, seq: u16, to: IpAddr, reason: Reason) {
         let removed = {
             let mut pending = self.lock();
             pending.remove_unanswered(seq, to)
         };
         if let Some(entry) = removed {
-            entry.owner.failed(Reason::Unreachable);
+            entry.owner.failed(reason);
         }
     }
 
@@ -682,8 +689,8 @@ impl IcmpSocket {
 /// Which ICMP error an `IP_RECVERR` / `IPV6_RECVERR` message is, if one we act on.
 pub fn icmp_error_kind(error: &libc::sock_extended_err) -> Option<ErrorKind> {
     match error.ee_origin {
-        libc::SO_EE_ORIGIN_ICMP => echo::error_kind(false, error.ee_type),
-        libc::SO_EE_ORIGIN_ICMP6 => echo::error_kind(true, error.ee_type),
+        libc::SO_EE_ORIGIN_ICMP => echo::error_kind(false, error.ee_type, error.ee_code),
+        libc::SO_EE_ORIGIN_ICMP6 => echo::error_kind(true, error.ee_type, error.ee_code),
         _ => None,
     }
 }
@@ -714,6 +721,8 @@ pub fn classify(error: &std::io::Error) -> Reason {
         ErrorKind::NetworkUnreachable | ErrorKind::HostUnreachable => Reason::Unreachable,
         _ => match error.raw_os_error() {
             Some(libc::ENETUNREACH | libc::EHOSTUNREACH) => Reason::Unreachable,
+            // A Don't Fragment probe larger than the MTU the kernel knows for the path.
+            Some(libc::EMSGSIZE) => Reason::Mtu,
             _ => Reason::Other,
         },
     }
@@ -765,6 +774,10 @@ fn open(binding: &Binding, index: u16) -> Result<Arc<IcmpSocket>, OpenError> {
             .bind_device(Some(interface.as_bytes()))
             .map_err(|error| failed(&format!("bind to device {interface}"), &error))?;
     }
+    binding
+        .options
+        .apply(socket.as_fd(), binding.v6)
+        .map_err(|(what, error)| failed(what, &error))?;
     // Best effort: a burst of replies (1,000 targets) must not overflow the queue.
     let _ = socket.set_recv_buffer_size(1 << 20);
     if let Err(error) = setsockopt(&socket, sockopt::ReceiveTimestampns, &true) {
@@ -1012,6 +1025,7 @@ mod tests {
                 v6,
                 source: None,
                 interface: None,
+                options: PacketOptions::default(),
             });
             let socket = match lease.socket() {
                 Ok(socket) => socket,
@@ -1067,6 +1081,7 @@ mod tests {
             v6: false,
             source: Some("192.0.2.77".parse().expect("address")),
             interface: None,
+            options: PacketOptions::default(),
         };
         let first = pool.lease(binding.clone());
         let second = pool.lease(binding);

@@ -12,6 +12,7 @@
 mod tcp_info;
 
 use std::net::{IpAddr, SocketAddr};
+use std::os::fd::AsFd;
 use std::time::{Duration, Instant};
 
 use tokio::net::TcpSocket;
@@ -19,6 +20,7 @@ use tokio::net::TcpSocket;
 use self::tcp_info::handshake_rtt;
 use super::icmp::classify;
 use super::metrics::Reason;
+use super::packet_options::PacketOptions;
 
 /// Whether one target's socket set-up fails, so that the log says when it starts and stops.
 pub struct SetupLog {
@@ -56,10 +58,11 @@ pub async fn probe_once(
     address: SocketAddr,
     source: Option<IpAddr>,
     interface: Option<&str>,
+    options: PacketOptions,
     timeout: Duration,
     log: &mut SetupLog,
 ) -> Result<Duration, Reason> {
-    let socket = setup(address, source, interface)
+    let socket = setup(address, source, interface, options)
         .map_err(|(what, error)| log.failed(address, what, &error))?;
     log.worked(address);
     connect(socket, address, timeout).await
@@ -70,6 +73,7 @@ fn setup(
     address: SocketAddr,
     source: Option<IpAddr>,
     interface: Option<&str>,
+    options: PacketOptions,
 ) -> Result<TcpSocket, (&'static str, std::io::Error)> {
     let socket = match address {
         SocketAddr::V4(_) => TcpSocket::new_v4(),
@@ -79,6 +83,9 @@ fn setup(
     socket2::SockRef::from(&socket)
         .set_linger(Some(Duration::ZERO))
         .map_err(|error| ("set SO_LINGER", error))?;
+    options
+        .apply(socket.as_fd(), address.is_ipv6())
+        .map_err(|(what, error)| (what, std::io::Error::from(error)))?;
     if let Some(source) = source {
         socket
             .bind(SocketAddr::new(source, 0))

@@ -113,6 +113,8 @@ async fn trace_once(
                 v6: ip.is_ipv6(),
                 source: target.source_address,
                 interface: target.interface.clone(),
+                // The target's own socket: a trace's probes carry its DSCP, like its RTT probes.
+                options: crate::probe::packet_options::PacketOptions::of(target),
             };
             // As the scheduler does: a new family is a new binding, the old lease goes after.
             let lease = match lease.take() {

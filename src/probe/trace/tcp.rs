@@ -85,7 +85,7 @@ async fn answer(socket: &TcpStream, target: SocketAddr, ttl: u8) -> Option<Answe
             let kind = match error.kind {
                 ErrorKind::TimeExceeded => AnswerKind::TimeExceeded,
                 ErrorKind::Unreachable if from == target.ip() => AnswerKind::Reached,
-                ErrorKind::Unreachable => AnswerKind::Unreachable,
+                ErrorKind::Unreachable | ErrorKind::TooBig => AnswerKind::Unreachable,
             };
             return Some(Answer { ttl, from, kind });
         }

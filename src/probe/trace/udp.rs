@@ -135,7 +135,7 @@ async fn read_errors(socket: std::sync::Arc<UdpSocket>, probes_per_hop: u8, answ
                 ErrorKind::Unreachable if error.port_unreachable && from == destination.ip() => {
                     AnswerKind::Reached
                 }
-                ErrorKind::Unreachable => AnswerKind::Unreachable,
+                ErrorKind::Unreachable | ErrorKind::TooBig => AnswerKind::Unreachable,
             };
             if answers.send(Answer { ttl, from, kind }).is_err() {
                 return;
