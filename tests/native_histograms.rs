@@ -203,3 +203,71 @@ fn prometheus_reads_native_histograms_that_match_the_injected_delay() {
         );
     }
 }
+
+/// Every family of the text exposition is in the protobuf one, with as many series, gzipped or
+/// not: the registry's (build info, process) and ours (the simulated host, collector outcomes).
+#[test]
+fn the_protobuf_exposition_has_every_family_of_the_text_one() {
+    let exporter = Exporter::start(&["--xen.source=simulated", "--xen.simulated.domains=3"]);
+    let text = exporter.get("/metrics").text();
+    let mut expected: Vec<(String, usize)> = Vec::new();
+    for line in text.lines() {
+        if let Some(rest) = line.strip_prefix("# TYPE ") {
+            let name = rest.split(' ').next().unwrap_or_default();
+            expected.push((name.to_owned(), 0));
+        } else if !line.starts_with('#') && !line.is_empty() {
+            let (family, count) = expected.last_mut().expect("a sample after its # TYPE");
+            let sample = line.split(['{', ' ']).next().unwrap_or_default();
+            assert_eq!(sample, family, "no histograms without probes");
+            *count += 1;
+        }
+    }
+    assert!(expected.iter().any(|(name, _)| name == "xen_vbd_info"));
+    assert!(expected
+        .iter()
+        .any(|(name, _)| name == "process_cpu_seconds_total"));
+
+    let plain = protobuf_families(&exporter);
+    let response = common::http(
+        exporter.address,
+        "GET",
+        "/metrics",
+        &[("Accept", PROTOBUF_ACCEPT), ("Accept-Encoding", "gzip")],
+    )
+    .expect("scrape the exporter");
+    assert_eq!(response.header("content-encoding"), Some("gzip"));
+    let mut decompressed = Vec::new();
+    std::io::Read::read_to_end(
+        &mut flate2::read::MultiGzDecoder::new(response.body.as_slice()),
+        &mut decompressed,
+    )
+    .expect("gunzip");
+    let mut body = decompressed.as_slice();
+    let mut gzipped = Vec::new();
+    while !body.is_empty() {
+        gzipped.push(MetricFamily::decode_length_delimited(&mut body).expect("a MetricFamily"));
+    }
+    for families in [plain, gzipped] {
+        let got: Vec<(String, usize)> = families
+            .iter()
+            .map(|family| (family.name.clone(), family.metric.len()))
+            .collect();
+        assert_eq!(got, expected);
+        let info = families
+            .iter()
+            .find(|family| family.name == "xen_domain_info")
+            .expect("xen_domain_info");
+        assert_eq!(info.r#type, MetricType::Gauge as i32);
+        assert!(info.metric.iter().all(|metric| {
+            metric.gauge.as_ref().map(|gauge| gauge.value) == Some(1.0)
+                && metric.label.iter().any(|label| label.name == "domain")
+        }));
+        let cpu = families
+            .iter()
+            .find(|family| family.name == "xen_domain_cpu_seconds_total")
+            .expect("xen_domain_cpu_seconds_total");
+        assert_eq!(cpu.r#type, MetricType::Counter as i32);
+        assert_eq!(cpu.unit, "seconds");
+        assert!(cpu.metric.iter().all(|metric| metric.counter.is_some()));
+    }
+}

@@ -603,6 +603,12 @@ mod tests {
             };
             assert_eq!(out, expected);
         }
+        let mut out = Vec::new();
+        let mut writer = Writer::protobuf(&mut out);
+        writer.family(Spec::bytes("empty", "Nothing"), Kind::Counter);
+        writer.family(Spec::new("empty_too", "Nothing"), Kind::Gauge);
+        writer.finish();
+        assert!(out.is_empty());
     }
 
     #[test]
