@@ -121,13 +121,24 @@ fn varint_length(value: u64) -> usize {
 }
 
 /// The `name="value"` pairs of a label set written by the text writer, values unescaped:
-/// `\\`, `\n` and `\"` are the only escapes it writes. Calls `each(name, value)` in order.
+/// `\\`, `\n` and `\"` are the only escapes it writes. Calls `each(name, value)` in order; a
+/// value without escapes (nearly all) is passed as it stands, without a copy.
 pub fn for_each_label(text: &str, mut each: impl FnMut(&str, &str)) {
     let mut rest = text;
-    let mut value = String::new();
+    let mut unescaped = String::new();
     while let Some((name, after)) = rest.split_once("=\"") {
         let name = name.strip_prefix(',').unwrap_or(name);
-        value.clear();
+        let Some(special) = after.find(['"', '\\']) else {
+            // Unterminated (never written by our writer): the rest is the value.
+            each(name, after);
+            return;
+        };
+        if after.as_bytes()[special] == b'"' {
+            each(name, &after[..special]);
+            rest = &after[special + 1..];
+            continue;
+        }
+        unescaped.clear();
         let mut characters = after.char_indices();
         let mut end = after.len();
         while let Some((index, character)) = characters.next() {
@@ -137,14 +148,14 @@ pub fn for_each_label(text: &str, mut each: impl FnMut(&str, &str)) {
                     break;
                 }
                 '\\' => match characters.next() {
-                    Some((_, 'n')) => value.push('\n'),
-                    Some((_, escaped)) => value.push(escaped),
+                    Some((_, 'n')) => unescaped.push('\n'),
+                    Some((_, escaped)) => unescaped.push(escaped),
                     None => {}
                 },
-                _ => value.push(character),
+                _ => unescaped.push(character),
             }
         }
-        each(name, &value);
+        each(name, &unescaped);
         rest = &after[end..];
     }
 }
