@@ -236,6 +236,7 @@ fn the_protobuf_exposition_has_every_family_of_the_text_one() {
     )
     .expect("scrape the exporter");
     assert_eq!(response.header("content-encoding"), Some("gzip"));
+    assert_eq!(response.header("vary"), Some("Accept, Accept-Encoding"));
     let mut decompressed = Vec::new();
     std::io::Read::read_to_end(
         &mut flate2::read::MultiGzDecoder::new(response.body.as_slice()),

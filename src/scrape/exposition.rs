@@ -80,9 +80,18 @@ impl Spec {
 }
 
 /// A label set, escaped once and reused by every sample that carries it:
-/// `domain="web",device="xvda"`.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Labels(String);
+/// `domain="web",device="xvda"` (and, once a protobuf scrape asked, its `LabelPair` fields).
+#[derive(Debug, Clone, Default)]
+pub struct Labels(String, std::sync::OnceLock<Box<[u8]>>);
+
+/// Equal when the labels are: whether the protobuf form was made yet does not count.
+impl PartialEq for Labels {
+    fn eq(&self, other: &Self) -> bool {
+        self.0 == other.0
+    }
+}
+
+impl Eq for Labels {}
 
 impl Labels {
     pub fn new() -> Self {
@@ -99,7 +108,19 @@ impl Labels {
             labels.push(',');
         }
         push_pair(&mut labels, name, value);
-        Self(labels)
+        Self(labels, std::sync::OnceLock::new())
+    }
+
+    /// The set's `LabelPair` fields in protobuf, encoded by the first protobuf sample that uses
+    /// it: a set is shared by every family of its device (some thirty), so it is parsed once.
+    fn protobuf(&self) -> &[u8] {
+        self.1.get_or_init(|| {
+            let mut encoded = Vec::with_capacity(self.0.len() + 8);
+            pb::for_each_label(&self.0, |name, value| {
+                pb::put_label(&mut encoded, name, value)
+            });
+            encoded.into_boxed_slice()
+        })
     }
 }
 
@@ -330,7 +351,7 @@ impl Family<'_> {
             Sink::Text(out) => &mut **out,
             Sink::Protobuf { family, metric, .. } => {
                 metric.clear();
-                pb::for_each_label(&labels.0, |name, value| pb::put_label(metric, name, value));
+                metric.extend_from_slice(labels.protobuf());
                 for (name, value) in extra {
                     pb::put_label(metric, name, value);
                 }
