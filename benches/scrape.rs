@@ -1,5 +1,5 @@
 //! Benchmark: one full scrape of a simulated host of 1,000 guests (4 VCPUs, 2 vifs with 2
-//! netback queues, 4 VBDs each): snapshot + encode in process, in both formats, and the real
+//! netback queues, 4 VBDs each): snapshot + encode in process, in the three formats, and the real
 //! binary over HTTP with its peak RSS. Then the blkback sysfs reader on a 1,000-domain fixture
 //! tree against the raw cost of reading the same files.
 //!
@@ -72,7 +72,7 @@ fn in_process(runtime: &tokio::runtime::Runtime) {
         "simulated source, labels worked out",
     );
     let scraper = Scraper::new(Registry::default(), vec![collector], Duration::from_secs(5));
-    for format in [Format::Text, Format::OpenMetrics] {
+    for format in [Format::Text, Format::OpenMetrics, Format::Protobuf] {
         let scrape = || {
             runtime
                 .block_on(scraper.exposition(format, false, None))
@@ -95,10 +95,16 @@ fn in_process(runtime: &tokio::runtime::Runtime) {
             .collect();
         let cpu_per_scrape = (support::cpu_time("self") - cpu_before) / samples.len() as u32;
         let bytes = body.len();
+        // Protobuf has no lines: its samples are those of the text formats.
         let lines = body
             .split(|&byte| byte == b'\n')
             .filter(|line| !line.is_empty() && !line.starts_with(b"#"))
             .count();
+        let lines = if format == Format::Protobuf {
+            "(as text)".to_owned()
+        } else {
+            lines.to_string()
+        };
         report(
             &format!("in process, {format:?}"),
             samples,

@@ -194,7 +194,12 @@ impl Routes {
             header::CONTENT_TYPE,
             HeaderValue::from_static(format.content_type()),
         );
-        response_headers.insert(header::VARY, HeaderValue::from_static("Accept-Encoding"));
+        // The format follows `Accept` (text, OpenMetrics or protobuf), the coding
+        // `Accept-Encoding`: a cache must key on both.
+        response_headers.insert(
+            header::VARY,
+            HeaderValue::from_static("Accept, Accept-Encoding"),
+        );
         if response_gzipped {
             response_headers.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
         }

@@ -2,9 +2,9 @@
 //!
 //! Families are registered once in the long-lived registry. A target's counters and histogram
 //! are looked up once ([`TargetSeries::new`]) and updated through cheap clones afterwards, so
-//! the probe path never takes a family's lock. prometheus-client 0.26 can build native
-//! histograms, but only its Prometheus protobuf encoder emits them and the exporter serves the
-//! text formats only, so the RTT histogram has classic buckets (`probes.rtt_buckets`).
+//! the probe path never takes a family's lock. Each histogram keeps both classic buckets
+//! (`probes.rtt_buckets`, what the text formats show) and native exponential ones (served when
+//! the scraper asks for the Prometheus protobuf format).
 
 use std::net::IpAddr;
 use std::sync::atomic::AtomicU64;
@@ -14,7 +14,9 @@ use std::time::Duration;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::{Family, MetricConstructor};
 use prometheus_client::metrics::gauge::Gauge;
-use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::metrics::histogram::{
+    exponential_buckets, Histogram, NativeHistogramConfig,
+};
 use prometheus_client::registry::{Registry, Unit};
 
 use super::jitter::Jitter;
@@ -68,13 +70,24 @@ impl Reason {
     }
 }
 
-/// Makes histograms with the configured buckets.
+/// Resolution of the native histograms: schema 4 has 16 buckets per doubling, each 4.4 % wide,
+/// so a quantile read from them is within about 2.2 % of the truth (an RTT of 10 ms: ±0.2 ms).
+pub const NATIVE_SCHEMA: i8 = 4;
+
+/// At most this many native buckets per series (as client_golang's common setting): a series
+/// whose RTTs spread wider halves its resolution instead of growing without bound.
+const NATIVE_MAX_BUCKETS: usize = 160;
+
+/// Makes histograms with the configured classic buckets and native buckets beside them.
 #[derive(Debug, Clone)]
 pub struct Buckets(Arc<Vec<f64>>);
 
 impl MetricConstructor<Histogram> for Buckets {
     fn new_metric(&self) -> Histogram {
-        Histogram::new(self.0.iter().copied())
+        Histogram::new_classic_and_native(
+            self.0.iter().copied(),
+            NativeHistogramConfig::with_schema(NATIVE_SCHEMA).max_buckets(NATIVE_MAX_BUCKETS),
+        )
     }
 }
 

@@ -6,6 +6,7 @@ mod encode_thread;
 pub(crate) mod exposition;
 mod gzip;
 pub(crate) mod process;
+pub(crate) mod protobuf;
 pub(crate) mod self_metrics;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -55,6 +56,9 @@ pub enum ScrapeError {
     /// process).
     #[error("encoding the long-lived metrics failed: {0}")]
     Registry(#[source] std::fmt::Error),
+    /// The same, in the protobuf format.
+    #[error("encoding the long-lived metrics as protobuf failed: {0}")]
+    RegistryProtobuf(#[source] prometheus_client::encoding::prometheus_protobuf::EncodeError),
     /// The encoding job died outside any collector's families (in gzip, say).
     #[error("the encoding job panicked")]
     EncodeJob,
@@ -103,7 +107,8 @@ impl Scraper {
         }
     }
 
-    /// Collects and encodes one scrape, uncompressed, as text (for tests and tools).
+    /// Collects and encodes one scrape, uncompressed, as text (for tests and tools; a protobuf
+    /// exposition is not text: [`ScrapeError::NotUtf8`]).
     pub async fn scrape(
         &self,
         format: Format,
@@ -139,21 +144,21 @@ impl Scraper {
         let exposition = self
             .encoder
             .run(move || {
-                let text = encode(&registry, families, outcomes, format, &last_length)?;
+                let body = encode(&registry, families, outcomes, format, &last_length)?;
                 Ok::<_, ScrapeError>(if gzip {
-                    match crate::scrape::gzip::compress(text.as_bytes()) {
+                    match crate::scrape::gzip::compress(&body) {
                         Some(body) => Exposition {
                             body: Bytes::from(body),
                             gzipped: true,
                         },
                         None => Exposition {
-                            body: Bytes::from(text),
+                            body: Bytes::from(body),
                             gzipped: false,
                         },
                     }
                 } else {
                     Exposition {
-                        body: Bytes::from(text),
+                        body: Bytes::from(body),
                         gzipped: false,
                     }
                 })
@@ -238,17 +243,42 @@ fn encode(
     outcomes: Vec<Outcome>,
     format: Format,
     last_length: &AtomicUsize,
-) -> Result<String, ScrapeError> {
+) -> Result<Vec<u8>, ScrapeError> {
     let last = last_length.load(Ordering::Relaxed);
-    let mut out = String::with_capacity((last + last / 8).max(64 * 1024));
-    match format {
-        Format::OpenMetrics => {
-            prometheus_client::encoding::text::encode_registry(&mut out, registry)
+    let capacity = (last + last / 8).max(64 * 1024);
+    let body = match format {
+        Format::Protobuf => {
+            // prometheus-client writes the registry's families, native histograms included;
+            // a delimited stream is a concatenation, so ours follow.
+            let mut out = prometheus_client::encoding::prometheus_protobuf::encode_to_vec(registry)
+                .map_err(ScrapeError::RegistryProtobuf)?;
+            out.reserve(capacity.saturating_sub(out.len()));
+            write_families(Writer::protobuf(&mut out), families, &outcomes)?;
+            out
         }
-        Format::Text => prometheus_client::encoding::prometheus_text::encode(&mut out, registry),
-    }
-    .map_err(ScrapeError::Registry)?;
-    let mut writer = Writer::new(&mut out, format);
+        Format::OpenMetrics | Format::Text => {
+            let mut out = String::with_capacity(capacity);
+            match format {
+                Format::OpenMetrics => {
+                    prometheus_client::encoding::text::encode_registry(&mut out, registry)
+                }
+                _ => prometheus_client::encoding::prometheus_text::encode(&mut out, registry),
+            }
+            .map_err(ScrapeError::Registry)?;
+            write_families(Writer::new(&mut out, format), families, &outcomes)?;
+            out.into_bytes()
+        }
+    };
+    last_length.store(body.len(), Ordering::Relaxed);
+    Ok(body)
+}
+
+/// The collection's families and the collectors' outcomes, then the end of the exposition.
+fn write_families(
+    mut writer: Writer<'_>,
+    families: Vec<(&'static str, Arc<dyn Families>)>,
+    outcomes: &[Outcome],
+) -> Result<(), ScrapeError> {
     for (collector, family) in families {
         // Caught here, not only on the encoding thread, to name the collector to blame. The
         // half-written exposition is dropped, so no torn state is seen afterwards.
@@ -258,10 +288,9 @@ fn encode(
                 reason: panic_message(panic.as_ref()),
             })?;
     }
-    write_outcomes(&mut writer, &outcomes);
+    write_outcomes(&mut writer, outcomes);
     writer.finish();
-    last_length.store(out.len(), Ordering::Relaxed);
-    Ok(out)
+    Ok(())
 }
 
 /// `xen_exporter_collector_duration_seconds` and `xen_exporter_collector_success`.

@@ -41,6 +41,16 @@ impl Prometheus {
 
     /// Starts Prometheus and waits until it is ready.
     pub fn start(binary: &std::path::Path, setup: &PrometheusSetup<'_>) -> Prometheus {
+        Self::start_with_flags(binary, setup, &[])
+    }
+
+    /// Like [`Prometheus::start`], with extra command-line flags (e.g.
+    /// `--enable-feature=native-histograms`).
+    pub fn start_with_flags(
+        binary: &std::path::Path,
+        setup: &PrometheusSetup<'_>,
+        flags: &[&str],
+    ) -> Prometheus {
         let dir = tempfile::tempdir().expect("temp dir");
         let targets: Vec<String> = setup
             .targets
@@ -72,7 +82,10 @@ impl Prometheus {
             &[
                 format!("--config.file={}", config_path.display()),
                 format!("--storage.tsdb.path={}", data.display()),
-            ],
+            ]
+            .into_iter()
+            .chain(flags.iter().map(|flag| (*flag).to_owned()))
+            .collect::<Vec<_>>(),
         );
         Prometheus {
             address: server.address,
