@@ -836,8 +836,10 @@ impl BlackholeTcpTarget {
 fn probe_config(dir: &Path, tcp: SocketAddr, blackhole: SocketAddr, icmp: bool) -> PathBuf {
     let labels = "labels: {ix: NIX, city: Oslo, org: Example}";
     let closed = free_port();
+    // Traces every 2 s (default 5 min), loopback declared an exchange: the path panels and
+    // their families have series within the test.
     let mut text = format!(
-        "probes:\n  targets:\n    - host: {ip}\n      protocol: tcp\n      port: {}\n      \
+        "ixes:\n  NIX: [127.0.0.0/8]\nprobes:\n  defaults:\n    trace: {{interval: 2s}}\n  targets:\n    - host: {ip}\n      protocol: tcp\n      port: {}\n      \
          name: loopback-web\n      {labels}\n    - host: {ip}\n      protocol: tcp\n      \
          port: {closed}\n      name: loopback-closed\n      {labels}\n    - host: {ip}\n      \
          protocol: tcp\n      port: {}\n      name: loopback-blackhole\n      {labels}\n    - host: \
