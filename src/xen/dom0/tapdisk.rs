@@ -71,7 +71,7 @@ pub enum StatsError {
     Version(u32),
 }
 
-/// Parses the first [`STATS_BYTES`] of a `vbd-<domid>-<devid>` file (the rest of the page is 0).
+/// Parses the first `STATS_BYTES` (96) of a `vbd-<domid>-<devid>` file (the rest of the page is 0).
 pub fn parse_stats(bytes: &[u8]) -> Result<RawStats, StatsError> {
     let Some(bytes) = bytes.first_chunk::<STATS_BYTES>() else {
         return Err(StatsError::Truncated(bytes.len()));
