@@ -8,8 +8,27 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 . "$HERE/lib.sh"
 [ -n "$MIRROR" ] || { echo "build-image: no Debian mirror in the apt sources; set MIRROR" >&2; exit 2; }
 ROOT=$CACHE_DIR/rootfs BOOT=$CACHE_DIR/boot IMG=$CACHE_DIR/dom0-root.img
-PKGS="xen-utils-$XEN_VER xenstore-utils linux-image-amd64 busybox iproute2 kmod procps e2fsprogs util-linux tar curl"
+# openvswitch-switch: the DomU's vif is bridged by Open vSwitch, as on XCP-ng (no Linux bridge)
+PKGS="xen-utils-$XEN_VER xenstore-utils linux-image-amd64 busybox iproute2 kmod procps e2fsprogs util-linux tar curl openvswitch-switch"
 mkdir -p "$CACHE_DIR"
+
+# A package added to PKGS goes into the cached tree and the image is made again (a minute),
+# instead of a whole rebuild from debootstrap.
+if [ -s "$BOOT/versions.key" ] && [ -s "$IMG" ] && [ "${LAB_REBUILD:-0}" != 1 ] \
+   && [ "$(cat "$CACHE_DIR/packages.key" 2>/dev/null || true)" != "$PKGS" ] && [ -x "$ROOT/usr/bin/apt-get" ]; then
+  phase "packages changed: installing into the cached tree"
+  mount -t proc proc "$ROOT/proc"
+  trap 'umount "$ROOT/proc" 2>/dev/null || true' EXIT
+  chroot "$ROOT" env DEBIAN_FRONTEND=noninteractive apt-get update -q >/dev/null
+  chroot "$ROOT" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $PKGS >"$CACHE_DIR/apt.log" 2>&1 \
+    || { tail -20 "$CACHE_DIR/apt.log"; exit 1; }
+  chroot "$ROOT" apt-get clean
+  umount "$ROOT/proc"; trap - EXIT
+  install -m 0755 "$HERE/guest/dom0-init" "$ROOT/sbin/xenlab-init"
+  rm -f "$IMG"; truncate -s 2G "$IMG"
+  mkfs.ext4 -q -F -L xenlab-dom0 -E root_owner=0:0 -d "$ROOT" "$IMG"
+  echo "$PKGS" > "$CACHE_DIR/packages.key"
+fi
 
 if [ -s "$BOOT/versions.key" ] && [ -s "$IMG" ] && [ -s "$CACHE_DIR/domu-initrd.gz" ] \
    && [ "${LAB_REBUILD:-0}" != 1 ] && [ "$(cat "$BOOT/versions.key")" = "$(cat "$BOOT/versions.current" 2>/dev/null || true)" ]; then
@@ -111,4 +130,5 @@ phase "ext4 image"
 rm -f "$IMG"; truncate -s 2G "$IMG"
 mkfs.ext4 -q -F -L xenlab-dom0 -E root_owner=0:0 -d "$ROOT" "$IMG"
 echo "$KEY" > "$BOOT/versions.key"; cp "$BOOT/versions.key" "$BOOT/versions.current"
+echo "$PKGS" > "$CACHE_DIR/packages.key"
 phase "image ready: $KEY"

@@ -209,6 +209,117 @@ class Table:
             print("  ".join(c.ljust(w[i]) for i, c in enumerate(r)))
 
 
+def timing(d, t):
+    """xentop's own run time for one look at the host, next to the exporter's Xen collection
+    (the sum of its parts' durations, probes left out), medians of three."""
+    text = (read(d, "xentop-time.txt") or "").split("rc=")[0]
+    xentop = sorted(float(x) for x in text.split() if re.fullmatch(r"\d+(\.\d+)?", x))
+    ours = []
+    for i in (1, 2, 3):
+        parts = [v for n, l, v in parse_metrics(read(d, f"timing-metrics-{i}.txt"))
+                 if n == "xen_exporter_collector_duration_seconds" and l.get("collector") != "probes"]
+        if parts:
+            ours.append(sum(parts))
+    ours.sort()
+    x_med = xentop[len(xentop) // 2] if xentop else None
+    o_med = round(ours[len(ours) // 2], 4) if ours else None
+    t.row("timing: Xen collection s, exporter (sum of parts) vs xentop -b -i 1", o_med, x_med, "",
+          ok=o_med is not None and x_med is not None and o_med <= x_med)
+
+
+# Lab time to rule time: consecutive scrapes (a few seconds apart under emulation) become
+# samples this many minutes apart, so a load of a few dozen seconds spans the rule's windows
+# (5-minute rates, `for: 5m`, a 30-minute duty cycle).
+RULE_STEP_MINUTES = 2
+
+
+def stretched_series(scrapes, domain, labels):
+    """promtool input_series from consecutive scrapes, RULE_STEP_MINUTES apart however far
+    apart they were taken: a lab load lasts under a minute, the rule's windows are tens of
+    minutes. A counter's increase between two scrapes is scaled by the step over the time
+    between them, so its rate is the rate the lab saw; gauges are taken as they are."""
+    series = {}
+    for _, samples in scrapes:
+        for name, lab, _ in samples:
+            if name.startswith("xen_vbd_") and lab.get("domain") == domain:
+                key = name + "{" + ",".join(f'{k}="{v}"' for k, v in sorted(lab.items())) + "," + labels + "}"
+                series.setdefault(key, (name, lab))
+    out = []
+    for key, (name, lab) in sorted(series.items()):
+        values, total, last = [], None, None
+        for up, samples in scrapes:
+            v = [x for n, l, x in samples if n == name and l == lab]
+            if not v:
+                values.append("_")
+                continue
+            if name.endswith("_total"):
+                if last is None:
+                    total = v[0]
+                else:
+                    step = RULE_STEP_MINUTES * 60.0
+                    total += max(v[0] - last[1], 0.0) * step / max(up - last[0], 1e-3)
+                last = (up, v[0])
+                values.append(f"{total:.6g}")
+            else:
+                values.append(f"{v[0]:g}")
+        out.append(f"      - series: '{key}'\n        values: '{' '.join(values)}'")
+    return "\n".join(out)
+
+
+def saturation_rule(d, t):
+    """The rendered per-VBD saturation alert, evaluated by promtool over the idle scrapes: it
+    must never fire. Over the load scrapes the result is shown, not checked: the DomU's writers
+    run for ~20 s, 4-5 scrapes at a full ring, too few for the rule's 5-minute rates and
+    `for: 5m` however the scrapes are spread (the lab measured a peak duty cycle of 0.43)."""
+    import shutil
+    import subprocess
+    import tempfile
+    from load_series import scrapes as load_scrapes
+    repo = os.path.abspath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
+    rules = os.path.join(repo, "alerts", "xen.yml")
+    promtool = shutil.which("promtool")
+    labels = 'instance="xen-lab",job="xen_exporter"'
+    selector = 'ALERTS{alertname="XenVbdSaturated",alertstate="firing",domain="labdomu",device="xvda"}'
+    for phase, folder, want in (("load", "load", 1), ("idle", "idle", 0)):
+        taken = load_scrapes(d, folder)
+        if not promtool or len(taken) < 2:
+            t.row(f"rule: XenVbdSaturated over the {phase} scrapes", None, "",
+                  f"{len(taken)} scrapes, promtool {'found' if promtool else 'missing'}", ok=False)
+            continue
+        end = (len(taken) - 1) * RULE_STEP_MINUTES
+        test = f"""rule_files: [{rules}]
+evaluation_interval: 1m
+group_eval_order: [xen.recording, xen.alerts]
+tests:
+  - interval: {RULE_STEP_MINUTES}m
+    input_series:
+{stretched_series(taken, "labdomu", labels)}
+    promql_expr_test:
+      - expr: count(max_over_time({selector}[{end + 1}m])) or vector(0)
+        eval_time: {end}m
+        exp_samples:
+          - labels: '{{}}'
+            value: {want}
+"""
+        with tempfile.NamedTemporaryFile("w", suffix=".yml", delete=False) as f:
+            f.write(test)
+        run = subprocess.run([promtool, "test", "rules", f.name], capture_output=True, text=True)
+        shown = (f"{len(taken)} scrapes, {RULE_STEP_MINUTES} min apart; "
+                 f"want {'fired' if want else 'never fired'}")
+        if run.returncode != 0:
+            shown += ": " + " ".join((run.stdout + run.stderr).split())[-300:]
+        else:
+            os.unlink(f.name)
+        if phase == "load":
+            fired = run.returncode == 0
+            t.row("rule: XenVbdSaturated over the load scrapes (shown, not checked)",
+                  "fired" if fired else "did not fire", "",
+                  f"{len(taken)} scrapes, {RULE_STEP_MINUTES} min apart", ok=True)
+            continue
+        t.row(f"rule: XenVbdSaturated over the {phase} scrapes", run.returncode == 0, "", shown,
+              ok=run.returncode == 0)
+
+
 def main(d):
     t = Table()
     m = parse_metrics(read(d, "snap-metrics.txt"))
@@ -288,39 +399,29 @@ def main(d):
                       and min(a, b) - 1e-9 <= value <= max(a, b) + 1e-9)
             load_rows(t, d, name, dev)
 
-        for idx, nt in sorted(x["nets"].items()):
-            vif = f"vif{domid}.{idx}"
-            nd = netdev.get(vif)
-            # does xentop label its columns from the guest's view (RX = Dom0's transmit)?
-            swapped = nd is not None and nt["rx"][0] == nd["tx"][0] and nt["rx"][0] != nd["rx"][0]
-            t.row(f"{name} {vif} xentop RX column is", "", "guest view" if swapped else "Dom0 view",
-                  "bulk guest->Dom0: Dom0 rx bytes %s" % (nd["rx"][0] if nd else "?"), ok=True)
-            # Dom0 backend view: receive = what the guest sent (the bulk went guest -> Dom0)
-            # A guest link is never silent (IPv6 multicast, ARP): a counter may move between two
-            # views. /proc/net/dev and xentop are read before and after the scrape; the exporter's
-            # value must lie between the two readings of each (equal when nothing moved).
-            nt_before = xt_before.get(name, x)["nets"].get(idx, nt)
+        # Dom0 bridges the DomU with Open vSwitch (no Linux bridge): stock libxenstat loses every
+        # vif there, so xentop shows no network; the exporter reads Dom0's /proc/net/dev itself.
+        vifs = sorted(v for v in netdev if re.fullmatch(rf"vif{domid}\.\d+", v))
+        if name != "Domain-0":
+            t.row(f"{name} xentop networks (Open vSwitch: libxenstat loses them)", "",
+                  float(len(x["nets"])), f"{len(vifs)} vif(s) in /proc/net/dev",
+                  ok=not x["nets"] and bool(vifs))
+        for vif in vifs:
+            nd = netdev[vif]
             nd_before = netdev_before.get(vif, nd)
-
-            def between(lo, hi):
-                if lo is None or hi is None:
-                    return None
-                return lo if lo == hi else f"{lo:g}..{hi:g}"
-
+            # A guest link is never silent (ARP): a counter may move between two views.
+            # /proc/net/dev is read before and after the scrape; the exporter's value must lie
+            # between the two readings (equal when nothing moved). Dom0's view: receive is
+            # what the guest sent (the bulk went guest -> Dom0).
             for i, what in enumerate(("bytes", "packets", "errors", "drops")):
                 for direction in ("receive", "transmit"):
                     metric = f"xen_vif_{direction}_{what}_total"
                     side = "rx" if direction == "receive" else "tx"
-                    dev_lo = None if nd_before is None else float(nd_before[side][i])
-                    dev_hi = None if nd is None else float(nd[side][i])
-                    # xentop's "RX" column: which one matches the backend receive is settled above
-                    col = "rx" if (direction == "receive") != swapped else "tx"
-                    xt_lo, xt_hi = float(nt_before[col][i]), float(nt[col][i])
+                    lo, hi = float(nd_before[side][i]), float(nd[side][i])
                     value = get(m, metric, domain=name, device=vif)
-                    ok = (isinstance(value, float) and xt_lo <= value <= xt_hi
-                          and dev_lo is not None and dev_lo <= value <= dev_hi)
-                    t.row(f"{name} {vif} {metric}", value, between(xt_lo, xt_hi),
-                          between(dev_lo, dev_hi), ok=ok)
+                    t.row(f"{name} {vif} {metric}", value, "",
+                          lo if lo == hi else f"{lo:g}..{hi:g}",
+                          ok=isinstance(value, float) and lo <= value <= hi)
             qs = sorted({k for k in rings if k[0] == vif})
             t.row(f"{name} {vif} xen_vif_queues", get(m, "xen_vif_queues", domain=name, device=vif), "",
                   float(len({q for _, q, _ in qs})))
@@ -343,6 +444,8 @@ def main(d):
     t.row(f"recreated labdomu domid (was {oldid})", info[0] if info else None, "", newid,
           ok=bool(info) and info[0] == newid and newid != oldid
           and get(again, "xen_domain_vcpus", domain="labdomu") is not None)
+    timing(d, t)
+    saturation_rule(d, t)
     t.print()
     print(f"\n{len(t.rows) - t.failed} ok, {t.failed} mismatched")
     return 1 if t.failed else 0

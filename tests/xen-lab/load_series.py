@@ -13,9 +13,9 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from compare import parse_metrics, read  # noqa: E402
 
 
-def scrapes(d):
-    """[(uptime, samples)] of RESULT_DIR/load/metrics-*.txt, in time order."""
-    load = os.path.join(d, "load")
+def scrapes(d, folder="load"):
+    """[(uptime, samples)] of RESULT_DIR/<folder>/metrics-*.txt, in time order."""
+    load = os.path.join(d, folder)
     out = []
     for f in sorted(os.listdir(load)) if os.path.isdir(load) else []:
         text = read(load, f) or ""

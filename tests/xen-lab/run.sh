@@ -47,7 +47,11 @@ cleanup() { if [ -n "$QPID" ]; then kill "$QPID" 2>/dev/null || true; fi; rm -rf
 trap cleanup EXIT
 mkdir -p "$W/payload/bin"
 cp -a "$HERE/payload/." "$W/payload/"
-cp "$CACHE_DIR/domu-initrd.gz" "$W/payload/"
+# the DomU's /init from this checkout, not the one baked into the cached initramfs
+mkdir "$W/domu"
+(cd "$W/domu" && zcat "$CACHE_DIR/domu-initrd.gz" | cpio -id --quiet)
+install -m 0755 "$HERE/guest/domu-init" "$W/domu/init"
+(cd "$W/domu" && find . | cpio -o -H newc --quiet) | gzip -1 > "$W/payload/domu-initrd.gz"
 cp "$EXPORTER" "$W/payload/bin/xen_exporter"
 : > "$W/payload/env.sh"
 tar -cf "$W/payload.tar" -C "$W/payload" .

@@ -2,7 +2,8 @@
 # Lab scenario, run in Dom0 by /sbin/xenlab-init (cwd /lab). $1 = output dir.
 # One boot does every check: DomU workload (64 parallel O_DIRECT writers, sampled
 # while they run), quiet-moment snapshot (exporter scrape + xentop + xl + blkback
-# sysfs + netback debugfs + the backing loop device's stat), destroy, re-create.
+# sysfs + netback debugfs + the backing loop device's stat), idle scrapes, destroy, re-create.
+# The DomU's vif is on an Open vSwitch bridge, as on XCP-ng: no Linux bridge in Dom0.
 OUT=${1:-/lab/out}; mkdir -p "$OUT"
 [ -f /lab/env.sh ] && . /lab/env.sh
 : "${DOMU_VCPUS:=2}" "${DOMU_MEM:=128}" "${DOMU_DISK_MB:=256}" "${DOMU_IO_MB:=256}" "${DOMU_IO_JOBS:=64}"
@@ -24,14 +25,24 @@ debugfs() { for f in /sys/kernel/debug/xen-netback/*/io_ring_q*; do echo "== $f"
 export -f stats debugfs
 
 mark "scenario start"
-modprobe -a xen-evtchn xen-gntdev xen-gntalloc xen-privcmd xenfs xen-blkback xen-netback loop bridge 2>&1
+modprobe -a xen-evtchn xen-gntdev xen-gntalloc xen-privcmd xenfs xen-blkback xen-netback loop openvswitch 2>&1
 mount -t debugfs none /sys/kernel/debug 2>/dev/null
 export XENCONSOLED_ARGS="--log=guest"
 /etc/init.d/xen start > "$OUT/xen-start.txt" 2>&1
 mark "xen daemons up"
 cap versions.txt 'xl info | grep -E "^xen_(major|minor|extra)|^release"; ls /usr/lib/x86_64-linux-gnu/libxenstat* /usr/lib/libxenstat* 2>/dev/null; xentop -h 2>&1 | head -40'
 
-ip link add "$BR" type bridge && ip addr add 10.99.0.1/24 dev "$BR" && ip link set "$BR" up
+# Open vSwitch without systemd: its database, then the switch daemon, then the bridge.
+mkdir -p /var/run/openvswitch /var/log/openvswitch /etc/openvswitch
+rm -f /etc/openvswitch/conf.db
+ovsdb-tool create /etc/openvswitch/conf.db /usr/share/openvswitch/vswitch.ovsschema
+ovsdb-server --remote=punix:/var/run/openvswitch/db.sock --pidfile --detach \
+  --log-file=/var/log/openvswitch/ovsdb-server.log /etc/openvswitch/conf.db
+ovs-vsctl --no-wait init
+ovs-vswitchd --pidfile --detach --log-file=/var/log/openvswitch/ovs-vswitchd.log
+ovs-vsctl add-br "$BR" && ip addr add 10.99.0.1/24 dev "$BR" && ip link set "$BR" up
+cap ovs.txt 'ovs-vsctl show; ls -d /sys/class/net/*/bridge 2>&1'
+mark "open vswitch up"
 truncate -s "${DOMU_DISK_MB}M" /var/lib/xen/domu-disk.img
 LOOP=$(losetup -f --show /var/lib/xen/domu-disk.img)
 LOOPN=$(basename "$LOOP")
@@ -45,7 +56,7 @@ extra   = "console=hvc0 loglevel=4 xenlab_io_mb=$DOMU_IO_MB xenlab_io_jobs=$DOMU
 memory  = $DOMU_MEM
 vcpus   = $DOMU_VCPUS
 disk    = [ 'phy:$LOOP,xvda,w' ]
-vif     = [ 'mac=00:16:3e:0a:63:02,bridge=$BR' ]
+vif     = [ 'mac=00:16:3e:0a:63:02,bridge=$BR,script=vif-openvswitch' ]
 on_crash = "preserve"
 CFG
 
@@ -133,6 +144,19 @@ cap snap-sysfs.txt stats
 cap snap-debugfs.txt debugfs
 cap snap-proc-net-dev.txt 'cat /proc/net/dev'
 mark "snapshot end"
+# how long xentop takes for one look at the host, next to the exporter's collection time
+cap xentop-time.txt 'TIMEFORMAT=%R; for i in 1 2 3; do time xentop -b -i 1 -f -x -n -v > /dev/null; done'
+if [ -x "$EXPORTER" ]; then
+  for i in 1 2 3; do scrape timing-metrics-$i.txt; done
+  # the guest idle: the saturation rule must stay silent over these
+  mkdir -p "$OUT/idle"
+  for i in $(seq 1 40); do
+    { echo "# uptime $(cut -d' ' -f1 /proc/uptime)"; curl -sS --max-time 10 "http://$LISTEN/metrics"; } \
+      > "$OUT/idle/metrics-$(printf %03d "$i").txt" 2>&1
+    sleep 0.5
+  done
+  mark "idle scrapes done"
+fi
 cap xl-list-long.txt 'xl list -l'
 cap xenstore-backend.txt 'xenstore-ls -f /local/domain/0/backend'
 
