@@ -39,22 +39,11 @@ pub mod testing {
     /// The ICMP packet parsers and the requests-in-flight table, for their fuzz targets.
     pub mod icmp {
         pub use crate::probe::icmp::echo::{
-            build_request, checksum, parse_error, parse_reply, quoted_sequence, sent_requests,
-            ErrorKind, QuotedError, Reply, SentRequest, ECHO_REPLY_V4, ECHO_REPLY_V6,
-            ECHO_REQUEST_V4, ECHO_REQUEST_V6, HEADER_LEN, TOKEN_LEN, UNREACHABLE_V4,
+            build_request, checksum, parse_error, parse_reply, parse_unreachable, quoted_sequence,
+            sent_requests, ErrorKind, QuotedError, Reply, SentRequest, ECHO_REPLY_V4,
+            ECHO_REPLY_V6, ECHO_REQUEST_V4, ECHO_REQUEST_V6, HEADER_LEN, TOKEN_LEN, UNREACHABLE_V4,
             UNREACHABLE_V6,
         };
-
-        /// `(id, seq, to)` of a destination unreachable quoting one of our requests.
-        pub fn parse_unreachable(
-            v6: bool,
-            ip_header: bool,
-            packet: &[u8],
-        ) -> Option<(u16, u16, std::net::IpAddr)> {
-            parse_error(v6, ip_header, packet)
-                .filter(|error| error.kind == ErrorKind::Unreachable)
-                .map(|error| (error.id, error.seq, error.to))
-        }
         pub use crate::probe::icmp::pending::{
             rtt, Entry, Match, Pending, SendStamp, CLOCK_STEP_TOLERANCE,
         };

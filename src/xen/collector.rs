@@ -207,17 +207,9 @@ impl XenCollector {
     ) -> Result<(), Failure> {
         let mut kept = self.kept_files.lock_unpoisoned();
         let report = sysfs::read_vbds_kept(host, &self.files.sysfs, &mut kept, listing);
-        match report.failures.first() {
-            None => Ok(()),
-            Some(first) => Err(Failure {
-                summary: format!(
-                    "{} of {} VBDs unreadable",
-                    report.failures.len(),
-                    report.failures.len() + report.read
-                ),
-                first: first.to_string(),
-            }),
-        }
+        Failure::first_of(&report.failures, |failed| {
+            format!("{failed} of {} VBDs unreadable", failed + report.read)
+        })
     }
 
     /// Reads the block device behind every VBD whose `physical-device` the `rings` part read;
@@ -237,17 +229,12 @@ impl XenCollector {
                 ));
             }
         }
-        match report.failures.first() {
-            None => Ok(()),
-            Some(first) => Err(Failure {
-                summary: format!(
-                    "{} of {} backing devices unreadable",
-                    report.failures.len(),
-                    report.failures.len() + report.read
-                ),
-                first: first.to_string(),
-            }),
-        }
+        Failure::first_of(&report.failures, |failed| {
+            format!(
+                "{failed} of {} backing devices unreadable",
+                failed + report.read
+            )
+        })
     }
 
     /// Puts Dom0's own counters of every guest NIC (`/proc/net/dev`) into `host`; `Err` when
@@ -271,17 +258,12 @@ impl XenCollector {
         };
         let mut cache = self.tapdisk_cache.lock_unpoisoned();
         let report = reader.read_host(host, &mut cache);
-        match report.failures.first() {
-            None => Ok(()),
-            Some(first) => Err(Failure {
-                summary: format!(
-                    "{} of {} vbd3 devices failed",
-                    report.failures.len(),
-                    report.failures.len() + report.read + report.without_stats
-                ),
-                first: first.to_string(),
-            }),
-        }
+        Failure::first_of(&report.failures, |failed| {
+            format!(
+                "{failed} of {} vbd3 devices failed",
+                failed + report.read + report.without_stats
+            )
+        })
     }
 
     /// Fills each domain's balloon target and agent-reported free memory from xenstore;
@@ -289,13 +271,9 @@ impl XenCollector {
     fn read_memory(&self, store: &dyn XenStore, host: &mut Host) -> Result<(), Failure> {
         let mut cache = self.memory_cache.lock_unpoisoned();
         let failures = memory::fill(store, host, &mut cache, Instant::now());
-        match failures.first() {
-            None => Ok(()),
-            Some(first) => Err(Failure {
-                summary: format!("{} xenstore reads failed", failures.len()),
-                first: first.to_string(),
-            }),
-        }
+        Failure::first_of(&failures, |failed| {
+            format!("{failed} xenstore reads failed")
+        })
     }
 
     /// Fills VBD ring geometry (xenstore) and vif queues (debugfs); `Err` says what is missing.
@@ -375,6 +353,20 @@ impl Failure {
         Self {
             summary: String::new(),
             first: reason,
+        }
+    }
+
+    /// `Ok` when nothing failed, else the count (worded by `summary`) and the first failure.
+    fn first_of<E: std::fmt::Display>(
+        failures: &[E],
+        summary: impl FnOnce(usize) -> String,
+    ) -> Result<(), Failure> {
+        match failures.first() {
+            None => Ok(()),
+            Some(first) => Err(Failure {
+                summary: summary(failures.len()),
+                first: first.to_string(),
+            }),
         }
     }
 }

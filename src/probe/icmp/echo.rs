@@ -221,6 +221,18 @@ pub fn parse_error(v6: bool, ip_header: bool, packet: &[u8]) -> Option<QuotedErr
     }
 }
 
+/// `(id, seq, to)` of a destination unreachable quoting one of our requests (the unit tests'
+/// and the fuzz target's view of [`parse_error`]).
+pub fn parse_unreachable(
+    v6: bool,
+    ip_header: bool,
+    packet: &[u8],
+) -> Option<(u16, u16, std::net::IpAddr)> {
+    parse_error(v6, ip_header, packet)
+        .filter(|error| error.kind == ErrorKind::Unreachable)
+        .map(|error| (error.id, error.seq, error.to))
+}
+
 /// The sequence number of the echo request an ICMP error quotes, as a DGRAM socket's error
 /// queue hands it back: from the request's ICMP header on (at least those 8 bytes are quoted).
 pub fn quoted_sequence(v6: bool, quoted: &[u8]) -> Option<u16> {
@@ -331,17 +343,6 @@ mod tests {
         assert_eq!(request.len(), 12);
         let parsed = parse_reply(true, false, &reply_for(&request, true)).expect("reply");
         assert_eq!(parsed.token, None);
-    }
-
-    /// `(id, seq, to)` of an unreachable, as the tests below want it.
-    fn parse_unreachable(
-        v6: bool,
-        ip_header: bool,
-        packet: &[u8],
-    ) -> Option<(u16, u16, std::net::IpAddr)> {
-        parse_error(v6, ip_header, packet)
-            .filter(|error| error.kind == ErrorKind::Unreachable)
-            .map(|error| (error.id, error.seq, error.to))
     }
 
     #[test]
