@@ -9,8 +9,9 @@
 //!   opening the Xen side at start.
 //! - `config/`: the typed configuration file, validated before anything serves.
 //! - `xen/`: the hypervisor side: `source/` takes a snapshot (libxenstat, simulated), `dom0/`
-//!   reads Dom0's own files (sysfs, debugfs, xenstore), `model` is the plain snapshot, the
-//!   collector runs them at scrape time and `metrics/` turns a snapshot into families.
+//!   reads Dom0's own files (sysfs, debugfs, xenstore), `xapi/` keeps XAPI's VM names, `model`
+//!   is the plain snapshot, the collector runs them at scrape time and `metrics/` turns a
+//!   snapshot into families.
 //! - `probe/`: continuous latency probes: scheduler, resolver, `icmp/` and `tcp/` engines, the
 //!   `latency_*` families; `trace/` traces each target's path and whether it crosses an exchange.
 //! - `scrape/`: one scrape: the collector contract, our exposition writer, gzip, the encode

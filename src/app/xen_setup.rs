@@ -2,6 +2,7 @@
 //! and says in one log line what serves the Xen metrics, or why nothing does.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::sync::watch;
 
@@ -53,7 +54,12 @@ pub async fn collector(cli: &Cli, config: watch::Receiver<Arc<Config>>) -> XenCo
         shm: cli.shm.clone(),
         xenstore,
     };
-    let collector = XenCollector::new(source, files, config);
+    // Idle unless `xen.xapi.names` is on; it follows configuration reloads.
+    let xapi_names = crate::xen::xapi::spawn(config.clone());
+    if config.borrow().xen.xapi.names {
+        xapi_names.first_read(Duration::from_secs(2)).await;
+    }
+    let collector = XenCollector::new(source, files, config).with_xapi_names(xapi_names);
     collector.log_start_problems();
     collector
 }

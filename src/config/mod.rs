@@ -52,6 +52,9 @@ pub struct XenConfig {
     /// on every Xen release and add flush/discard requests).
     #[serde(default = "default_true")]
     pub vbd_sysfs: bool,
+    /// VM names from XAPI (XCP-ng, XenServer) instead of xenstore's, which go stale on rename.
+    #[serde(default)]
+    pub xapi: XapiConfig,
 }
 
 impl Default for XenConfig {
@@ -59,8 +62,42 @@ impl Default for XenConfig {
         Self {
             rings: true,
             vbd_sysfs: true,
+            xapi: XapiConfig::default(),
         }
     }
+}
+
+/// The `xen.xapi:` section: off unless `names: true`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct XapiConfig {
+    /// Label domains with their XAPI `name_label`, looked up by VM UUID.
+    #[serde(default)]
+    pub names: bool,
+    /// XAPI's local socket, where root is trusted without a password.
+    #[serde(default = "default_xapi_socket")]
+    pub socket: PathBuf,
+    /// How often the names are read again (renames show within this).
+    #[serde(default = "default_xapi_refresh")]
+    pub refresh_interval: duration::PositiveDuration,
+}
+
+impl Default for XapiConfig {
+    fn default() -> Self {
+        Self {
+            names: false,
+            socket: default_xapi_socket(),
+            refresh_interval: default_xapi_refresh(),
+        }
+    }
+}
+
+fn default_xapi_socket() -> PathBuf {
+    PathBuf::from("/var/lib/xcp/xapi")
+}
+
+fn default_xapi_refresh() -> duration::PositiveDuration {
+    duration::PositiveDuration(std::time::Duration::from_secs(60))
 }
 
 fn default_true() -> bool {
@@ -390,7 +427,7 @@ mod tests {
         let error = parse("xen:\n  ringz: true\n", "x.yml").expect_err("must fail");
         assert_eq!(
             error.to_string(),
-            "x.yml:2:3: xen.ringz: unknown field `ringz`, expected `rings` or `vbd_sysfs`"
+            "x.yml:2:3: xen.ringz: unknown field `ringz`, expected one of `rings`, `vbd_sysfs`, `xapi`"
         );
     }
 

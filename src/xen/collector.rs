@@ -1,7 +1,8 @@
 //! The scrape-time Xen collector: one snapshot from the source (part `xen`), blkback's own
 //! counters from sysfs (part `vbd`), ring state from xenstore and netback debugfs (part
 //! `rings`) and the statistics of the block devices behind VBDs (part `backing`), encoded as
-//! exactly the domains that exist at this moment.
+//! exactly the domains that exist at this moment; with `xen.xapi.names`, XAPI's VM names (part
+//! `xapi`).
 //!
 //! Each part reports its own success; a part that fails is left out and the others still serve.
 //! A failure is logged once when it starts (and again only when its reason changes), and once
@@ -28,6 +29,7 @@ use crate::xen::metrics::labelled::LabelledHost;
 use crate::xen::model::{Host, VbdBackend, Vif, VifKind};
 use crate::xen::source::{SourceError, XenSource};
 use crate::xen::vbd_plan::VbdPlan;
+use crate::xen::xapi::XapiNames;
 
 /// Where the Dom0 files live (`--path.sysfs`, `--path.debugfs`, `--path.procfs`,
 /// `--path.shm`) and the xenstore connection.
@@ -64,6 +66,8 @@ pub struct XenCollector {
     shm_owner: u32,
     /// Each domain's memory keys, re-read every `memory::REFRESH`.
     memory_cache: Mutex<MemoryCache>,
+    /// XAPI's VM names, kept by a background task (`None`: nobody reads them).
+    xapi_names: Option<XapiNames>,
 }
 
 /// The failure last logged for each part (`None`: it was working).
@@ -76,6 +80,7 @@ struct Logged {
     vif: Option<String>,
     tapdisk: Option<String>,
     memory: Option<String>,
+    xapi: Option<String>,
     /// The `rings` problem already told at start (debugfs missing): scrapes failing for it
     /// stay quiet, and a scrape that has nothing to read (no vifs yet) does not claim recovery.
     rings_at_start: Option<String>,
@@ -103,7 +108,14 @@ impl XenCollector {
             tapdisk_cache: Mutex::new(TapdiskCache::default()),
             shm_owner: 0,
             memory_cache: Mutex::new(MemoryCache::default()),
+            xapi_names: None,
         }
+    }
+
+    /// Names domains from `names` while `xen.xapi.names` is on.
+    pub fn with_xapi_names(mut self, names: XapiNames) -> Self {
+        self.xapi_names = Some(names);
+        self
     }
 
     /// Accepts tapdisk files owned by `uid` instead of root: for tests that cannot chown.
@@ -131,6 +143,7 @@ impl XenCollector {
             "vif" => &mut logged.vif,
             "tapdisk" => &mut logged.tapdisk,
             "memory" => &mut logged.memory,
+            "xapi" => &mut logged.xapi,
             _ => &mut logged.rings,
         };
         if slot.as_deref() == problem.as_ref().map(|failure| failure.first.as_str()) {
@@ -440,6 +453,11 @@ impl ScrapeCollector for XenCollector {
                 };
             }
         };
+        if let Some(names) = self.xapi_names.as_ref().filter(|_| settings.xapi.names) {
+            outcomes.push(timed(self, "xapi", || {
+                names.apply(&mut host).map_err(Failure::single)
+            }));
+        }
         if from_files {
             // Before `rings`, which reads netback's queues of the vifs found here.
             outcomes.push(timed(self, "vif", || self.read_vif_counters(&mut host)));
