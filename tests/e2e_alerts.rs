@@ -5,8 +5,8 @@
 //! `XenVbdSaturated` (warning) reaches a webhook through a real Alertmanager configured with the
 //! inhibitions of docs/alertmanager.md.
 //!
-//! Pages (a second test, root): two guests' disks storm at once and a netsim TUN device of the
-//! test drops half the probes to three of the four targets of one exchange; Alertmanager runs
+//! Pages (a second test, root): after a healthy phase, two guests' disks storm at once and a
+//! netsim TUN device of the test starts dropping half the probes to three of the four targets of one exchange; Alertmanager runs
 //! docs/alertmanager.md's whole example (routes by severity, receivers, inhibitions) and its
 //! `pager` receiver gets exactly XenHostStorageSaturated and LatencyExchangeDegraded, while the
 //! per-VBD and per-target warnings they inhibit fire in Prometheus and reach no receiver.
@@ -56,6 +56,8 @@ const CALM_IX: &str = "CALM-IX";
 /// rules call loss, yet enough answers that no target looks unreachable (whose 5-minute warning
 /// would go out before the 10-minute exchange page could inhibit it).
 const PAGE_LOSS: f64 = 0.5;
+/// Healthy phase of the paging test before the storms start and netsim starts dropping.
+const PAGES_AFTER: Duration = Duration::from_secs(30);
 /// What the test substitutes for Grafana's time variables.
 const BUILTINS: &[(&str, &str)] = &[
     ("__rate_interval", "10s"),
@@ -282,8 +284,8 @@ fn dashboards_and_storm_alert_end_to_end() {
     }
 }
 
-/// Two guests' disks storm and three of the four targets of one exchange lose half their probes
-/// (netsim on a TUN device of this test): through docs/alertmanager.md's own routes and
+/// After a healthy phase, two guests' disks storm and three of the four targets of one exchange
+/// lose half their probes (netsim on a TUN device of this test): through docs/alertmanager.md's own routes and
 /// inhibitions, the `pager` receiver gets exactly the two pages, XenHostStorageSaturated for the
 /// host and LatencyExchangeDegraded for that exchange; the per-VBD and per-target warnings they
 /// explain fire in Prometheus but reach no receiver.
@@ -313,20 +315,15 @@ fn storage_and_exchange_pages_reach_the_pager_and_inhibit_their_symptoms() {
     let calm: Vec<(String, IpAddr)> = (6..=7)
         .map(|index| (format!("calm-peer-{index}"), address(index)))
         .collect();
-    let lossy = Impairment {
-        loss: PAGE_LOSS,
-        ..Impairment::default()
-    };
-    let options = exchange
+    let responder = Responder::spawn(options).expect("start the netsim responder");
+    let lossy: Vec<IpAddr> = exchange
         .iter()
         .filter(|(_, _, lossy)| *lossy)
-        .fold(options, |options, (_, address, _)| {
-            options.target(*address, lossy)
-        });
-    let responder = Responder::spawn(options).expect("start the netsim responder");
+        .map(|(_, address, _)| *address)
+        .collect();
     let config_dir = common::temp_dir();
     let mut config =
-        "probes:\n  defaults:\n    interval: 500ms\n    timeout: 250ms\n  targets:\n".to_owned();
+        "probes:\n  defaults:\n    interval: 500ms\n    timeout: 500ms\n  targets:\n".to_owned();
     for (name, address, _) in &exchange {
         config.push_str(&format!(
             "    - {{host: {address}, protocol: icmp, name: {name}, labels: {{ix: {PAGE_IX}}}}}\n"
@@ -342,14 +339,18 @@ fn storage_and_exchange_pages_reach_the_pager_and_inhibit_their_symptoms() {
     let config_flag = format!("--config.file={}", config_path.display());
     let guests = GUESTS.to_string();
     let storms = STORM_DOMAINS.join(",");
+    let storm_after = format!("{}s", PAGES_AFTER.as_secs());
     let exporter = Exporter::start(&[
         "--xen.source=simulated",
         "--xen.simulated.domains",
         &guests,
         "--xen.simulated.storm-domain",
         &storms,
+        "--xen.simulated.storm-after",
+        &storm_after,
         &config_flag,
     ]);
+    let trouble_starts = Instant::now() + PAGES_AFTER;
     let rules_dir = common::temp_dir();
     let prometheus = start_prometheus(
         &prometheus_binary,
@@ -357,6 +358,44 @@ fn storage_and_exchange_pages_reach_the_pager_and_inhibit_their_symptoms() {
         &shortened_rules(rules_dir.path()),
         alertmanager.server.address,
     );
+
+    // Healthy first: every target and VBD judged, none degraded or saturated, nothing paged.
+    let targets = exchange.len() + calm.len();
+    let judged = poll(Duration::from_secs(20), || {
+        (prometheus.series_count("latency:target_degraded:bool") == targets
+            && prometheus.series_count("xen_host:domains_saturated:count") == 1)
+            .then_some(())
+    });
+    assert!(
+        judged.is_some(),
+        "the rules never judged all {targets} targets and the host: {}",
+        prometheus.query("latency:target_degraded:bool")
+    );
+    for healthy in [
+        "latency:target_degraded:bool == 1",
+        "xen_host:domains_saturated:count > 0",
+        "ALERTS{severity=\"critical\"}",
+    ] {
+        assert_eq!(
+            prometheus.series_count(healthy),
+            0,
+            "{healthy} before the trouble: {}",
+            prometheus.query(healthy)
+        );
+    }
+    assert!(
+        Instant::now() < trouble_starts,
+        "the healthy phase was checked after the trouble began (machine too slow for PAGES_AFTER)"
+    );
+    // The trouble: the storms start by the exporter's clock, netsim starts dropping now.
+    std::thread::sleep(trouble_starts.saturating_duration_since(Instant::now()));
+    let lossy_impairment = Impairment {
+        loss: PAGE_LOSS,
+        ..Impairment::default()
+    };
+    for address in &lossy {
+        responder.impair(*address, lossy_impairment);
+    }
 
     // Both pages reach the pager.
     let instance = exporter.address.to_string();
@@ -396,7 +435,7 @@ fn storage_and_exchange_pages_reach_the_pager_and_inhibit_their_symptoms() {
         (firing("XenVbdSaturated", ""), STORM_DOMAINS.len()),
         (
             firing("LatencyPacketLoss", &format!(", ix=\"{PAGE_IX}\"")),
-            exchange.iter().filter(|(_, _, lossy)| *lossy).count(),
+            lossy.len(),
         ),
     ];
     for (expr, count) in &symptoms {
