@@ -1,13 +1,13 @@
 //! End to end with real servers: the exporter's simulated Xen host is scraped by a real
 //! Prometheus that loads `alerts/*.yml` (rendered from `mixin/`); every metric name the rules and
-//! dashboards use is served; every dashboard query (variables substituted as Grafana would) returns a series; the busy but
-//! healthy host raises no saturation alert; then one guest's disk goes into a VBD_OO storm and
+//! dashboards use is served; every dashboard query (variables substituted as Grafana would)
+//! returns a series; the busy but healthy host raises no saturation alert; then one guest's disk goes into a VBD_OO storm and
 //! `XenVbdSaturated` (warning) reaches a webhook through a real Alertmanager configured with the
 //! inhibitions of docs/alertmanager.md.
 //!
 //! Pages (a second test, root): after a healthy phase, two guests' disks storm at once and a
-//! netsim TUN device of the test starts dropping half the probes to three of the four targets of one exchange; Alertmanager runs
-//! docs/alertmanager.md's whole example (routes by severity, receivers, inhibitions) and its
+//! netsim TUN device of the test starts dropping the probes to three of the four targets of one
+//! exchange (two lose all, one half); Alertmanager runs docs/alertmanager.md's whole example (routes by severity, receivers, inhibitions) and its
 //! `pager` receiver gets exactly XenHostStorageSaturated and LatencyExchangeDegraded, while the
 //! per-VBD and per-target warnings they inhibit fire in Prometheus and reach no receiver.
 //!
@@ -52,10 +52,10 @@ const STORM_DOMAINS: [&str; 2] = ["guest-0001", "guest-0003"];
 /// The exchange most of whose targets lose probes in the paging test, and one that stays healthy.
 const PAGE_IX: &str = "EXAMPLE-IX";
 const CALM_IX: &str = "CALM-IX";
-/// Share of probes netsim drops to the degraded exchange's lossy targets: far above the 5 % the
-/// rules call loss, yet enough answers that no target looks unreachable (whose 5-minute warning
-/// would go out before the 10-minute exchange page could inhibit it).
-const PAGE_LOSS: f64 = 0.5;
+/// Share of probes netsim drops to each of the degraded exchange's four targets: two answer
+/// nothing (LatencyTargetUnreachable and LatencyPacketLoss fire), one loses half (only
+/// LatencyPacketLoss, which then only the exchange-wide page inhibits), one stays healthy.
+const PAGE_LOSS: [f64; 4] = [1.0, 1.0, 0.5, 0.0];
 /// Healthy phase of the paging test before the storms start and netsim starts dropping.
 const PAGES_AFTER: Duration = Duration::from_secs(30);
 /// What the test substitutes for Grafana's time variables.
@@ -285,8 +285,8 @@ fn dashboards_and_storm_alert_end_to_end() {
 }
 
 /// After a healthy phase, two guests' disks storm and three of the four targets of one exchange
-/// lose half their probes (netsim on a TUN device of this test): through docs/alertmanager.md's own routes and
-/// inhibitions, the `pager` receiver gets exactly the two pages, XenHostStorageSaturated for the
+/// lose all or half their probes (netsim on a TUN device of this test): through
+/// docs/alertmanager.md's own routes and inhibitions, the `pager` receiver gets exactly the two pages, XenHostStorageSaturated for the
 /// host and LatencyExchangeDegraded for that exchange; the per-VBD and per-target warnings they
 /// explain fire in Prometheus but reach no receiver.
 #[test]
@@ -309,18 +309,20 @@ fn storage_and_exchange_pages_reach_the_pager_and_inhibit_their_symptoms() {
     let options = Options::default().on_host().seed(16);
     let prefix = options.prefix4.expect("on_host gives an IPv4 prefix");
     let address = |index: u128| prefix.nth(index).expect("address in the /24");
-    let exchange: Vec<(String, IpAddr, bool)> = (2..=5)
-        .map(|index| (format!("ix-peer-{index}"), address(index), index != 5))
+    let exchange: Vec<(String, IpAddr, f64)> = (2..=5)
+        .zip(PAGE_LOSS)
+        .map(|(index, loss)| (format!("ix-peer-{index}"), address(index), loss))
         .collect();
     let calm: Vec<(String, IpAddr)> = (6..=7)
         .map(|index| (format!("calm-peer-{index}"), address(index)))
         .collect();
     let responder = Responder::spawn(options).expect("start the netsim responder");
-    let lossy: Vec<IpAddr> = exchange
-        .iter()
-        .filter(|(_, _, lossy)| *lossy)
-        .map(|(_, address, _)| *address)
-        .collect();
+    let count_losing = |at_least: f64| {
+        exchange
+            .iter()
+            .filter(|(_, _, loss)| *loss >= at_least)
+            .count()
+    };
     let config_dir = common::temp_dir();
     let mut config =
         "probes:\n  defaults:\n    interval: 500ms\n    timeout: 500ms\n  targets:\n".to_owned();
@@ -389,12 +391,14 @@ fn storage_and_exchange_pages_reach_the_pager_and_inhibit_their_symptoms() {
     );
     // The trouble: the storms start by the exporter's clock, netsim starts dropping now.
     std::thread::sleep(trouble_starts.saturating_duration_since(Instant::now()));
-    let lossy_impairment = Impairment {
-        loss: PAGE_LOSS,
-        ..Impairment::default()
-    };
-    for address in &lossy {
-        responder.impair(*address, lossy_impairment);
+    for (_, address, loss) in &exchange {
+        responder.impair(
+            *address,
+            Impairment {
+                loss: *loss,
+                ..Impairment::default()
+            },
+        );
     }
 
     // Both pages reach the pager.
@@ -426,16 +430,20 @@ fn storage_and_exchange_pages_reach_the_pager_and_inhibit_their_symptoms() {
         responder.stats()
     );
     // The symptoms the pages explain fire in Prometheus, so their absence at the receivers means
-    // the inhibitions held: both storming VBDs' XenVbdSaturated and the lossy targets'
-    // LatencyPacketLoss.
+    // the inhibitions held: both storming VBDs' XenVbdSaturated, the silent targets'
+    // LatencyTargetUnreachable and every losing target's LatencyPacketLoss.
     let firing = |alertname: &str, matcher: &str| {
         format!("ALERTS{{alertname=\"{alertname}\", alertstate=\"firing\"{matcher}}}")
     };
     let symptoms = [
         (firing("XenVbdSaturated", ""), STORM_DOMAINS.len()),
         (
+            firing("LatencyTargetUnreachable", &format!(", ix=\"{PAGE_IX}\"")),
+            count_losing(1.0),
+        ),
+        (
             firing("LatencyPacketLoss", &format!(", ix=\"{PAGE_IX}\"")),
-            lossy.len(),
+            count_losing(0.05),
         ),
     ];
     for (expr, count) in &symptoms {
