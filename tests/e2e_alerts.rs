@@ -1,10 +1,15 @@
 //! End to end with real servers: the exporter's simulated Xen host is scraped by a real
 //! Prometheus that loads `alerts/*.yml` (rendered from `mixin/`); every metric name the rules and
-//! dashboards use is served (but those in `PENDING`, while the exporter does not serve them yet);
-//! every dashboard query (variables substituted as Grafana would) returns a series; the busy but
-//! healthy host raises no saturation alert; then one guest's disk goes into a VBD_OO storm and
+//! dashboards use is served; every dashboard query (variables substituted as Grafana would)
+//! returns a series; the busy but healthy host raises no saturation alert; then one guest's disk goes into a VBD_OO storm and
 //! `XenVbdSaturated` (warning) reaches a webhook through a real Alertmanager configured with the
 //! inhibitions of docs/alertmanager.md.
+//!
+//! Pages (a second test, root): after a healthy phase, two guests' disks storm at once and a
+//! netsim TUN device of the test starts dropping the probes to three of the four targets of one
+//! exchange (two lose all, one half); Alertmanager runs docs/alertmanager.md's whole example (routes by severity, receivers, inhibitions) and its
+//! `pager` receiver gets exactly XenHostStorageSaturated and LatencyExchangeDegraded, while the
+//! per-VBD and per-target warnings they inhibit fire in Prometheus and reach no receiver.
 //!
 //! Latency: the exporter's real probes measure loopback targets this test owns: a TCP listener; a
 //! closed TCP port (refused: `LatencyPacketLoss` arrives, `LatencyTargetUnreachable` must not,
@@ -22,13 +27,14 @@ mod common;
 
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpListener};
+use std::net::{IpAddr, SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::prometheus::{Prometheus, PrometheusSetup};
 use common::{free_port, http, poll, Exporter, ToolServer};
+use netsim::{Impairment, Options, Responder};
 use serde_json::Value;
 
 const TEST: &str = "e2e_alerts";
@@ -40,6 +46,18 @@ const STORM_DOMAIN: &str = "guest-0002";
 const STORM_AFTER: Duration = Duration::from_secs(40);
 /// Simulated guests, each with 4 VBDs (3 blkback with rings, 1 qdisk).
 const GUESTS: usize = 4;
+/// The guests whose `xvda` storm together in the paging test: two domains saturated at once is
+/// XenHostStorageSaturated's "several domains".
+const STORM_DOMAINS: [&str; 2] = ["guest-0001", "guest-0003"];
+/// The exchange most of whose targets lose probes in the paging test, and one that stays healthy.
+const PAGE_IX: &str = "EXAMPLE-IX";
+const CALM_IX: &str = "CALM-IX";
+/// Share of probes netsim drops to each of the degraded exchange's four targets: two answer
+/// nothing (LatencyTargetUnreachable and LatencyPacketLoss fire), one loses half (only
+/// LatencyPacketLoss, which then only the exchange-wide page inhibits), one stays healthy.
+const PAGE_LOSS: [f64; 4] = [1.0, 1.0, 0.5, 0.0];
+/// Healthy phase of the paging test before the storms start and netsim starts dropping.
+const PAGES_AFTER: Duration = Duration::from_secs(30);
 /// What the test substitutes for Grafana's time variables.
 const BUILTINS: &[(&str, &str)] = &[
     ("__rate_interval", "10s"),
@@ -51,37 +69,6 @@ const BUILTINS: &[(&str, &str)] = &[
 const RULES_JOB: (&str, &str) = ("job=\"xen_exporter\"", "job=\"sut\"");
 /// The mixin's default runbook URL pattern up to the repository path.
 const RUNBOOK_BASE: &str = "https://example.invalid/xen_exporter/blob/main/";
-/// Metric names the rules and dashboards use that the simulated host does not serve yet: the
-/// backing device's statistics and the backend's queue offer (being added to the exporter), and
-/// tapdisk3's service time and ring occupancy (XCP-ng). While /metrics lacks a name, metrics.txt
-/// need not be served for it and a dashboard query naming it (or a recording rule built on it,
-/// second column) is skipped, each with a note; once served, both are checked as every other.
-const PENDING: &[(&str, &[&str])] = &[
-    ("xen_vbd_backing_in_flight_requests", &[]),
-    (
-        "xen_vbd_backing_queue_time_seconds_total",
-        &["xen_vbd:backing_queue_depth:rate5m"],
-    ),
-    (
-        "xen_vbd_backing_io_time_seconds_total",
-        &["xen_vbd:backing_utilisation:ratio_rate5m"],
-    ),
-    (
-        "xen_vbd_backing_read_time_seconds_total",
-        &["xen_vbd:service_time_seconds:rate5m"],
-    ),
-    ("xen_vbd_backing_write_time_seconds_total", &[]),
-    ("xen_vbd_backing_reads_completed_total", &[]),
-    ("xen_vbd_backing_writes_completed_total", &[]),
-    ("xen_vbd_ring_max_queues", &[]),
-    ("xen_vbd_read_time_seconds_total", &[]),
-    ("xen_vbd_write_time_seconds_total", &[]),
-    (
-        "xen_vbd_ring_requests_outstanding",
-        &["xen_vbd:ring_occupancy:ratio_avg5m"],
-    ),
-];
-
 fn repo() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
@@ -95,7 +82,8 @@ fn dashboards_and_storm_alert_end_to_end() {
         return;
     };
     let webhook = Webhook::start();
-    let alertmanager = Alertmanager::start(&alertmanager_binary, webhook.address);
+    let alertmanager =
+        Alertmanager::start(&alertmanager_binary, &catch_all_config(webhook.address));
     let storm_after = format!("{}s", STORM_AFTER.as_secs());
     let guests = GUESTS.to_string();
     // Real probes: TCP to a loopback listener of this test, and ICMP echo to 127.0.0.1 when this
@@ -142,39 +130,15 @@ fn dashboards_and_storm_alert_end_to_end() {
         common::skip(TEST, "latency_reply_ttl queries: ICMP probes need root");
         skipped_queries.push("latency_reply_ttl");
     }
-    let targets = vec![exporter.address];
     let rules_dir = common::temp_dir();
-    let rule_files = shortened_rules(rules_dir.path());
-    let prometheus = Prometheus::start(
+    let prometheus = start_prometheus(
         &prometheus_binary,
-        &PrometheusSetup {
-            targets: &targets,
-            scrape_interval: "1s",
-            rule_files: &rule_files,
-            alertmanager: Some(alertmanager.server.address),
-            extra_job_yaml: "",
-        },
-    );
-    assert!(
-        prometheus.wait_for_series("xen_up{job=\"sut\"} == 1", Duration::from_secs(30)),
-        "Prometheus never scraped the exporter: {}",
-        prometheus.query("up")
+        exporter.address,
+        &shortened_rules(rules_dir.path()),
+        alertmanager.server.address,
     );
 
-    let metrics = exporter.get("/metrics").text();
-    let pending = not_served(&metrics);
-    check_metric_names(&metrics, &pending);
-    for name in &pending {
-        eprintln!(
-            "{TEST}: {name} not served yet: its metrics.txt entry and dashboard queries skipped"
-        );
-    }
-    skipped_queries.extend(pending.iter().copied());
-    for (metric, records) in PENDING {
-        if pending.contains(metric) {
-            skipped_queries.extend(records.iter().copied());
-        }
-    }
+    check_metric_names(&exporter.get("/metrics").text());
 
     // Busy but healthy: every VBD has been judged by the saturation rule, none saturated, no
     // alert pending or firing, and all before the storm begins.
@@ -320,6 +284,264 @@ fn dashboards_and_storm_alert_end_to_end() {
     }
 }
 
+/// After a healthy phase, two guests' disks storm and three of the four targets of one exchange
+/// lose all or half their probes (netsim on a TUN device of this test): through
+/// docs/alertmanager.md's own routes and inhibitions, the `pager` receiver gets exactly the two pages, XenHostStorageSaturated for the
+/// host and LatencyExchangeDegraded for that exchange; the per-VBD and per-target warnings they
+/// explain fire in Prometheus but reach no receiver.
+#[test]
+fn storage_and_exchange_pages_reach_the_pager_and_inhibit_their_symptoms() {
+    const PAGES_TEST: &str = "e2e_alerts_pages";
+    if !netsim::require_privileged(PAGES_TEST) {
+        return;
+    }
+    let Some(prometheus_binary) = common::tool(PAGES_TEST, "prometheus") else {
+        return;
+    };
+    let Some(alertmanager_binary) = common::tool(PAGES_TEST, "prometheus-alertmanager") else {
+        return;
+    };
+    let started = Instant::now();
+    let webhook = Webhook::start();
+    let alertmanager = Alertmanager::start(&alertmanager_binary, &docs_config(webhook.address));
+    // A TUN device on the host with a route to its own /24 only: the exporter (on loopback, where
+    // Prometheus scrapes it) probes addresses netsim answers, and nothing else.
+    let options = Options::default().on_host().seed(16);
+    let prefix = options.prefix4.expect("on_host gives an IPv4 prefix");
+    let address = |index: u128| prefix.nth(index).expect("address in the /24");
+    let exchange: Vec<(String, IpAddr, f64)> = (2..=5)
+        .zip(PAGE_LOSS)
+        .map(|(index, loss)| (format!("ix-peer-{index}"), address(index), loss))
+        .collect();
+    let calm: Vec<(String, IpAddr)> = (6..=7)
+        .map(|index| (format!("calm-peer-{index}"), address(index)))
+        .collect();
+    let responder = Responder::spawn(options).expect("start the netsim responder");
+    let count_losing = |at_least: f64| {
+        exchange
+            .iter()
+            .filter(|(_, _, loss)| *loss >= at_least)
+            .count()
+    };
+    let config_dir = common::temp_dir();
+    let mut config =
+        "probes:\n  defaults:\n    interval: 500ms\n    timeout: 500ms\n  targets:\n".to_owned();
+    for (name, address, _) in &exchange {
+        config.push_str(&format!(
+            "    - {{host: {address}, protocol: icmp, name: {name}, labels: {{ix: {PAGE_IX}}}}}\n"
+        ));
+    }
+    for (name, address) in &calm {
+        config.push_str(&format!(
+            "    - {{host: {address}, protocol: icmp, name: {name}, labels: {{ix: {CALM_IX}}}}}\n"
+        ));
+    }
+    let config_path = config_dir.path().join("xen_exporter.yml");
+    std::fs::write(&config_path, config).expect("write probe config");
+    let config_flag = format!("--config.file={}", config_path.display());
+    let guests = GUESTS.to_string();
+    let storms = STORM_DOMAINS.join(",");
+    let storm_after = format!("{}s", PAGES_AFTER.as_secs());
+    let exporter = Exporter::start(&[
+        "--xen.source=simulated",
+        "--xen.simulated.domains",
+        &guests,
+        "--xen.simulated.storm-domain",
+        &storms,
+        "--xen.simulated.storm-after",
+        &storm_after,
+        &config_flag,
+    ]);
+    let trouble_starts = Instant::now() + PAGES_AFTER;
+    let rules_dir = common::temp_dir();
+    let prometheus = start_prometheus(
+        &prometheus_binary,
+        exporter.address,
+        &shortened_rules(rules_dir.path()),
+        alertmanager.server.address,
+    );
+
+    // Healthy first: every target and VBD judged, none degraded or saturated, nothing paged.
+    let targets = exchange.len() + calm.len();
+    let judged = poll(Duration::from_secs(20), || {
+        (prometheus.series_count("latency:target_degraded:bool") == targets
+            && prometheus.series_count("xen_host:domains_saturated:count") == 1)
+            .then_some(())
+    });
+    assert!(
+        judged.is_some(),
+        "the rules never judged all {targets} targets and the host: {}",
+        prometheus.query("latency:target_degraded:bool")
+    );
+    for healthy in [
+        "latency:target_degraded:bool == 1",
+        "xen_host:domains_saturated:count > 0",
+        "ALERTS{severity=\"critical\"}",
+    ] {
+        assert_eq!(
+            prometheus.series_count(healthy),
+            0,
+            "{healthy} before the trouble: {}",
+            prometheus.query(healthy)
+        );
+    }
+    assert!(
+        Instant::now() < trouble_starts,
+        "the healthy phase was checked after the trouble began (machine too slow for PAGES_AFTER)"
+    );
+    // The trouble: the storms start by the exporter's clock, netsim starts dropping now.
+    std::thread::sleep(trouble_starts.saturating_duration_since(Instant::now()));
+    for (_, address, loss) in &exchange {
+        responder.impair(
+            *address,
+            Impairment {
+                loss: *loss,
+                ..Impairment::default()
+            },
+        );
+    }
+
+    // Both pages reach the pager.
+    let instance = exporter.address.to_string();
+    let expected: BTreeSet<(String, String)> = [
+        ("XenHostStorageSaturated".to_owned(), instance.clone()),
+        ("LatencyExchangeDegraded".to_owned(), PAGE_IX.to_owned()),
+    ]
+    .into();
+    let pages = |webhook: &Webhook| -> BTreeSet<(String, String)> {
+        webhook
+            .notifications()
+            .iter()
+            .filter(|notification| notification.alert["labels"]["severity"] == "critical")
+            .map(|notification| page_key(&notification.alert))
+            .collect()
+    };
+    let arrived = poll(Duration::from_secs(120), || {
+        (pages(&webhook) == expected).then_some(())
+    });
+    assert!(
+        arrived.is_some(),
+        "the pager did not get exactly {expected:?}: got {:?}\nall notifications: {:?}\n\
+         ALERTS: {}\nexchange ratio: {}\nresponder: {}",
+        pages(&webhook),
+        webhook.notifications(),
+        prometheus.query("ALERTS"),
+        prometheus.query("latency:exchange_targets_degraded:ratio"),
+        responder.stats()
+    );
+    // The symptoms the pages explain fire in Prometheus, so their absence at the receivers means
+    // the inhibitions held: both storming VBDs' XenVbdSaturated, the silent targets'
+    // LatencyTargetUnreachable and every losing target's LatencyPacketLoss.
+    let firing = |alertname: &str, matcher: &str| {
+        format!("ALERTS{{alertname=\"{alertname}\", alertstate=\"firing\"{matcher}}}")
+    };
+    let symptoms = [
+        (firing("XenVbdSaturated", ""), STORM_DOMAINS.len()),
+        (
+            firing("LatencyTargetUnreachable", &format!(", ix=\"{PAGE_IX}\"")),
+            count_losing(1.0),
+        ),
+        (
+            firing("LatencyPacketLoss", &format!(", ix=\"{PAGE_IX}\"")),
+            count_losing(0.05),
+        ),
+    ];
+    for (expr, count) in &symptoms {
+        let fired = poll(Duration::from_secs(30), || {
+            (prometheus.series_count(expr) >= *count).then_some(())
+        });
+        assert!(
+            fired.is_some(),
+            "{expr} not firing {count} times, so its absence at the receivers would prove \
+             nothing: {}",
+            prometheus.query("ALERTS")
+        );
+    }
+    // Past the group wait of the symptoms' groups: had they not been inhibited, they would be here.
+    std::thread::sleep(Duration::from_secs(8));
+    let notifications = webhook.notifications();
+    assert_eq!(
+        pages(&webhook),
+        expected,
+        "pages besides the expected ones: {notifications:?}"
+    );
+    for notification in &notifications {
+        let labels = &notification.alert["labels"];
+        let critical = labels["severity"] == "critical";
+        assert_eq!(
+            notification.receiver,
+            if critical { "pager" } else { "tickets" },
+            "routed by severity as docs/alertmanager.md says: {notification:?}"
+        );
+        let name = labels["alertname"].as_str().unwrap_or_default();
+        assert!(
+            !matches!(name, "XenVbdSaturated" | "XenNoisyNeighbour"),
+            "XenHostStorageSaturated did not inhibit {name}: {notification:?}"
+        );
+        assert!(
+            !(name.starts_with("Latency") && !critical && labels["ix"] == PAGE_IX),
+            "LatencyExchangeDegraded did not inhibit {name} of {PAGE_IX}: {notification:?}"
+        );
+    }
+    let storm_vbds = prometheus.query(&firing("XenVbdSaturated", ""));
+    for domain in STORM_DOMAINS {
+        assert!(
+            storm_vbds.contains(&format!("\"domain\":\"{domain}\"")),
+            "{domain}'s disk is not among the saturated VBDs: {storm_vbds}"
+        );
+    }
+    // The healthy exchange's peers answer every probe: no page, no warning for them.
+    assert!(
+        notifications
+            .iter()
+            .all(|notification| notification.alert["labels"]["ix"] != CALM_IX),
+        "a healthy exchange alerted: {notifications:?}"
+    );
+    eprintln!(
+        "{PAGES_TEST}: pages {expected:?} arrived, {} notifications in all, {:.0} s",
+        notifications.len(),
+        started.elapsed().as_secs_f64()
+    );
+    drop(responder);
+}
+
+/// (alertname, what it is about) of a page: the exchange of an exchange-wide page, else the
+/// instance.
+fn page_key(alert: &Value) -> (String, String) {
+    let labels = &alert["labels"];
+    let about = labels["ix"].as_str().or(labels["instance"].as_str());
+    (
+        labels["alertname"].as_str().unwrap_or("?").to_owned(),
+        about.unwrap_or("?").to_owned(),
+    )
+}
+
+/// A Prometheus scraping the exporter every second, evaluating `rule_files` and sending to
+/// `alertmanager`, once it has scraped the exporter.
+fn start_prometheus(
+    binary: &Path,
+    exporter: SocketAddr,
+    rule_files: &[PathBuf],
+    alertmanager: SocketAddr,
+) -> Prometheus {
+    let prometheus = Prometheus::start(
+        binary,
+        &PrometheusSetup {
+            targets: &[exporter],
+            scrape_interval: "1s",
+            rule_files,
+            alertmanager: Some(alertmanager),
+            extra_job_yaml: "",
+        },
+    );
+    assert!(
+        prometheus.wait_for_series("xen_up{job=\"sut\"} == 1", Duration::from_secs(30)),
+        "Prometheus never scraped the exporter: {}",
+        prometheus.query("up")
+    );
+    prometheus
+}
+
 /// Copies of `alerts/*.yml` with every range selector `[..]` set to 15 s, every `for:` and
 /// `keep_firing_for:` of N minutes set to N seconds (their order kept: a 5-minute alert still
 /// fires before a 10-minute one, which inhibitions rely on), every group `interval:` to 1 s, and
@@ -401,22 +623,11 @@ fn shorten_ranges(line: &str) -> String {
     out
 }
 
-/// The `PENDING` metric names /metrics does not serve.
-fn not_served(metrics: &str) -> Vec<&'static str> {
-    let served = served_names(metrics);
-    PENDING
-        .iter()
-        .map(|(name, _)| *name)
-        .filter(|name| !served.contains(*name))
-        .collect()
-}
-
-/// Every metric name in `alerts/metrics.txt` (the names the rules and dashboards use) is served
-/// (`pending`: the names allowed to be missing yet): as a sample, or as a declared family without
-/// series yet (a labelled counter such as `latency_errors_total{reason}` appears with its first
-/// error). Names Prometheus makes itself (`up`, `scrape_duration_seconds`, `ALERTS`) are not the
-/// exporter's.
-fn check_metric_names(metrics: &str, pending: &[&str]) {
+/// Every metric name in `alerts/metrics.txt` (the names the rules and dashboards use) is served:
+/// as a sample, or as a declared family without series yet (a labelled counter such as
+/// `latency_errors_total{reason}` appears with its first error). Names Prometheus makes itself
+/// (`up`, `scrape_duration_seconds`, `ALERTS`) are not the exporter's.
+fn check_metric_names(metrics: &str) {
     let served = served_names(metrics);
     let listed = std::fs::read_to_string(repo().join("alerts/metrics.txt")).expect("metrics.txt");
     let mut missing = Vec::new();
@@ -424,7 +635,6 @@ fn check_metric_names(metrics: &str, pending: &[&str]) {
         if name.is_empty()
             || name.starts_with('#')
             || ["up", "scrape_duration_seconds", "ALERTS"].contains(&name)
-            || pending.contains(&name)
         {
             continue;
         }
@@ -672,26 +882,44 @@ fn substitute(text: &str, values: &[(String, String)]) -> String {
     out
 }
 
-/// A webhook receiver on loopback that keeps every alert Alertmanager posts.
+/// A webhook receiver on loopback that keeps every alert Alertmanager posts, with the name of
+/// the receiver (route) that sent it.
 struct Webhook {
     address: SocketAddr,
-    alerts: Arc<Mutex<Vec<Value>>>,
+    notifications: Arc<Mutex<Vec<Notification>>>,
+}
+
+/// One alert as a receiver got it.
+#[derive(Clone, Debug)]
+struct Notification {
+    receiver: String,
+    alert: Value,
 }
 
 impl Webhook {
     fn start() -> Webhook {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind webhook");
         let address = listener.local_addr().expect("webhook address");
-        let alerts = Arc::new(Mutex::new(Vec::new()));
-        let sink = alerts.clone();
+        let notifications = Arc::new(Mutex::new(Vec::new()));
+        let sink = notifications.clone();
         // The thread ends with the test process; it holds no child process.
         std::thread::spawn(move || {
             for stream in listener.incoming() {
                 let Ok(mut stream) = stream else { continue };
                 if let Some(body) = read_request_body(&mut stream) {
                     if let Ok(payload) = serde_json::from_slice::<Value>(&body) {
-                        let mut alerts = sink.lock().expect("webhook lock");
-                        alerts.extend(payload["alerts"].as_array().cloned().unwrap_or_default());
+                        let receiver = payload["receiver"].as_str().unwrap_or("?").to_owned();
+                        let mut notifications = sink.lock().expect("webhook lock");
+                        notifications.extend(
+                            payload["alerts"]
+                                .as_array()
+                                .into_iter()
+                                .flatten()
+                                .map(|alert| Notification {
+                                    receiver: receiver.clone(),
+                                    alert: alert.clone(),
+                                }),
+                        );
                     }
                 }
                 let _ = stream.write_all(
@@ -699,11 +927,21 @@ impl Webhook {
                 );
             }
         });
-        Webhook { address, alerts }
+        Webhook {
+            address,
+            notifications,
+        }
+    }
+
+    fn notifications(&self) -> Vec<Notification> {
+        self.notifications.lock().expect("webhook lock").clone()
     }
 
     fn alerts(&self) -> Vec<Value> {
-        self.alerts.lock().expect("webhook lock").clone()
+        self.notifications()
+            .into_iter()
+            .map(|notification| notification.alert)
+            .collect()
     }
 }
 
@@ -731,23 +969,15 @@ fn read_request_body(stream: &mut std::net::TcpStream) -> Option<Vec<u8>> {
     Some(body)
 }
 
-/// A real Alertmanager (Debian `prometheus-alertmanager`) routing everything to the webhook at
-/// once; stopped by PID on drop.
+/// A real Alertmanager (Debian `prometheus-alertmanager`) with a given configuration; stopped by
+/// PID on drop.
 struct Alertmanager {
     server: ToolServer,
 }
 
 impl Alertmanager {
-    fn start(binary: &Path, webhook: SocketAddr) -> Alertmanager {
+    fn start(binary: &Path, config: &str) -> Alertmanager {
         let dir = common::temp_dir();
-        // The inhibitions are docs/alertmanager.md's, copied from its example.
-        let config = format!(
-            "route:\n  receiver: webhook\n  group_by: [alertname, domain, device, target]\n  \
-             group_wait: 1s\n  group_interval: 1s\n  repeat_interval: 1h\nreceivers:\n  - name: \
-             webhook\n    webhook_configs:\n      - url: http://{webhook}/alerts\n        \
-             send_resolved: false\n{}",
-            docs_inhibit_rules()
-        );
         let config_path = dir.path().join("alertmanager.yml");
         std::fs::write(&config_path, config).expect("write alertmanager.yml");
         let data = dir.path().join("data");
@@ -765,16 +995,65 @@ impl Alertmanager {
     }
 }
 
+/// Routes every alert to the webhook at once, with docs/alertmanager.md's inhibitions.
+fn catch_all_config(webhook: SocketAddr) -> String {
+    format!(
+        "route:\n  receiver: webhook\n  group_by: [alertname, domain, device, target]\n  \
+         group_wait: 1s\n  group_interval: 1s\n  repeat_interval: 1h\nreceivers:\n  - name: \
+         webhook\n    webhook_configs:\n      - url: http://{webhook}/alerts\n        \
+         send_resolved: false\n{}",
+        docs_inhibit_rules()
+    )
+}
+
+/// The whole example configuration of docs/alertmanager.md (its routes by severity, receivers
+/// `pager` and `tickets`, and inhibitions), with both receivers' URLs pointed at the webhook and
+/// the timers shortened: `group_wait` 30 s -> 5 s, `group_interval` 5 m -> 1 s. The group wait
+/// stays above the few seconds of scrape, evaluation and probe-timeout jitter by which an
+/// inhibited alert may fire before the alert that inhibits it (both have the same `for:`), as
+/// 30 s does for the real windows.
+fn docs_config(webhook: SocketAddr) -> String {
+    let block = docs_alertmanager_block();
+    let mut config = block.clone();
+    for (from, to) in [
+        (
+            "http://pager.example.invalid/hook".to_owned(),
+            format!("http://{webhook}/pager"),
+        ),
+        (
+            "http://tickets.example.invalid/hook".to_owned(),
+            format!("http://{webhook}/tickets"),
+        ),
+        ("group_wait: 30s".to_owned(), "group_wait: 5s".to_owned()),
+        (
+            "group_interval: 5m".to_owned(),
+            "group_interval: 1s".to_owned(),
+        ),
+    ] {
+        assert!(
+            config.contains(&from),
+            "docs/alertmanager.md's example lacks `{from}`: update the test\n{block}"
+        );
+        config = config.replace(&from, &to);
+    }
+    config
+}
+
+/// The ```yaml alertmanager.yml block of docs/alertmanager.md.
+fn docs_alertmanager_block() -> String {
+    let doc =
+        std::fs::read_to_string(repo().join("docs/alertmanager.md")).expect("docs/alertmanager.md");
+    doc.split("```yaml alertmanager.yml\n")
+        .nth(1)
+        .and_then(|rest| rest.split("```").next())
+        .expect("docs/alertmanager.md has a ```yaml alertmanager.yml block")
+        .to_owned()
+}
+
 /// The `inhibit_rules:` section of the example Alertmanager configuration in
 /// docs/alertmanager.md (the ```yaml alertmanager.yml block), so the test runs what users copy.
 fn docs_inhibit_rules() -> String {
-    let doc =
-        std::fs::read_to_string(repo().join("docs/alertmanager.md")).expect("docs/alertmanager.md");
-    let block = doc
-        .split("```yaml alertmanager.yml\n")
-        .nth(1)
-        .and_then(|rest| rest.split("```").next())
-        .expect("docs/alertmanager.md has a ```yaml alertmanager.yml block");
+    let block = docs_alertmanager_block();
     let rules = block
         .split_once("inhibit_rules:")
         .map(|(_, rules)| format!("inhibit_rules:{rules}"))

@@ -6,7 +6,7 @@ use std::fs::File;
 use std::io::Read;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -159,6 +159,7 @@ impl Options {
 pub struct Responder {
     dev: String,
     stop: Arc<AtomicBool>,
+    changes: Arc<Changes>,
     counters: Arc<Counters>,
     reader: Option<JoinHandle<()>>,
     timer: Option<Timer>,
@@ -183,9 +184,11 @@ impl Responder {
                 source,
             })?;
         let stop = Arc::new(AtomicBool::new(false));
+        let changes = Arc::new(Changes::default());
         let mut reader = Reader {
             rng: Rng::seeded(options.seed),
             options,
+            changes: Arc::clone(&changes),
             scheduler: timer.scheduler(),
             counters: Arc::clone(&counters),
         };
@@ -200,6 +203,7 @@ impl Responder {
         Ok(Responder {
             dev,
             stop,
+            changes,
             counters,
             reader: Some(reader),
             timer: Some(timer),
@@ -209,6 +213,17 @@ impl Responder {
     /// The device name the kernel gave.
     pub fn dev(&self) -> &str {
         &self.dev
+    }
+
+    /// From now on, requests for `address` get `impairment` (an outage or a degradation that
+    /// starts while the probes run). The reader picks the change up with its next request.
+    pub fn impair(&self, address: IpAddr, impairment: Impairment) {
+        self.changes
+            .pending
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(address, impairment);
+        self.changes.any.store(true, Ordering::Release);
     }
 
     /// Counters so far.
@@ -249,8 +264,17 @@ impl Drop for Responder {
     }
 }
 
+/// Per-address impairments set while running, for the reader to take over; `any` spares the
+/// reader the lock on every request.
+#[derive(Default)]
+struct Changes {
+    any: AtomicBool,
+    pending: Mutex<HashMap<IpAddr, Impairment>>,
+}
+
 struct Reader {
     options: Options,
+    changes: Arc<Changes>,
     rng: Rng,
     scheduler: Scheduler,
     counters: Arc<Counters>,
@@ -340,6 +364,16 @@ impl Reader {
 
     /// `None` (and counted) if the request is lost, else its delay.
     fn fate(&mut self, address: IpAddr) -> Option<Duration> {
+        if self.changes.any.swap(false, Ordering::Acquire) {
+            let pending = std::mem::take(
+                &mut *self
+                    .changes
+                    .pending
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner),
+            );
+            self.options.impairments.targets.extend(pending);
+        }
         let impairments = &self.options.impairments;
         let fate = impairments
             .for_address(address)

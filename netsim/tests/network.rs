@@ -254,6 +254,24 @@ fn per_target_overrides_apply_only_to_their_address() {
     assert_eq!(by_address.len(), 2, "{by_address:?}");
 }
 
+/// An impairment set while the responder runs applies from then on, to its address only.
+#[test]
+fn an_impairment_set_while_running_applies_from_then_on() {
+    let Some((netns, responder)) = setup("netsim_impair", Options::default()) else {
+        return;
+    };
+    let before = ping(&netns, "198.19.0.3", 20);
+    assert!(before.median() < 5.0, "{before:?}");
+    responder.impair(
+        "198.19.0.3".parse().expect("ip"),
+        Impairment::delay(Duration::from_millis(40)),
+    );
+    let slow = ping(&netns, "198.19.0.3", 20);
+    let other = ping(&netns, "198.19.0.5", 20);
+    assert!(slow.min_ms >= 40.0, "{slow:?}");
+    assert!(other.median() < 5.0, "{other:?}");
+}
+
 #[test]
 fn ipv6_echo_is_answered_with_the_configured_hop_limit() {
     let Some((netns, responder)) = setup(

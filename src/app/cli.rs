@@ -88,9 +88,15 @@ pub struct Cli {
     pub simulated_domains: usize,
 
     /// A guest of the simulated host (e.g. guest-0002) whose first disk saturates its ring
-    /// (sustained VBD_OO) from --xen.simulated.storm-after on.
-    #[arg(long = "xen.simulated.storm-domain", value_name = "NAME")]
-    pub simulated_storm_domain: Option<String>,
+    /// (sustained VBD_OO, backing queue at the ring's capacity) from --xen.simulated.storm-after
+    /// on. Repeat the flag or give a comma-separated list to storm several guests at once (the
+    /// host-wide storage saturation).
+    #[arg(
+        long = "xen.simulated.storm-domain",
+        value_name = "NAME",
+        value_delimiter = ','
+    )]
+    pub simulated_storm_domains: Vec<String>,
 
     /// When the simulated VBD_OO storm starts, counted from the exporter's start.
     #[arg(long = "xen.simulated.storm-after", value_name = "DURATION", default_value = "0s", value_parser = parse_duration_flag)]

@@ -67,10 +67,14 @@ pub async fn collector(cli: &Cli, config: watch::Receiver<Arc<Config>>) -> XenCo
 fn simulated_options(cli: &Cli) -> SimulatedOptions {
     SimulatedOptions {
         guests: cli.simulated_domains,
-        storm: cli.simulated_storm_domain.clone().map(|domain| Storm {
-            domain,
-            after: cli.simulated_storm_after,
-        }),
+        storms: cli
+            .simulated_storm_domains
+            .iter()
+            .map(|domain| Storm {
+                domain: domain.clone(),
+                after: cli.simulated_storm_after,
+            })
+            .collect(),
         stall: cli.simulated_stall_domain.clone().map(|domain| Storm {
             domain,
             after: cli.simulated_stall_after,

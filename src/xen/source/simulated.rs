@@ -3,8 +3,9 @@
 //! Every number is a pure function of the time since start and the domain's index, so two runs
 //! with the same options and clock show the same host. Counters are integrals of rates that swing
 //! slowly around a per-domain level (never decreasing, like a real host's); each guest's VBDs see
-//! rare, tiny VBD_OO bursts (busy but healthy); a configured "storm" drives one guest's `xvda`
-//! into sustained ring saturation (its backing device's queue just under the ring's capacity); a
+//! rare, tiny VBD_OO bursts (busy but healthy); a configured "storm" drives the `xvda` of one or
+//! more guests into sustained ring saturation (its backing device's queue just under the ring's
+//! capacity, so the host-wide storage alert can be driven too); a
 //! configured "stall" stops one guest's `xvda` completing anything with requests in flight; with
 //! churn on, guests are destroyed and created again under a new domid, with counters starting
 //! from zero as on a real host.
@@ -30,8 +31,9 @@ pub type Clock = Arc<dyn Fn() -> Duration + Send + Sync>;
 pub struct SimulatedOptions {
     /// Guests (Domain-0 comes in addition).
     pub guests: usize,
-    /// A guest whose `xvda` saturates its ring from `after` on.
-    pub storm: Option<Storm>,
+    /// Guests whose `xvda` saturates its ring, each from its `after` on (several at once make
+    /// the host's storage look saturated).
+    pub storms: Vec<Storm>,
     /// A guest whose `xvda` stops completing requests from `after` on, with requests in flight
     /// (the backing device hangs).
     pub stall: Option<Storm>,
@@ -44,7 +46,7 @@ impl Default for SimulatedOptions {
     fn default() -> Self {
         Self {
             guests: 8,
-            storm: None,
+            storms: Vec::new(),
             stall: None,
             churn: None,
         }
@@ -104,16 +106,17 @@ impl SimulatedHost {
         domains.push(dom0(t));
         for index in 1..=guests {
             if let Some(life) = self.life(index, elapsed) {
-                let since = |incident: &Option<Storm>| {
-                    incident
-                        .as_ref()
-                        .filter(|incident| incident.domain == guest_name(index))
+                let name = guest_name(index);
+                let since = |incidents: &[Storm]| {
+                    incidents
+                        .iter()
+                        .filter(|incident| incident.domain == name)
                         .map(|incident| (t - incident.after.as_secs_f64()).max(0.0))
-                        .unwrap_or(0.0)
+                        .fold(0.0, f64::max)
                 };
                 let incidents = Incidents {
-                    storm: since(&self.options.storm),
-                    stall: since(&self.options.stall),
+                    storm: since(&self.options.storms),
+                    stall: since(self.options.stall.as_slice()),
                 };
                 domains.push(guest(index, life, incidents));
             }
@@ -585,10 +588,10 @@ mod tests {
     #[test]
     fn storm_saturates_one_disk_from_its_start() {
         let options = SimulatedOptions {
-            storm: Some(Storm {
+            storms: vec![Storm {
                 domain: "guest-0002".to_owned(),
                 after: Duration::from_secs(100),
-            }),
+            }],
             ..SimulatedOptions::default()
         };
         let oo = |at: f64| {
@@ -610,6 +613,35 @@ mod tests {
         );
     }
 
+    /// Several storms: each named guest's first disk saturates from its own start, the others
+    /// stay healthy.
+    #[test]
+    fn storms_on_two_guests_saturate_both_first_disks_only() {
+        let storm = |domain: &str, after: u64| Storm {
+            domain: domain.to_owned(),
+            after: Duration::from_secs(after),
+        };
+        let options = SimulatedOptions {
+            storms: vec![storm("guest-0001", 100), storm("guest-0003", 200)],
+            ..SimulatedOptions::default()
+        };
+        let in_flight = |name: &str, slot: usize, at: f64| {
+            host(options.clone(), at)
+                .domains
+                .into_iter()
+                .find(|domain| domain.name == name)
+                .and_then(|domain| domain.vbds[slot].backing)
+                .expect("a blkback disk")
+                .in_flight
+        };
+        assert!(in_flight("guest-0001", 0, 150.0) > 60);
+        assert!(in_flight("guest-0003", 0, 150.0) < 3, "before its storm");
+        assert!(in_flight("guest-0003", 0, 250.0) > 60);
+        for (name, slot) in [("guest-0002", 0), ("guest-0001", 1), ("guest-0003", 1)] {
+            assert!(in_flight(name, slot, 250.0) < 3, "{name} slot {slot}");
+        }
+    }
+
     fn first_disk(options: &SimulatedOptions, name: &str, at: f64) -> Vbd {
         host(options.clone(), at)
             .domains
@@ -625,10 +657,10 @@ mod tests {
     #[test]
     fn storm_keeps_the_backing_queue_at_the_ring_capacity() {
         let options = SimulatedOptions {
-            storm: Some(Storm {
+            storms: vec![Storm {
                 domain: "guest-0002".to_owned(),
                 after: Duration::from_secs(100),
-            }),
+            }],
             ..SimulatedOptions::default()
         };
         let healthy = host(options.clone(), 3_600.0);
