@@ -369,8 +369,8 @@ def vbd3_rows(d, t):
     info = [l for n, l, v in m if n == "xen_vbd_info" and l.get("domain") == name and l.get("device") == VBD3_DEVICE]
     shown = info[0] if info else {}
     t.row(f"vbd3: {name} {VBD3_DEVICE} xen_vbd_info backend devno sr vdi",
-          " ".join(str(shown.get(k)) for k in ("backend", "devno", "sr_uuid", "vdi_uuid")), "",
-          f"tapdisk3 {VBD3_DEVNO} {helper.get('sr_uuid')} {helper.get('vdi_uuid')}",
+          " ".join(str(shown.get(k))[:8] for k in ("backend", "devno", "sr_uuid", "vdi_uuid")), "",
+          f"tapdisk3 {VBD3_DEVNO} {helper.get('sr_uuid', '')[:8]} {helper.get('vdi_uuid', '')[:8]}",
           ok=bool(info) and shown.get("backend") == "tapdisk3" and shown.get("devno") == str(VBD3_DEVNO)
           and shown.get("sr_uuid") == helper.get("sr_uuid") and shown.get("vdi_uuid") == helper.get("vdi_uuid"))
 
