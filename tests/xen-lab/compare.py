@@ -320,6 +320,127 @@ tests:
               ok=run.returncode == 0)
 
 
+# The fake tapdisk3's disk: the second disk of the DomU, 202:16
+VBD3_DEVNO, VBD3_DEVICE = 51728, "xvdb"
+
+
+def xen_version(d):
+    """(major, minor) from versions.txt (`xl info`), or None."""
+    text = read(d, "versions.txt") or ""
+    major = re.search(r"^xen_major\s*:\s*(\d+)", text, re.M)
+    minor = re.search(r"^xen_minor\s*:\s*(\d+)", text, re.M)
+    return (int(major.group(1)), int(minor.group(1))) if major and minor else None
+
+
+def xentop_vbd(text, domain, devno):
+    """The `VBD <type> <devno> ...` line of `domain` in xentop -x output -> (type, {OO, RD, ...})."""
+    cur = None
+    for line in (text or "").splitlines():
+        f = line.split()
+        if len(f) >= 19 and f[0] != "NAME":
+            cur = f[0]
+        elif cur == domain and len(f) >= 3 and f[0] == "VBD" and f[2] == str(devno):
+            return f[1], {k: int(v) for k, v in re.findall(r"\b(OO|RD|WR|RSECT|WSECT):\s+(\d+)", line)}
+    return None, {}
+
+
+def vbd3_rows(d, t):
+    """A helper in Dom0 played tapdisk3 for xvdb (backend/vbd3 keys, kthread-pid, a version-1
+    stats file kept moving, then frozen): the exporter's numbers equal xentop's Tapdisk3 VBD
+    (libxenstat >= 4.19 reads the same file) and the helper's own for what xentop drops."""
+    helper = {}
+    for line in (read(d, "vbd3-helper.txt") or "").splitlines():
+        k, sep, v = line.partition("=")
+        if sep:
+            helper[k] = v
+    frozen = "frozen" in (read(d, "vbd3-helper.txt") or "").split()
+    t.row("vbd3: helper played tapdisk3 (sysfs device, frozen counters)",
+          f"pid {helper.get('pid')}, {helper.get('updates')} updates", "",
+          f"sysfs vbd3-*: {helper.get('sysfs')}",
+          ok=frozen and helper.get("sysfs") == "yes" and int(helper.get("updates", 0)) > 1)
+    if not frozen:
+        return
+    h = lambda k: float(helper[k]) if k in helper else None
+    m = parse_metrics(read(d, "vbd3-metrics.txt"))
+    name = "labdomu"
+    lab = dict(domain=name, device=VBD3_DEVICE)
+    t.row("vbd3: collector_success{tapdisk}", get(m, "xen_exporter_collector_success", collector="tapdisk"),
+          ok=get(m, "xen_exporter_collector_success", collector="tapdisk") == 1)
+    info = [l for n, l, v in m if n == "xen_vbd_info" and l.get("domain") == name and l.get("device") == VBD3_DEVICE]
+    shown = info[0] if info else {}
+    t.row(f"vbd3: {name} {VBD3_DEVICE} xen_vbd_info backend devno sr vdi",
+          " ".join(str(shown.get(k))[:8] for k in ("backend", "devno", "sr_uuid", "vdi_uuid")), "",
+          f"tapdisk3 {VBD3_DEVNO} {helper.get('sr_uuid', '')[:8]} {helper.get('vdi_uuid', '')[:8]}",
+          ok=bool(info) and shown.get("backend") == "tapdisk3" and shown.get("devno") == str(VBD3_DEVNO)
+          and shown.get("sr_uuid") == helper.get("sr_uuid") and shown.get("vdi_uuid") == helper.get("vdi_uuid"))
+
+    # what libxenstat keeps: the submitted requests, sectors, OO (never written by tapdisk: 0)
+    version = xen_version(d)
+    kind, xt = xentop_vbd(read(d, "vbd3-xentop.txt"), name, VBD3_DEVNO)
+    reads_vbd3 = version is not None and version >= (4, 19)
+    if reads_vbd3:
+        t.row(f"vbd3: xentop (Xen {version[0]}.{version[1]}) shows {name} {VBD3_DEVNO}", "", kind, "",
+              ok=kind == "Tapdisk3")
+    else:
+        t.row(f"vbd3: xentop: skipped: Xen {'%d.%d' % version if version else '?'} libxenstat has no vbd3",
+              "", kind or "no VBD line", "", ok=kind is None)
+    for metric, xkey, hkey, mult in (
+        ("xen_vbd_read_requests_submitted_total", "RD", "read_reqs_submitted", 1),
+        ("xen_vbd_write_requests_submitted_total", "WR", "write_reqs_submitted", 1),
+        ("xen_vbd_read_bytes_total", "RSECT", "read_sectors", SECTOR),
+        ("xen_vbd_write_bytes_total", "WSECT", "write_sectors", SECTOR),
+        ("xen_vbd_out_of_requests_total", "OO", "oo_reqs", 1),
+    ):
+        value, want = get(m, metric, **lab), h(hkey)
+        seen = float(xt[xkey] * mult) if xkey in xt else None
+        t.row(f"vbd3: {name} {VBD3_DEVICE} {metric}", value, seen if reads_vbd3 else "skipped",
+              None if want is None else want * mult,
+              ok=isinstance(value, float) and want is not None and value == want * mult
+              and (not reads_vbd3 or seen == value))
+
+    # what xentop drops: the helper's own numbers (times in microseconds)
+    for metric, hkey, scale in (
+        ("xen_vbd_read_requests_total", "read_reqs_completed", 1),
+        ("xen_vbd_write_requests_total", "write_reqs_completed", 1),
+        ("xen_vbd_read_time_seconds_total", "read_total_ticks", 1e-6),
+        ("xen_vbd_write_time_seconds_total", "write_total_ticks", 1e-6),
+        ("xen_vbd_io_errors_total", "io_errors", 1),
+        ("xen_vbd_low_memory_mode", "flags", 1),
+    ):
+        value, want = get(m, metric, **lab), h(hkey)
+        if want is not None and hkey == "flags":
+            want = float(int(want) & 1)
+        want = None if want is None else want * scale
+        t.row(f"vbd3: {name} {VBD3_DEVICE} {metric} (xentop drops it)", value, "", want,
+              ok=isinstance(value, float) and want is not None and abs(value - want) <= 1e-9 * max(1.0, want))
+    # ring: one page (no ring-page-order from a frontend), tapback's limit, io_ring's indexes
+    for metric, want in (
+        ("xen_vbd_ring_pages", 1.0),
+        ("xen_vbd_ring_max_pages", None if h("max_ring_page_order") is None else float(1 << int(h("max_ring_page_order")))),
+        ("xen_vbd_ring_capacity_requests", h("ring_nr_ents")),
+        ("xen_vbd_ring_requests_outstanding",
+         None if h("ring_req_prod") is None else h("ring_req_prod") - h("ring_req_cons")),
+    ):
+        value = get(m, metric, **lab)
+        t.row(f"vbd3: {name} {VBD3_DEVICE} {metric}", value, "", want,
+              ok=isinstance(value, float) and value == want)
+    age = get(m, "xen_vbd_ring_stats_age_seconds", **lab)
+    t.row(f"vbd3: {name} {VBD3_DEVICE} xen_vbd_ring_stats_age_seconds (io_ring rewritten at the freeze)",
+          age, "", "< 60", ok=isinstance(age, float) and 0 <= age < 60)
+
+    # the counters moved while the helper ran: a scrape before the freeze saw fewer
+    moving = parse_metrics(read(d, "vbd3-metrics-moving.txt"))
+    before = get(moving, "xen_vbd_read_requests_total", **lab)
+    after = get(m, "xen_vbd_read_requests_total", **lab)
+    t.row(f"vbd3: {name} {VBD3_DEVICE} read requests moved (scrape before the freeze < after)",
+          after, "", before, ok=isinstance(before, float) and isinstance(after, float) and 0 < before < after)
+    # the helper gone (keys and files removed): no series of the disk remain
+    gone = parse_metrics(read(d, "vbd3-metrics-after.txt"))
+    left = [n for n, l, v in gone if l.get("domain") == name and l.get("device") == VBD3_DEVICE]
+    t.row(f"vbd3: {name} {VBD3_DEVICE} series after the helper stopped", len(left),
+          ok=bool(gone) and not left and get(gone, "xen_exporter_collector_success", collector="tapdisk") == 1)
+
+
 def main(d):
     t = Table()
     m = parse_metrics(read(d, "snap-metrics.txt"))
@@ -444,6 +565,7 @@ def main(d):
     t.row(f"recreated labdomu domid (was {oldid})", info[0] if info else None, "", newid,
           ok=bool(info) and info[0] == newid and newid != oldid
           and get(again, "xen_domain_vcpus", domain="labdomu") is not None)
+    vbd3_rows(d, t)
     timing(d, t)
     saturation_rule(d, t)
     t.print()

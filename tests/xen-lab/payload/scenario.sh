@@ -157,6 +157,32 @@ if [ -x "$EXPORTER" ]; then
   done
   mark "idle scrapes done"
 fi
+# ---- vbd3: a helper plays tapdisk3 for a second disk of the DomU (xvdb) ----
+# Both suites run it: the exporter finds the disk in sysfs either way; only Xen >= 4.19's
+# libxenstat (trixie) reads vbd3 stats, so bookworm's xentop shows nothing for it.
+vbd3_phase() {
+  local domid pid i
+  domid=$(xl domid labdomu 2>/dev/null) || { mark "vbd3: no labdomu"; return; }
+  python3 /lab/fake-tapdisk3.py --domid "$domid" --devid 51728 --state "$OUT/vbd3-helper.txt" \
+    < /dev/null > /dev/null 2> "$OUT/vbd3-helper.log" &
+  pid=$!
+  for i in $(seq 1 120); do grep -qx ready "$OUT/vbd3-helper.txt" 2>/dev/null && break; sleep 0.5; done
+  mark "vbd3: helper $pid $(tr '\n' ' ' < "$OUT/vbd3-helper.txt" 2>/dev/null)"
+  sleep 2
+  [ -x "$EXPORTER" ] && scrape vbd3-metrics-moving.txt   # while the counters move
+  sleep 2
+  kill -USR1 "$pid"
+  for i in $(seq 1 60); do grep -qx frozen "$OUT/vbd3-helper.txt" 2>/dev/null && break; sleep 0.5; done
+  mark "vbd3: counters frozen"
+  cap vbd3-xentop.txt 'xentop -b -i 1 -f -x -n -v'
+  [ -x "$EXPORTER" ] && scrape vbd3-metrics.txt
+  cap vbd3-xenstore.txt "xenstore-ls -f /local/domain/0/backend/vbd3; ls /sys/bus/xen-backend/devices; ls -lR /dev/shm"
+  kill "$pid"; wait "$pid" 2>/dev/null
+  [ -x "$EXPORTER" ] && scrape vbd3-metrics-after.txt    # the disk is gone
+  mark "vbd3: helper stopped"
+}
+vbd3_phase
+
 cap xl-list-long.txt 'xl list -l'
 cap xenstore-backend.txt 'xenstore-ls -f /local/domain/0/backend'
 
