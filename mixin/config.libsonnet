@@ -97,12 +97,12 @@
     latencyLossFor: '10m',
     // Only these error reasons mean the path is down (not `refused`, `socket`, `resolve`).
     latencyPathErrorReasons: 'timeout|unreachable',
-    latencyUnreachableFor: '5m',
+    latencyUnreachableFor: '10m',
     // LatencyExchangeDegraded (critical): at least this share, and this many, of one exchange's
     // targets above their baseline or losing probes.
     exchangeDegradedShare: 0.5,
     exchangeDegradedMinTargets: 2,
-    exchangeDegradedFor: '10m',
+    exchangeDegradedFor: '5m',
 
     // Dashboards.
     dashboardUids: {

@@ -14,8 +14,10 @@ local a = import '../lib/alert.libsonnet';
         rules: [
           # Threshold: at least half, and at least 2, of one exchange's targets degraded (median
           # RTT above twice its baseline and 5 ms above it, or > 5 % of probes lost on the path)
-          # for 10 min. Many targets of one exchange at once is our side (uplink, Dom0, route),
-          # not one peer: this is the latency page the product promises.
+          # for 5 min. Many targets of one exchange at once is our side (uplink, Dom0, route),
+          # not one peer: this is the latency page the product promises. It must fire before its
+          # targets' own LatencyTargetUnreachable (10 min after 5 without a reply), which it
+          # inhibits in Alertmanager: an outage of the exchange pages once and files no tickets.
           a.new(c, 'LatencyExchangeDegraded', c.criticalSeverity,
             |||
               latency:exchange_targets_degraded:ratio{%(ix)s!=""} >= %(share)g
@@ -45,7 +47,8 @@ local a = import '../lib/alert.libsonnet';
             '{{ $value | humanizePercentage }} of probes to {{ $labels.target }} got no reply.',
             'latency', ['target']),
           # Threshold: not one reply for 5 min, and most probes failed by timeout or an unreachable
-          # reply (the path), as blackbox-exporter's `probe_success == 0 for 5m`. A TCP `refused`
+          # reply (the path), held for 10 min more: slower than LatencyExchangeDegraded, so an
+          # exchange-wide outage is inhibited before any of its targets files a ticket. A TCP `refused`
           # (the path works), `socket` or `resolve` error is not the path: they stay silent here.
           a.new(c, 'LatencyTargetUnreachable', c.warningSeverity,
             |||
@@ -54,7 +57,7 @@ local a = import '../lib/alert.libsonnet';
             ||| % ('rate(%s[5m])' % s('latency_responses_total')),
             c.latencyUnreachableFor,
             'Target {{ $labels.target }} ({{ $labels.protocol }}) unreachable',
-            'No reply from {{ $labels.target }} to any probe for 5 minutes: probes time out or come back unreachable.',
+            'No reply from {{ $labels.target }} to any probe for at least 5 minutes: probes time out or come back unreachable.',
             'latency', ['target']),
           # Threshold: the prober sent no probe at all for 10 min while the exporter is scraped:
           # its probe threads stopped, so every latency alert is blind.
