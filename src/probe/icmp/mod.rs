@@ -7,7 +7,10 @@
 //! stamps are used when the clocks did not step, else the threads' monotonic stamps (see
 //! [`rtt`](super::pending::rtt)); either way an RTT is never below the path's true delay. The
 //! receive thread is a plain OS thread blocked in `poll`, so a busy async runtime cannot delay
-//! replies, and it drains every queued reply per wake-up. A reply counts if it *arrived* within
+//! replies, and it drains every queued reply per wake-up. While few requests are in flight it
+//! does not even watch the socket: a burst's transmit stamps and replies wait in the queues and
+//! are read together `READ_DELAY` after its first send (or at a deadline), one wake-up instead
+//! of two per probe, since the kernel's stamps time them. A reply counts if it *arrived* within
 //! the timeout, however late the thread read it; one that arrived later is a timeout. An ICMP
 //! destination unreachable about a request fails it at once: RAW sockets see it as a packet,
 //! DGRAM sockets on their error queue (`IP_RECVERR`).
@@ -48,7 +51,7 @@ use nix::sys::time::{TimeSpec, TimeValLike};
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 
 use self::echo::ErrorKind;
-use self::pending::{Entry, Match, Pending, SendStamp};
+use self::pending::{Entry, Match, Pending, SendStamp, READ_DELAY};
 use super::metrics::{Reason, TargetSeries};
 use super::packet_options::PacketOptions;
 use super::trace::hop::{Answer, AnswerKind, Answers};
@@ -66,6 +69,11 @@ const REOPEN_DELAY: Duration = Duration::from_secs(30);
 /// again from the next queued error, so a trace's burst of time exceeded can fail a few sends
 /// in a row that would go out fine.
 const SEND_ATTEMPTS: u32 = 4;
+/// Most requests in a socket's table (answered ones included, until their deadline) while its
+/// receive thread reads lazily: their replies and transmit stamps wait in the socket's queues,
+/// which must not overflow (`SO_RCVBUF`, a few hundred packets). Above it the thread wakes for
+/// every packet, as many then come that a wake-up reads several anyway.
+const LAZY_LIMIT: usize = 64;
 /// Replies to requests that never got a transmit stamp, with none stamped at all, after which
 /// the device is taken not to give them.
 const UNSTAMPED_BEFORE_NO_STAMPS: u64 = 100;
@@ -162,6 +170,9 @@ pub struct IcmpSocket {
     tracing: AtomicUsize,
     /// Whether the kernel took `SO_TIMESTAMPING` (transmit stamps) for this socket.
     transmit_stamps: bool,
+    /// Whether replies carry the kernel's receive stamp (`SO_TIMESTAMPNS`): only then may the
+    /// receive thread read them late.
+    receive_stamps: bool,
     /// Whether ICMP errors about our requests come on the error queue (DGRAM sockets, which
     /// do not see them as packets the way RAW ones do).
     icmp_errors: bool,
@@ -180,6 +191,9 @@ pub struct IcmpSocket {
     /// When the sleeping receive thread plans to wake, as nanoseconds since `epoch`; 0 while it
     /// is awake. Written and compared under the `pending` lock, so no request slips between.
     asleep_until: AtomicU64,
+    /// Whether the sleeping receive thread waits for its planned time only, not for packets
+    /// (few requests in flight: it reads them all at once when `READ_DELAY` has passed).
+    lazy: AtomicBool,
     epoch: Instant,
 }
 
@@ -235,9 +249,20 @@ impl IcmpSocket {
                 },
             );
             let asleep_until = self.asleep_until.load(Ordering::Relaxed);
+            // A lazy thread also needs this request's read time, and must start reading
+            // promptly once too many are in flight for its queues to hold.
+            let due = if self.lazy.load(Ordering::Relaxed) {
+                if pending.len() > LAZY_LIMIT {
+                    sent.monotonic
+                } else {
+                    deadline.min(sent.monotonic + READ_DELAY)
+                }
+            } else {
+                deadline
+            };
             (
                 displaced,
-                asleep_until != 0 && self.nanos(deadline) < asleep_until,
+                asleep_until != 0 && self.nanos(due) < asleep_until,
             )
         };
         if wake {
@@ -291,6 +316,11 @@ impl IcmpSocket {
                 },
             );
             self.tracing.store(traces.len(), Ordering::Relaxed);
+        }
+        // A thread reading lazily would hand the trace its answers late: it reads promptly
+        // while a trace probe is in flight.
+        if self.lazy.load(Ordering::Relaxed) && self.asleep_until.load(Ordering::Relaxed) != 0 {
+            self.wake_receiver();
         }
         let destination = SockaddrStorage::from(SocketAddr::new(address, 0));
         let hops = libc::c_int::from(ttl);
@@ -421,13 +451,29 @@ impl IcmpSocket {
                 return;
             }
             // Sleep until the next request may expire (sweeps at most every SWEEP_INTERVAL),
-            // a packet comes, or a sender wakes us for an earlier deadline.
-            let timeout = {
+            // a packet comes, or a sender wakes us for an earlier deadline. With few requests
+            // in flight (at rest) packets do not wake us: their kernel stamps time them, so
+            // the replies and transmit stamps of a whole burst are read at once, `READ_DELAY`
+            // after its first send or at the deadline, instead of a wake-up for each.
+            let (timeout, lazy) = {
                 let pending = self.lock();
                 let now = Instant::now();
-                let wake_at = pending.next_deadline().map_or(now + IDLE_WAIT, |deadline| {
-                    deadline.max(last_sweep + SWEEP_INTERVAL)
-                });
+                let deadline = pending
+                    .next_deadline()
+                    .map(|deadline| deadline.max(last_sweep + SWEEP_INTERVAL));
+                let lazy = self.receive_stamps
+                    && deadline.is_some()
+                    && pending.len() <= LAZY_LIMIT
+                    && self.tracing.load(Ordering::Relaxed) == 0
+                    && !self.closing.load(Ordering::Relaxed);
+                let wake_at = match deadline {
+                    None => now + IDLE_WAIT,
+                    Some(deadline) if lazy => {
+                        pending.read_due().map_or(deadline, |due| due.min(deadline))
+                    }
+                    Some(deadline) => deadline,
+                };
+                self.lazy.store(lazy, Ordering::Relaxed);
                 self.asleep_until
                     .store(self.nanos(wake_at).max(1), Ordering::Relaxed);
                 // Whole milliseconds, rounded up: waking early would only find nothing due.
@@ -435,14 +481,19 @@ impl IcmpSocket {
                     .saturating_duration_since(now)
                     .as_micros()
                     .div_ceil(1000);
-                nix::poll::PollTimeout::from(u16::try_from(millis).unwrap_or(u16::MAX))
+                (
+                    nix::poll::PollTimeout::from(u16::try_from(millis).unwrap_or(u16::MAX)),
+                    lazy,
+                )
             };
-            // A queued transmit stamp wakes `poll` too (POLLERR), so it is read at once.
+            // A queued transmit stamp wakes `poll` too (POLLERR), so it is read at once
+            // unless the thread reads lazily.
             let mut fds = [
                 PollFd::new(self.socket.as_fd(), PollFlags::POLLIN),
                 PollFd::new(self.wake.as_fd(), PollFlags::POLLIN),
             ];
-            let polled = nix::poll::poll(&mut fds, timeout);
+            let watched = if lazy { &mut fds[1..] } else { &mut fds[..] };
+            let polled = nix::poll::poll(watched, timeout);
             self.asleep_until.store(0, Ordering::Relaxed);
             if let Err(error) = polled {
                 if error != Errno::EINTR {
@@ -460,10 +511,13 @@ impl IcmpSocket {
             // Taken before the drain: every reply that arrived by then is read below, so a
             // request expired at this instant really had no reply by its deadline.
             let drained_at = Instant::now();
-            // (A stamp that comes after this is read with its reply, in `receive_one`.)
-            if fds[0]
-                .revents()
-                .is_some_and(|events| events.contains(PollFlags::POLLERR))
+            // (A stamp that comes after this is read with its reply, in `receive_one`.) A lazy
+            // thread did not watch for it: the error queue is drained on each of its wake-ups,
+            // so the stamps never fill it.
+            if lazy
+                || fds[0]
+                    .revents()
+                    .is_some_and(|events| events.contains(PollFlags::POLLERR))
             {
                 self.read_error_queue(&mut buffer, &mut control);
             }
@@ -481,6 +535,7 @@ impl IcmpSocket {
                     }
                 }
             }
+            self.lock().read_until(drained_at, LAZY_LIMIT);
             if drained_at.duration_since(last_sweep) >= SWEEP_INTERVAL {
                 last_sweep = drained_at;
                 let lost = self.lock().expire(drained_at);
@@ -780,9 +835,13 @@ fn open(binding: &Binding, index: u16) -> Result<Arc<IcmpSocket>, OpenError> {
         .map_err(|(what, error)| failed(what, &error))?;
     // Best effort: a burst of replies (1,000 targets) must not overflow the queue.
     let _ = socket.set_recv_buffer_size(1 << 20);
-    if let Err(error) = setsockopt(&socket, sockopt::ReceiveTimestampns, &true) {
-        tracing::warn!(%error, "SO_TIMESTAMPNS unavailable: RTTs use the receive thread's clock");
-    }
+    let receive_stamps = match setsockopt(&socket, sockopt::ReceiveTimestampns, &true) {
+        Ok(()) => true,
+        Err(error) => {
+            tracing::warn!(%error, "SO_TIMESTAMPNS unavailable: RTTs use the receive thread's clock");
+            false
+        }
+    };
     let transmit_flags = TimestampingFlag::SOF_TIMESTAMPING_TX_SOFTWARE
         | TimestampingFlag::SOF_TIMESTAMPING_SOFTWARE;
     let transmit_stamps = match setsockopt(&socket, sockopt::Timestamping, &transmit_flags) {
@@ -821,6 +880,7 @@ fn open(binding: &Binding, index: u16) -> Result<Arc<IcmpSocket>, OpenError> {
         traces: Mutex::new(HashMap::new()),
         tracing: AtomicUsize::new(0),
         transmit_stamps,
+        receive_stamps,
         icmp_errors,
         unstamped: AtomicU64::new(0),
         stamped: AtomicU64::new(0),
@@ -828,6 +888,7 @@ fn open(binding: &Binding, index: u16) -> Result<Arc<IcmpSocket>, OpenError> {
         closing: AtomicBool::new(false),
         wake,
         asleep_until: AtomicU64::new(0),
+        lazy: AtomicBool::new(false),
         epoch: Instant::now(),
     });
     let receiver = socket.clone();
