@@ -8,9 +8,9 @@
 //! [`rtt`](super::pending::rtt)); either way an RTT is never below the path's true delay. The
 //! receive thread is a plain OS thread blocked in `poll`, so a busy async runtime cannot delay
 //! replies, and it drains every queued reply per wake-up. While few requests are in flight it
-//! does not even watch the socket: a burst's transmit stamps and replies wait in the queues and
-//! are read together `READ_DELAY` after its first send (or at a deadline), one wake-up instead
-//! of two per probe, since the kernel's stamps time them. A reply counts if it *arrived* within
+//! does not even watch the socket: the transmit stamps and replies wait in the queues and are
+//! read together every `LAZY_SLEEP` (or at a deadline), a couple of wake-ups a second instead of
+//! two per probe, since the kernel's stamps time them. A reply counts if it *arrived* within
 //! the timeout, however late the thread read it; one that arrived later is a timeout. An ICMP
 //! destination unreachable about a request fails it at once: RAW sockets see it as a packet,
 //! DGRAM sockets on their error queue (`IP_RECVERR`).
@@ -51,7 +51,7 @@ use nix::sys::time::{TimeSpec, TimeValLike};
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 
 use self::echo::ErrorKind;
-use self::pending::{Entry, Match, Pending, SendStamp, READ_DELAY};
+use self::pending::{Entry, Match, Pending, SendStamp};
 use super::metrics::{Reason, TargetSeries};
 use super::packet_options::PacketOptions;
 use super::trace::hop::{Answer, AnswerKind, Answers};
@@ -74,6 +74,14 @@ const SEND_ATTEMPTS: u32 = 4;
 /// which must not overflow (`SO_RCVBUF`, a few hundred packets). Above it the thread wakes for
 /// every packet, as many then come that a wake-up reads several anyway.
 const LAZY_LIMIT: usize = 64;
+/// How long a thread reading lazily sleeps at most: how late a reply may reach its histogram
+/// (its RTT is the kernel's stamps, whenever it is read), and how long the queues must hold
+/// what comes (our replies, and on a RAW socket every other ICMP packet the host receives).
+const LAZY_SLEEP: Duration = Duration::from_millis(500);
+/// How long a socket's thread reads promptly after one wake-up read more than `LAZY_LIMIT`
+/// packets (a host receiving much ICMP besides ours, which a RAW socket sees): its queue must
+/// not overflow while the thread sleeps.
+const BUSY_HOLD: Duration = Duration::from_secs(60);
 /// Replies to requests that never got a transmit stamp, with none stamped at all, after which
 /// the device is taken not to give them.
 const UNSTAMPED_BEFORE_NO_STAMPS: u64 = 100;
@@ -192,7 +200,7 @@ pub struct IcmpSocket {
     /// is awake. Written and compared under the `pending` lock, so no request slips between.
     asleep_until: AtomicU64,
     /// Whether the sleeping receive thread waits for its planned time only, not for packets
-    /// (few requests in flight: it reads them all at once when `READ_DELAY` has passed).
+    /// (few requests in flight: it reads what came at once, every `LAZY_SLEEP`).
     lazy: AtomicBool,
     epoch: Instant,
 }
@@ -249,14 +257,10 @@ impl IcmpSocket {
                 },
             );
             let asleep_until = self.asleep_until.load(Ordering::Relaxed);
-            // A lazy thread also needs this request's read time, and must start reading
-            // promptly once too many are in flight for its queues to hold.
-            let due = if self.lazy.load(Ordering::Relaxed) {
-                if pending.len() > LAZY_LIMIT {
-                    sent.monotonic
-                } else {
-                    deadline.min(sent.monotonic + READ_DELAY)
-                }
+            // A lazy thread must start reading promptly once too many are in flight for its
+            // queues to hold.
+            let due = if self.lazy.load(Ordering::Relaxed) && pending.len() > LAZY_LIMIT {
+                sent.monotonic
             } else {
                 deadline
             };
@@ -444,6 +448,9 @@ impl IcmpSocket {
             libc::sockaddr_in6
         );
         let mut last_sweep = Instant::now();
+        // Until when the thread reads promptly: one wake-up found more packets queued than a
+        // lazy sleep may leave there.
+        let mut busy_until: Option<Instant> = None;
         loop {
             // Requests still in flight keep their chance of an answer; then the thread ends.
             if self.closing.load(Ordering::Relaxed) && self.lock().is_empty() {
@@ -453,8 +460,8 @@ impl IcmpSocket {
             // Sleep until the next request may expire (sweeps at most every SWEEP_INTERVAL),
             // a packet comes, or a sender wakes us for an earlier deadline. With few requests
             // in flight (at rest) packets do not wake us: their kernel stamps time them, so
-            // the replies and transmit stamps of a whole burst are read at once, `READ_DELAY`
-            // after its first send or at the deadline, instead of a wake-up for each.
+            // the replies and transmit stamps that came are read at once every LAZY_SLEEP (or
+            // at a deadline), instead of a wake-up for each.
             let (timeout, lazy) = {
                 let pending = self.lock();
                 let now = Instant::now();
@@ -462,17 +469,12 @@ impl IcmpSocket {
                     .next_deadline()
                     .map(|deadline| deadline.max(last_sweep + SWEEP_INTERVAL));
                 let lazy = self.receive_stamps
-                    && deadline.is_some()
                     && pending.len() <= LAZY_LIMIT
                     && self.tracing.load(Ordering::Relaxed) == 0
-                    && !self.closing.load(Ordering::Relaxed);
-                let wake_at = match deadline {
-                    None => now + IDLE_WAIT,
-                    Some(deadline) if lazy => {
-                        pending.read_due().map_or(deadline, |due| due.min(deadline))
-                    }
-                    Some(deadline) => deadline,
-                };
+                    && !self.closing.load(Ordering::Relaxed)
+                    && busy_until.is_none_or(|until| until <= now);
+                let idle = if lazy { LAZY_SLEEP } else { IDLE_WAIT };
+                let wake_at = deadline.map_or(now + idle, |deadline| deadline.min(now + idle));
                 self.lazy.store(lazy, Ordering::Relaxed);
                 self.asleep_until
                     .store(self.nanos(wake_at).max(1), Ordering::Relaxed);
@@ -525,9 +527,13 @@ impl IcmpSocket {
             // (IP_RECVERR), which that read clears: the drain goes on after one failure, so
             // the sweep below does not expire requests whose replies are still queued.
             let mut failed_reads = 0;
+            let mut read = 0;
             while failed_reads < 2 {
                 match self.receive_one(&mut buffer, &mut control) {
-                    Ok(true) => failed_reads = 0,
+                    Ok(true) => {
+                        failed_reads = 0;
+                        read += 1;
+                    }
                     Ok(false) => break,
                     Err(error) => {
                         tracing::debug!(%error, "ICMP receive failed");
@@ -535,7 +541,10 @@ impl IcmpSocket {
                     }
                 }
             }
-            self.lock().read_until(drained_at, LAZY_LIMIT);
+            if lazy && read > LAZY_LIMIT {
+                tracing::debug!(binding = %self.binding, read, "ICMP receive: many packets queued; reading promptly for a while");
+                busy_until = Some(drained_at + BUSY_HOLD);
+            }
             if drained_at.duration_since(last_sweep) >= SWEEP_INTERVAL {
                 last_sweep = drained_at;
                 let lost = self.lock().expire(drained_at);

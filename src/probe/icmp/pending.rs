@@ -68,22 +68,13 @@ pub struct Pending<T> {
     /// after a removal): the receive thread sleeps until then, not for a fixed tick. Answered
     /// entries (kept to recognise duplicates) wait for a sweep that comes anyway.
     earliest: Option<Instant>,
-    /// By when the receive thread, reading lazily, should read what is queued: `READ_DELAY`
-    /// after the earliest request sent since its last read.
-    read_due: Option<Instant>,
 }
-
-/// How long after a send the receive thread, reading lazily, reads the replies queued by then:
-/// a reply's time is the kernel's receive stamp, so reading it later changes nothing but when
-/// the histogram sees it, and one read takes in a whole burst's replies and transmit stamps.
-pub const READ_DELAY: Duration = Duration::from_millis(100);
 
 impl<T> Default for Pending<T> {
     fn default() -> Self {
         Self {
             entries: HashMap::new(),
             earliest: None,
-            read_due: None,
         }
     }
 }
@@ -96,34 +87,7 @@ impl<T> Pending<T> {
             self.earliest
                 .map_or(entry.deadline, |d| d.min(entry.deadline)),
         );
-        let due = entry.sent.monotonic + READ_DELAY;
-        self.read_due = Some(self.read_due.map_or(due, |d| d.min(due)));
         self.entries.insert(seq, entry)
-    }
-
-    /// By when what is queued should be read, for a receive thread that reads lazily.
-    pub fn read_due(&self) -> Option<Instant> {
-        self.read_due
-    }
-
-    /// Everything queued until `at` was read: the next read is due `READ_DELAY` after the
-    /// earliest unanswered request sent within `READ_DELAY` before `at`, or after the next send.
-    /// The requests are looked through only when there are at most `scan_limit` of them (a
-    /// thread reading promptly does not need the answer).
-    pub fn read_until(&mut self, at: Instant, scan_limit: usize) {
-        if self.read_due.is_none_or(|due| due > at) {
-            return;
-        }
-        self.read_due = if self.entries.len() <= scan_limit {
-            self.entries
-                .values()
-                .filter(|entry| !entry.answered)
-                .map(|entry| entry.sent.monotonic + READ_DELAY)
-                .filter(|due| *due > at)
-                .min()
-        } else {
-            None
-        };
     }
 
     /// When the next unanswered request may expire, `None` when none is in flight. Never later
