@@ -222,6 +222,11 @@ impl Supervisor {
                 running.cancel.cancel();
             }
         }
+        // The targets of each interval share its send moments, as many as their number needs.
+        let mut per_interval: HashMap<std::time::Duration, usize> = HashMap::new();
+        for target in &targets {
+            *per_interval.entry(target.interval).or_default() += 1;
+        }
         let mut started = 0;
         for target in &targets {
             if self.running.contains_key(target) {
@@ -282,8 +287,11 @@ impl Supervisor {
                 // Turned off by a reload: the last path is not the current one.
                 None => path.clear(),
             }
+            let moments =
+                scheduler::moments(per_interval.get(&target.interval).copied().unwrap_or(1));
             tokio::spawn(scheduler::run(
                 target.clone(),
+                moments,
                 series,
                 address,
                 self.icmp.clone(),

@@ -7,7 +7,10 @@
 //! stamps are used when the clocks did not step, else the threads' monotonic stamps (see
 //! [`rtt`](super::pending::rtt)); either way an RTT is never below the path's true delay. The
 //! receive thread is a plain OS thread blocked in `poll`, so a busy async runtime cannot delay
-//! replies, and it drains every queued reply per wake-up. A reply counts if it *arrived* within
+//! replies, and it drains every queued reply per wake-up. While few requests are in flight it
+//! does not even watch the socket: the transmit stamps and replies wait in the queues and are
+//! read together every `LAZY_SLEEP` (or at a deadline), a couple of wake-ups a second instead of
+//! two per probe, since the kernel's stamps time them. A reply counts if it *arrived* within
 //! the timeout, however late the thread read it; one that arrived later is a timeout. An ICMP
 //! destination unreachable about a request fails it at once: RAW sockets see it as a packet,
 //! DGRAM sockets on their error queue (`IP_RECVERR`).
@@ -66,6 +69,19 @@ const REOPEN_DELAY: Duration = Duration::from_secs(30);
 /// again from the next queued error, so a trace's burst of time exceeded can fail a few sends
 /// in a row that would go out fine.
 const SEND_ATTEMPTS: u32 = 4;
+/// Most requests in a socket's table (answered ones included, until their deadline) while its
+/// receive thread reads lazily: their replies and transmit stamps wait in the socket's queues,
+/// which must not overflow (`SO_RCVBUF`, a few hundred packets). Above it the thread wakes for
+/// every packet, as many then come that a wake-up reads several anyway.
+const LAZY_LIMIT: usize = 64;
+/// How long a thread reading lazily sleeps at most: how late a reply may reach its histogram
+/// (its RTT is the kernel's stamps, whenever it is read), and how long the queues must hold
+/// what comes (our replies, and on a RAW socket every other ICMP packet the host receives).
+const LAZY_SLEEP: Duration = Duration::from_millis(500);
+/// How long a socket's thread reads promptly after one wake-up read more than `LAZY_LIMIT`
+/// packets (a host receiving much ICMP besides ours, which a RAW socket sees): its queue must
+/// not overflow while the thread sleeps.
+const BUSY_HOLD: Duration = Duration::from_secs(60);
 /// Replies to requests that never got a transmit stamp, with none stamped at all, after which
 /// the device is taken not to give them.
 const UNSTAMPED_BEFORE_NO_STAMPS: u64 = 100;
@@ -162,6 +178,9 @@ pub struct IcmpSocket {
     tracing: AtomicUsize,
     /// Whether the kernel took `SO_TIMESTAMPING` (transmit stamps) for this socket.
     transmit_stamps: bool,
+    /// Whether replies carry the kernel's receive stamp (`SO_TIMESTAMPNS`): only then may the
+    /// receive thread read them late.
+    receive_stamps: bool,
     /// Whether ICMP errors about our requests come on the error queue (DGRAM sockets, which
     /// do not see them as packets the way RAW ones do).
     icmp_errors: bool,
@@ -180,6 +199,9 @@ pub struct IcmpSocket {
     /// When the sleeping receive thread plans to wake, as nanoseconds since `epoch`; 0 while it
     /// is awake. Written and compared under the `pending` lock, so no request slips between.
     asleep_until: AtomicU64,
+    /// Whether the sleeping receive thread waits for its planned time only, not for packets
+    /// (few requests in flight: it reads what came at once, every `LAZY_SLEEP`).
+    lazy: AtomicBool,
     epoch: Instant,
 }
 
@@ -235,9 +257,16 @@ impl IcmpSocket {
                 },
             );
             let asleep_until = self.asleep_until.load(Ordering::Relaxed);
+            // A lazy thread must start reading promptly once too many are in flight for its
+            // queues to hold.
+            let due = if self.lazy.load(Ordering::Relaxed) && pending.len() > LAZY_LIMIT {
+                sent.monotonic
+            } else {
+                deadline
+            };
             (
                 displaced,
-                asleep_until != 0 && self.nanos(deadline) < asleep_until,
+                asleep_until != 0 && self.nanos(due) < asleep_until,
             )
         };
         if wake {
@@ -291,6 +320,11 @@ impl IcmpSocket {
                 },
             );
             self.tracing.store(traces.len(), Ordering::Relaxed);
+        }
+        // A thread reading lazily would hand the trace its answers late: it reads promptly
+        // while a trace probe is in flight.
+        if self.lazy.load(Ordering::Relaxed) && self.asleep_until.load(Ordering::Relaxed) != 0 {
+            self.wake_receiver();
         }
         let destination = SockaddrStorage::from(SocketAddr::new(address, 0));
         let hops = libc::c_int::from(ttl);
@@ -414,6 +448,9 @@ impl IcmpSocket {
             libc::sockaddr_in6
         );
         let mut last_sweep = Instant::now();
+        // Until when the thread reads promptly: one wake-up found more packets queued than a
+        // lazy sleep may leave there.
+        let mut busy_until: Option<Instant> = None;
         loop {
             // Requests still in flight keep their chance of an answer; then the thread ends.
             if self.closing.load(Ordering::Relaxed) && self.lock().is_empty() {
@@ -421,13 +458,24 @@ impl IcmpSocket {
                 return;
             }
             // Sleep until the next request may expire (sweeps at most every SWEEP_INTERVAL),
-            // a packet comes, or a sender wakes us for an earlier deadline.
-            let timeout = {
+            // a packet comes, or a sender wakes us for an earlier deadline. With few requests
+            // in flight (at rest) packets do not wake us: their kernel stamps time them, so
+            // the replies and transmit stamps that came are read at once every LAZY_SLEEP (or
+            // at a deadline), instead of a wake-up for each.
+            let (timeout, lazy) = {
                 let pending = self.lock();
                 let now = Instant::now();
-                let wake_at = pending.next_deadline().map_or(now + IDLE_WAIT, |deadline| {
-                    deadline.max(last_sweep + SWEEP_INTERVAL)
-                });
+                let deadline = pending
+                    .next_deadline()
+                    .map(|deadline| deadline.max(last_sweep + SWEEP_INTERVAL));
+                let lazy = self.receive_stamps
+                    && pending.len() <= LAZY_LIMIT
+                    && self.tracing.load(Ordering::Relaxed) == 0
+                    && !self.closing.load(Ordering::Relaxed)
+                    && busy_until.is_none_or(|until| until <= now);
+                let idle = if lazy { LAZY_SLEEP } else { IDLE_WAIT };
+                let wake_at = deadline.map_or(now + idle, |deadline| deadline.min(now + idle));
+                self.lazy.store(lazy, Ordering::Relaxed);
                 self.asleep_until
                     .store(self.nanos(wake_at).max(1), Ordering::Relaxed);
                 // Whole milliseconds, rounded up: waking early would only find nothing due.
@@ -435,14 +483,19 @@ impl IcmpSocket {
                     .saturating_duration_since(now)
                     .as_micros()
                     .div_ceil(1000);
-                nix::poll::PollTimeout::from(u16::try_from(millis).unwrap_or(u16::MAX))
+                (
+                    nix::poll::PollTimeout::from(u16::try_from(millis).unwrap_or(u16::MAX)),
+                    lazy,
+                )
             };
-            // A queued transmit stamp wakes `poll` too (POLLERR), so it is read at once.
+            // A queued transmit stamp wakes `poll` too (POLLERR), so it is read at once
+            // unless the thread reads lazily.
             let mut fds = [
                 PollFd::new(self.socket.as_fd(), PollFlags::POLLIN),
                 PollFd::new(self.wake.as_fd(), PollFlags::POLLIN),
             ];
-            let polled = nix::poll::poll(&mut fds, timeout);
+            let watched = if lazy { &mut fds[1..] } else { &mut fds[..] };
+            let polled = nix::poll::poll(watched, timeout);
             self.asleep_until.store(0, Ordering::Relaxed);
             if let Err(error) = polled {
                 if error != Errno::EINTR {
@@ -460,10 +513,13 @@ impl IcmpSocket {
             // Taken before the drain: every reply that arrived by then is read below, so a
             // request expired at this instant really had no reply by its deadline.
             let drained_at = Instant::now();
-            // (A stamp that comes after this is read with its reply, in `receive_one`.)
-            if fds[0]
-                .revents()
-                .is_some_and(|events| events.contains(PollFlags::POLLERR))
+            // (A stamp that comes after this is read with its reply, in `receive_one`.) A lazy
+            // thread did not watch for it: the error queue is drained on each of its wake-ups,
+            // so the stamps never fill it.
+            if lazy
+                || fds[0]
+                    .revents()
+                    .is_some_and(|events| events.contains(PollFlags::POLLERR))
             {
                 self.read_error_queue(&mut buffer, &mut control);
             }
@@ -471,15 +527,23 @@ impl IcmpSocket {
             // (IP_RECVERR), which that read clears: the drain goes on after one failure, so
             // the sweep below does not expire requests whose replies are still queued.
             let mut failed_reads = 0;
+            let mut read = 0;
             while failed_reads < 2 {
                 match self.receive_one(&mut buffer, &mut control) {
-                    Ok(true) => failed_reads = 0,
+                    Ok(true) => {
+                        failed_reads = 0;
+                        read += 1;
+                    }
                     Ok(false) => break,
                     Err(error) => {
                         tracing::debug!(%error, "ICMP receive failed");
                         failed_reads += 1;
                     }
                 }
+            }
+            if lazy && read > LAZY_LIMIT {
+                tracing::debug!(binding = %self.binding, read, "ICMP receive: many packets queued; reading promptly for a while");
+                busy_until = Some(drained_at + BUSY_HOLD);
             }
             if drained_at.duration_since(last_sweep) >= SWEEP_INTERVAL {
                 last_sweep = drained_at;
@@ -780,9 +844,13 @@ fn open(binding: &Binding, index: u16) -> Result<Arc<IcmpSocket>, OpenError> {
         .map_err(|(what, error)| failed(what, &error))?;
     // Best effort: a burst of replies (1,000 targets) must not overflow the queue.
     let _ = socket.set_recv_buffer_size(1 << 20);
-    if let Err(error) = setsockopt(&socket, sockopt::ReceiveTimestampns, &true) {
-        tracing::warn!(%error, "SO_TIMESTAMPNS unavailable: RTTs use the receive thread's clock");
-    }
+    let receive_stamps = match setsockopt(&socket, sockopt::ReceiveTimestampns, &true) {
+        Ok(()) => true,
+        Err(error) => {
+            tracing::warn!(%error, "SO_TIMESTAMPNS unavailable: RTTs use the receive thread's clock");
+            false
+        }
+    };
     let transmit_flags = TimestampingFlag::SOF_TIMESTAMPING_TX_SOFTWARE
         | TimestampingFlag::SOF_TIMESTAMPING_SOFTWARE;
     let transmit_stamps = match setsockopt(&socket, sockopt::Timestamping, &transmit_flags) {
@@ -821,6 +889,7 @@ fn open(binding: &Binding, index: u16) -> Result<Arc<IcmpSocket>, OpenError> {
         traces: Mutex::new(HashMap::new()),
         tracing: AtomicUsize::new(0),
         transmit_stamps,
+        receive_stamps,
         icmp_errors,
         unstamped: AtomicU64::new(0),
         stamped: AtomicU64::new(0),
@@ -828,6 +897,7 @@ fn open(binding: &Binding, index: u16) -> Result<Arc<IcmpSocket>, OpenError> {
         closing: AtomicBool::new(false),
         wake,
         asleep_until: AtomicU64::new(0),
+        lazy: AtomicBool::new(false),
         epoch: Instant::now(),
     });
     let receiver = socket.clone();

@@ -202,7 +202,7 @@ impl<T> Pending<T> {
             .min()
     }
 
-    #[cfg(test)]
+    /// How many requests are in the table, answered or not.
     pub fn len(&self) -> usize {
         self.entries.len()
     }
