@@ -361,6 +361,7 @@ fn measure(netns: &Netns, settings: &Settings, dir: &Path, responder_pid: u32) -
                     Counts::of(before, after, &OUR_METRICS, &tcp),
                     None,
                 ));
+                traces.push_str(&probe_errors(&label, before, after));
                 if ours != Ours::Untraced {
                     traces.push_str(&trace_summary(&label, before, after));
                 }
@@ -409,6 +410,8 @@ const OUR_METRICS: Metrics = Metrics {
 /// A prober's state at one instant.
 struct Snapshot {
     cpu: f64,
+    /// Packets dropped on the prober's raw sockets so far (receive buffer full).
+    raw_drops: u64,
     peak_rss_mib: f64,
     threads: u64,
     samples: Vec<Sample>,
@@ -423,6 +426,7 @@ impl Snapshot {
         };
         Snapshot {
             cpu: prober.cpu_seconds(),
+            raw_drops: prober.raw_socket_drops(),
             peak_rss_mib: prober.peak_rss_mib(),
             threads: prober.threads(),
             samples,
@@ -672,6 +676,42 @@ fn start_smokeping(netns: &Netns, targets: &[IpAddr], dir: &Path) -> Prober {
         "--log.level=warn".to_owned(),
     ]);
     Prober::start("smokeping_prober", SMOKEPING_PORT, command, dir)
+}
+
+/// Why ours' probes failed in the window (`latency_errors_total{reason}`), and what its raw
+/// sockets dropped: a reply short of the requests is explained here or is a counter boundary.
+fn probe_errors(label: &str, before: &Snapshot, after: &Snapshot) -> String {
+    let mut reasons = std::collections::BTreeMap::<String, f64>::new();
+    for (snapshot, sign) in [(after, 1.0), (before, -1.0)] {
+        for sample in snapshot
+            .samples
+            .iter()
+            .filter(|s| s.name == "latency_errors_total")
+        {
+            *reasons
+                .entry(format!(
+                    "{} {}",
+                    sample.label("protocol").unwrap_or("?"),
+                    sample.label("reason").unwrap_or("?")
+                ))
+                .or_default() += sign * sample.value;
+        }
+    }
+    let reasons: Vec<String> = reasons
+        .iter()
+        .filter(|(_, count)| **count != 0.0)
+        .map(|(reason, count)| format!("{reason} {count:.0}"))
+        .collect();
+    format!(
+        "\n{label}: probe errors in the window: {}; packets dropped on its raw sockets (receive \
+         buffer full): {}.\n",
+        if reasons.is_empty() {
+            "none".to_owned()
+        } else {
+            reasons.join(", ")
+        },
+        after.raw_drops - before.raw_drops
+    )
 }
 
 /// What the traced exporter's path metrics say: traces and errors in the window, and over its
