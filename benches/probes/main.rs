@@ -28,7 +28,8 @@
 //! `PROBEBENCH_TARGETS` (1000), `PROBEBENCH_SECONDS` (60), `PROBEBENCH_PEERS`
 //! (`smokeping,ours,blackbox`: which probers run; also `ours-untraced`, `ours-traced`),
 //! `PROBEBENCH_TRACE_INTERVAL` (300: seconds between two traces of a target in
-//! `ours-traced`), `PROBEBENCH_HOPS` (4: the hop at which the target answers; 1 to 14).
+//! `ours-traced`), `PROBEBENCH_HOPS` (4: the hop at which the target answers; 1 to 14),
+//! `PROBEBENCH_TRACED_FIRST` (0; 1 starts `ours-traced` before `ours-untraced`).
 //! Prints Markdown for benches/README.md.
 
 mod blackbox;
@@ -83,6 +84,8 @@ struct Settings {
     trace_interval: Duration,
     /// The TTL at which the target answers: the routers before it are `hops − 1`.
     hops: u8,
+    /// Start `ours-traced` before `ours-untraced` (to see whether the order matters).
+    traced_first: bool,
 }
 
 /// Which of our exporters: the configuration defaults, or the A/B pair of issue 17.
@@ -162,6 +165,7 @@ impl Settings {
             blackbox: peers.contains(&"blackbox"),
             trace_interval: Duration::from_secs(number("PROBEBENCH_TRACE_INTERVAL", 300).max(1)),
             hops: u8::try_from(hops).expect("checked above"),
+            traced_first: number("PROBEBENCH_TRACED_FIRST", 0) != 0,
         }
     }
 }
@@ -252,11 +256,14 @@ fn measure(netns: &Netns, settings: &Settings, dir: &Path, responder_pid: u32) -
         probers.push(start_smokeping(netns, &targets, dir));
         ready(probers.last_mut().expect("just pushed"), "/metrics");
     }
-    for (wanted, ours) in [
-        (settings.ours, Ours::Defaults),
+    let mut pair = [
         (settings.untraced, Ours::Untraced),
         (settings.traced, Ours::Traced),
-    ] {
+    ];
+    if settings.traced_first {
+        pair.reverse();
+    }
+    for (wanted, ours) in std::iter::once((settings.ours, Ours::Defaults)).chain(pair) {
         if wanted {
             probers.push(start_ours(netns, settings, ours, &targets, few, dir));
             ready(probers.last_mut().expect("just pushed"), "/metrics");
