@@ -15,9 +15,22 @@
 //! resolution. blackbox reports each RTT, so its quantiles are exact. CPU seconds are
 //! utime + stime from /proc/PID/stat over the measuring window, peak RSS is VmHWM.
 //!
+//! Path tracing (issue 17): the responder puts simulated routers in front of every target (a
+//! request whose TTL runs out before the target gets ICMP time exceeded from 198.18.3.241,
+//! .242, …; the second lies in the exchange `BENCHIX` of ours' `ixes:`), answers UDP with port
+//! unreachable, so every trace protocol finds the hops and the target. Ours can run twice in
+//! one window, as separate processes on the same targets: `ours-untraced` (traces off) and
+//! `ours-traced` (every target traced at `PROBEBENCH_TRACE_INTERVAL`); the bench prints the
+//! CPU ratio of the two, whether their RTT median error bucket is the same, and the traced
+//! one's path metrics. (`ours` alone keeps the configuration defaults, traces on at 5 min.)
+//!
 //! Run as root: `cargo bench --bench probes`. Settings (environment):
 //! `PROBEBENCH_TARGETS` (1000), `PROBEBENCH_SECONDS` (60), `PROBEBENCH_PEERS`
-//! (`smokeping,ours,blackbox`: which probers run). Prints Markdown for benches/README.md.
+//! (`smokeping,ours,blackbox`: which probers run; also `ours-untraced`, `ours-traced`),
+//! `PROBEBENCH_TRACE_INTERVAL` (300: seconds between two traces of a target in
+//! `ours-traced`), `PROBEBENCH_HOPS` (4: the hop at which the target answers; 1 to 14),
+//! `PROBEBENCH_TRACED_FIRST` (0; 1 starts `ours-traced` before `ours-untraced`).
+//! Prints Markdown for benches/README.md.
 
 mod blackbox;
 mod exposition;
@@ -43,7 +56,13 @@ const BUCKETS: [f64; 16] = [
 ];
 const SMOKEPING_PORT: u16 = 19374;
 const OURS_PORT: u16 = 19603;
+const OURS_UNTRACED_PORT: u16 = 19604;
+const OURS_TRACED_PORT: u16 = 19605;
 const BLACKBOX_PORT: u16 = 19115;
+/// The exchange ours is told of: its prefix holds one simulated router.
+const IX: &str = "BENCHIX";
+/// The highest `PROBEBENCH_HOPS`: the routers' addresses must stay above the targets'.
+const MAX_HOPS: u8 = responder::MAX_ROUTERS + 1;
 /// Port of the TCP connect probes (any port the responder does not close answers).
 const TCP_PORT: u16 = 80;
 /// Targets of the blackbox modules and of our TCP probes: the first few of the ICMP targets.
@@ -58,7 +77,47 @@ struct Settings {
     window: Duration,
     smokeping: bool,
     ours: bool,
+    untraced: bool,
+    traced: bool,
     blackbox: bool,
+    /// Time between two traces of a target in `ours-traced`.
+    trace_interval: Duration,
+    /// The TTL at which the target answers: the routers before it are `hops − 1`.
+    hops: u8,
+    /// Start `ours-traced` before `ours-untraced` (to see whether the order matters).
+    traced_first: bool,
+}
+
+/// Which of our exporters: the configuration defaults, or the A/B pair of issue 17.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Ours {
+    Defaults,
+    Untraced,
+    Traced,
+}
+
+impl Ours {
+    fn name(self) -> &'static str {
+        match self {
+            Ours::Defaults => "xen_exporter",
+            Ours::Untraced => "xen_exporter_untraced",
+            Ours::Traced => "xen_exporter_traced",
+        }
+    }
+
+    fn port(self) -> u16 {
+        match self {
+            Ours::Defaults => OURS_PORT,
+            Ours::Untraced => OURS_UNTRACED_PORT,
+            Ours::Traced => OURS_TRACED_PORT,
+        }
+    }
+
+    fn of(name: &str) -> Option<Ours> {
+        [Ours::Defaults, Ours::Untraced, Ours::Traced]
+            .into_iter()
+            .find(|ours| ours.name() == name)
+    }
 }
 
 impl Settings {
@@ -72,12 +131,25 @@ impl Settings {
         let peers =
             std::env::var("PROBEBENCH_PEERS").unwrap_or_else(|_| "smokeping,ours,blackbox".into());
         let peers: Vec<&str> = peers.split(',').map(str::trim).collect();
+        const PEERS: [&str; 5] = [
+            "smokeping",
+            "ours",
+            "ours-untraced",
+            "ours-traced",
+            "blackbox",
+        ];
         for peer in &peers {
             assert!(
-                ["smokeping", "ours", "blackbox"].contains(peer),
-                "PROBEBENCH_PEERS: unknown prober {peer:?} (smokeping, ours, blackbox)"
+                PEERS.contains(peer),
+                "PROBEBENCH_PEERS: unknown prober {peer:?} ({})",
+                PEERS.join(", ")
             );
         }
+        let hops = number("PROBEBENCH_HOPS", 4);
+        assert!(
+            (1..=u64::from(MAX_HOPS)).contains(&hops),
+            "PROBEBENCH_HOPS={hops}: 1 to {MAX_HOPS}"
+        );
         let targets = number("PROBEBENCH_TARGETS", 1000) as usize;
         assert!(
             (FEW_TARGETS..=1000).contains(&targets),
@@ -88,7 +160,12 @@ impl Settings {
             window: Duration::from_secs(number("PROBEBENCH_SECONDS", 60)),
             smokeping: peers.contains(&"smokeping"),
             ours: peers.contains(&"ours"),
+            untraced: peers.contains(&"ours-untraced"),
+            traced: peers.contains(&"ours-traced"),
             blackbox: peers.contains(&"blackbox"),
+            trace_interval: Duration::from_secs(number("PROBEBENCH_TRACE_INTERVAL", 300).max(1)),
+            hops: u8::try_from(hops).expect("checked above"),
+            traced_first: number("PROBEBENCH_TRACED_FIRST", 0) != 0,
         }
     }
 }
@@ -127,9 +204,13 @@ fn main() -> ExitCode {
     netns.allow_ping_group().expect("set ping_group_range");
     let exe = std::env::current_exe().expect("path of this binary");
     let delay_ms = (INJECTED * 1e3).to_string();
-    let responder =
-        netsim::ResponderProcess::spawn(&exe, Some(&netns), &[responder::RESPONDER_ARG, &delay_ms])
-            .expect("start the responder");
+    let routers = (settings.hops - 1).to_string();
+    let responder = netsim::ResponderProcess::spawn(
+        &exe,
+        Some(&netns),
+        &[responder::RESPONDER_ARG, &delay_ms, &routers],
+    )
+    .expect("start the responder");
     let dir = tempfile::tempdir().expect("temporary directory");
     let responder_pid = responder.pid();
     let report = netns
@@ -140,11 +221,13 @@ fn main() -> ExitCode {
 
     println!(
         "\n{started_at}; load average before {load_before}, after {load_after}; {} targets, \
-         {} s window after {} s warm-up; injected {} ms, no loss.\n",
+         {} s window after {} s warm-up; injected {} ms, no loss; targets answer at hop {} \
+         (routers before them answer time exceeded).\n",
         settings.targets,
         report.window.as_secs_f64().round(),
         WARMUP.as_secs(),
-        INJECTED * 1e3
+        INJECTED * 1e3,
+        settings.hops
     );
     println!("{}", report.markdown);
     println!(
@@ -173,9 +256,18 @@ fn measure(netns: &Netns, settings: &Settings, dir: &Path, responder_pid: u32) -
         probers.push(start_smokeping(netns, &targets, dir));
         ready(probers.last_mut().expect("just pushed"), "/metrics");
     }
-    if settings.ours {
-        probers.push(start_ours(netns, &targets, few, dir));
-        ready(probers.last_mut().expect("just pushed"), "/metrics");
+    let mut pair = [
+        (settings.untraced, Ours::Untraced),
+        (settings.traced, Ours::Traced),
+    ];
+    if settings.traced_first {
+        pair.reverse();
+    }
+    for (wanted, ours) in std::iter::once((settings.ours, Ours::Defaults)).chain(pair) {
+        if wanted {
+            probers.push(start_ours(netns, settings, ours, &targets, few, dir));
+            ready(probers.last_mut().expect("just pushed"), "/metrics");
+        }
     }
     if settings.blackbox {
         probers.push(start_blackbox(netns, dir));
@@ -234,6 +326,7 @@ fn measure(netns: &Netns, settings: &Settings, dir: &Path, responder_pid: u32) -
 
     let mut rows = Vec::new();
     let mut blackbox_process = None;
+    let mut traces = String::new();
     for ((prober, before), after) in probers.iter().zip(&before).zip(&after) {
         let usage = Usage {
             cpu: after.cpu - before.cpu,
@@ -243,29 +336,42 @@ fn measure(netns: &Netns, settings: &Settings, dir: &Path, responder_pid: u32) -
         };
         match prober.name {
             "smokeping_prober" => rows.push(Row::histogram(
-                "smokeping_prober 0.6.1",
+                "smokeping_prober 0.6.1".to_owned(),
                 "icmp",
                 settings.targets,
                 Counts::of(before, after, &SMOKEPING_METRICS, &|_| true),
                 Some(usage),
             )),
-            "xen_exporter" => {
+            name if Ours::of(name).is_some() => {
+                let ours = Ours::of(name).expect("matched");
+                let label = match ours {
+                    Ours::Defaults => "xen_exporter (ours)".to_owned(),
+                    Ours::Untraced => "xen_exporter (ours), traces off".to_owned(),
+                    Ours::Traced => format!(
+                        "xen_exporter (ours), traces every {}",
+                        seconds(settings.trace_interval)
+                    ),
+                };
                 let icmp = |s: &Sample| s.label("protocol") == Some("icmp");
                 let tcp = |s: &Sample| s.label("protocol") == Some("tcp");
                 rows.push(Row::histogram(
-                    "xen_exporter (ours)",
+                    label.clone(),
                     "icmp",
                     settings.targets,
                     Counts::of(before, after, &OUR_METRICS, &icmp),
                     Some(usage),
                 ));
                 rows.push(Row::histogram(
-                    "xen_exporter (ours)",
+                    label.clone(),
                     "tcp",
                     FEW_TARGETS,
                     Counts::of(before, after, &OUR_METRICS, &tcp),
                     None,
                 ));
+                traces.push_str(&probe_errors(&label, before, after));
+                if ours != Ours::Untraced {
+                    traces.push_str(&trace_summary(&label, before, after));
+                }
             }
             _ => blackbox_process = Some(usage),
         }
@@ -274,10 +380,12 @@ fn measure(netns: &Netns, settings: &Settings, dir: &Path, responder_pid: u32) -
         rows.push(Row::exact("blackbox_exporter 0.23.0", "icmp", icmp));
         rows.push(Row::exact("blackbox_exporter 0.23.0", "tcp_connect", tcp));
     }
+    let mut markdown = render(&rows, blackbox_process);
+    markdown.push_str(&traces);
     Report {
         window,
         responder_cpu,
-        markdown: render(&rows, blackbox_process),
+        markdown,
     }
 }
 
@@ -309,6 +417,8 @@ const OUR_METRICS: Metrics = Metrics {
 /// A prober's state at one instant.
 struct Snapshot {
     cpu: f64,
+    /// Packets dropped on the prober's raw sockets so far (receive buffer full).
+    raw_drops: u64,
     peak_rss_mib: f64,
     threads: u64,
     samples: Vec<Sample>,
@@ -323,6 +433,7 @@ impl Snapshot {
         };
         Snapshot {
             cpu: prober.cpu_seconds(),
+            raw_drops: prober.raw_socket_drops(),
             peak_rss_mib: prober.peak_rss_mib(),
             threads: prober.threads(),
             samples,
@@ -379,7 +490,7 @@ struct Usage {
 
 /// One line of the results table.
 struct Row {
-    prober: &'static str,
+    prober: String,
     protocol: &'static str,
     targets: usize,
     requests: String,
@@ -394,7 +505,7 @@ struct Row {
 
 impl Row {
     fn histogram(
-        prober: &'static str,
+        prober: String,
         protocol: &'static str,
         targets: usize,
         counts: Counts,
@@ -432,7 +543,7 @@ impl Row {
         }
     }
 
-    fn exact(prober: &'static str, protocol: &'static str, outcome: blackbox::Outcome) -> Row {
+    fn exact(prober: &str, protocol: &'static str, outcome: blackbox::Outcome) -> Row {
         let mut errors: Vec<f64> = outcome
             .rtts
             .iter()
@@ -448,7 +559,7 @@ impl Row {
             }
         };
         Row {
-            prober,
+            prober: prober.to_owned(),
             protocol,
             targets: FEW_TARGETS,
             requests: outcome.requests.to_string(),
@@ -514,6 +625,27 @@ fn render(rows: &[Row], blackbox: Option<Usage>) -> String {
             ours.peak_rss_mib / theirs.peak_rss_mib
         ));
     }
+    let icmp_row = |part: &str| {
+        rows.iter()
+            .find(|row| row.prober.contains(part) && row.protocol == "icmp" && row.probed)
+    };
+    if let (Some(off), Some(on)) = (icmp_row("traces off"), icmp_row("traces every")) {
+        if let (Some(a), Some(b)) = (off.usage, on.usage) {
+            let ratio = b.cpu / a.cpu;
+            out.push_str(&format!(
+                "\ntraced / untraced (issue 17): CPU {ratio:.2}× ({} the target ≤ 1.20×); RTT \
+                 error median {} traced against {} untraced: {}.\n",
+                if ratio <= 1.20 { "meets" } else { "misses" },
+                on.median,
+                off.median,
+                if on.median == off.median {
+                    "the same bucket"
+                } else {
+                    "a different bucket"
+                }
+            ));
+        }
+    }
     if let Some(usage) = blackbox {
         out.push_str(&format!(
             "\nblackbox_exporter process (both modules, {} probes/s): {:.2} CPU s, {:.1} MiB peak RSS, {} threads.\n",
@@ -553,11 +685,130 @@ fn start_smokeping(netns: &Netns, targets: &[IpAddr], dir: &Path) -> Prober {
     Prober::start("smokeping_prober", SMOKEPING_PORT, command, dir)
 }
 
-fn start_ours(netns: &Netns, targets: &[IpAddr], few: &[IpAddr], dir: &Path) -> Prober {
-    let mut config = String::from("xen:\n  rings: false\n  vbd_sysfs: false\nprobes:\n");
+/// Why ours' probes failed in the window (`latency_errors_total{reason}`), and what its raw
+/// sockets dropped: a reply short of the requests is explained here or is a counter boundary.
+fn probe_errors(label: &str, before: &Snapshot, after: &Snapshot) -> String {
+    let mut reasons = std::collections::BTreeMap::<String, f64>::new();
+    for (snapshot, sign) in [(after, 1.0), (before, -1.0)] {
+        for sample in snapshot
+            .samples
+            .iter()
+            .filter(|s| s.name == "latency_errors_total")
+        {
+            *reasons
+                .entry(format!(
+                    "{} {}",
+                    sample.label("protocol").unwrap_or("?"),
+                    sample.label("reason").unwrap_or("?")
+                ))
+                .or_default() += sign * sample.value;
+        }
+    }
+    let reasons: Vec<String> = reasons
+        .iter()
+        .filter(|(_, count)| **count != 0.0)
+        .map(|(reason, count)| format!("{reason} {count:.0}"))
+        .collect();
+    format!(
+        "\n{label}: probe errors in the window: {}; packets dropped on its raw sockets (receive \
+         buffer full): {}.\n",
+        if reasons.is_empty() {
+            "none".to_owned()
+        } else {
+            reasons.join(", ")
+        },
+        after.raw_drops - before.raw_drops
+    )
+}
+
+/// What the traced exporter's path metrics say: traces and errors in the window, and over its
+/// whole run how many targets have a path, of how many hops, and how many cross `BENCHIX`.
+fn trace_summary(label: &str, before: &Snapshot, after: &Snapshot) -> String {
+    let all = |_: &Sample| true;
+    let delta = |name: &str| {
+        exposition::sum(&after.samples, name, &all) - exposition::sum(&before.samples, name, &all)
+    };
+    let samples = &after.samples;
+    let of = |name: &'static str| samples.iter().filter(move |s| s.name == name);
+    let mut hops = std::collections::BTreeMap::<String, usize>::new();
+    for sample in of("latency_path_hops") {
+        *hops.entry(sample.value.to_string()).or_default() += 1;
+    }
+    let hops: Vec<String> = hops
+        .iter()
+        .map(|(hops, targets)| format!("{hops} hops: {targets}"))
+        .collect();
+    let mut errors = std::collections::BTreeMap::<String, f64>::new();
+    for sample in of("latency_path_trace_errors_total") {
+        *errors
+            .entry(sample.label("reason").unwrap_or("?").to_owned())
+            .or_default() += sample.value;
+    }
+    let errors: Vec<String> = errors
+        .iter()
+        .map(|(reason, count)| format!("{reason} {count:.0}"))
+        .collect();
+    format!(
+        "\n{label}: {:.0} traces completed in the window ({:.0} errors); since its start \
+         {:.0} traces, errors by reason: {}; {} targets have a path ({}), {} of them via_ix 1 \
+         (`{IX}`), {} via_ix 0; {:.0} path changes.\n",
+        delta("latency_path_traces_total"),
+        delta("latency_path_trace_errors_total"),
+        exposition::sum(&after.samples, "latency_path_traces_total", &all),
+        if errors.is_empty() {
+            "none".to_owned()
+        } else {
+            errors.join(", ")
+        },
+        of("latency_path_info").count(),
+        hops.join(", "),
+        of("latency_path_via_ix").filter(|s| s.value == 1.0).count(),
+        of("latency_path_via_ix").filter(|s| s.value == 0.0).count(),
+        exposition::sum(&after.samples, "latency_path_changes_total", &all),
+    )
+}
+
+/// `300 s` as `5m`, `30 s` as `30s`.
+fn seconds(interval: Duration) -> String {
+    let secs = interval.as_secs();
+    if secs % 60 == 0 {
+        format!("{}m", secs / 60)
+    } else {
+        format!("{secs}s")
+    }
+}
+
+fn start_ours(
+    netns: &Netns,
+    settings: &Settings,
+    ours: Ours,
+    targets: &[IpAddr],
+    few: &[IpAddr],
+    dir: &Path,
+) -> Prober {
+    let mut config = String::from("xen:\n  rings: false\n  vbd_sysfs: false\n");
+    // The exchange the second simulated router lies in (the first if there is one only).
+    let ix_hop = responder::routers(settings.hops - 1)
+        .get(1)
+        .or(responder::routers(settings.hops - 1).first())
+        .copied();
+    if let Some(hop) = ix_hop {
+        config.push_str(&format!("ixes: {{{IX}: [{hop}/32]}}\n"));
+    }
+    config.push_str("probes:\n");
     let buckets: Vec<String> = BUCKETS.iter().map(f64::to_string).collect();
     config.push_str(&format!("  rtt_buckets: [{}]\n", buckets.join(", ")));
-    config.push_str("  defaults: {interval: 1s, timeout: 1s}\n  targets:\n");
+    let trace = match ours {
+        Ours::Defaults => String::new(),
+        Ours::Untraced => ", trace: {enabled: false}".to_owned(),
+        Ours::Traced => format!(
+            ", trace: {{enabled: true, interval: {}}}",
+            seconds(settings.trace_interval)
+        ),
+    };
+    config.push_str(&format!(
+        "  defaults: {{interval: 1s, timeout: 1s{trace}}}\n  targets:\n"
+    ));
     for address in targets {
         config.push_str(&format!("    - {{host: {address}, protocol: icmp}}\n"));
     }
@@ -566,8 +817,8 @@ fn start_ours(netns: &Netns, targets: &[IpAddr], few: &[IpAddr], dir: &Path) -> 
             "    - {{host: {address}, protocol: tcp, port: {TCP_PORT}}}\n"
         ));
     }
-    let path = dir.join("xen_exporter.yml");
-    std::fs::write(&path, config).expect("write xen_exporter.yml");
+    let path = dir.join(format!("{}.yml", ours.name()));
+    std::fs::write(&path, config).expect("write the exporter's configuration");
     let binary = env!("CARGO_BIN_EXE_xen_exporter");
     let check = std::process::Command::new(binary)
         .arg(format!("--config.file={}", path.display()))
@@ -581,13 +832,13 @@ fn start_ours(netns: &Netns, targets: &[IpAddr], few: &[IpAddr], dir: &Path) -> 
     );
     let mut command = netns.command(binary);
     command.args([
-        format!("--web.listen-address=127.0.0.1:{OURS_PORT}"),
+        format!("--web.listen-address=127.0.0.1:{}", ours.port()),
         format!("--config.file={}", path.display()),
         "--xen.source=simulated".to_owned(),
         "--xen.simulated.domains=0".to_owned(),
         "--log.level=warn".to_owned(),
     ]);
-    Prober::start("xen_exporter", OURS_PORT, command, dir)
+    Prober::start(ours.name(), ours.port(), command, dir)
 }
 
 fn start_blackbox(netns: &Netns, dir: &Path) -> Prober {

@@ -89,6 +89,11 @@ impl Prober {
         peak_rss_kib(self.pid()).map_or(f64::NAN, |kib| kib as f64 / 1024.0)
     }
 
+    /// Packets dropped on the prober's raw sockets so far (their receive buffers were full).
+    pub fn raw_socket_drops(&self) -> u64 {
+        raw_socket_drops(self.pid())
+    }
+
     pub fn threads(&self) -> u64 {
         status_field(self.pid(), "Threads:").unwrap_or(0)
     }
@@ -117,6 +122,38 @@ pub fn cpu_seconds(pid: u32) -> Option<f64> {
     let utime: f64 = fields.get(11)?.parse().ok()?;
     let stime: f64 = fields.get(12)?.parse().ok()?;
     Some((utime + stime) / USER_HZ)
+}
+
+/// Packets the kernel dropped on `pid`'s raw sockets (receive buffer full): the `drops`
+/// column of /proc/PID/net/raw{,6} (every socket of the process's namespace) for the inodes
+/// of its own descriptors.
+pub fn raw_socket_drops(pid: u32) -> u64 {
+    let inodes: std::collections::HashSet<String> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|fd| std::fs::read_link(fd.path()).ok())
+        .filter_map(|link| {
+            let link = link.to_string_lossy().into_owned();
+            Some(link.strip_prefix("socket:[")?.strip_suffix(']')?.to_owned())
+        })
+        .collect();
+    ["raw", "raw6"]
+        .iter()
+        .filter_map(|table| std::fs::read_to_string(format!("/proc/{pid}/net/{table}")).ok())
+        .flat_map(|text| {
+            text.lines()
+                .skip(1)
+                .filter_map(|line| {
+                    let fields: Vec<&str> = line.split_whitespace().collect();
+                    let inode = fields.get(9)?;
+                    inodes
+                        .contains(*inode)
+                        .then(|| fields.last()?.parse::<u64>().ok())?
+                })
+                .collect::<Vec<u64>>()
+        })
+        .sum()
 }
 
 pub fn peak_rss_kib(pid: u32) -> Option<u64> {

@@ -1,15 +1,25 @@
-//! Wire formats: parses the IPv4/IPv6 packets a TUN device hands over (ICMP echo, TCP) and
-//! builds the replies (echo reply, SYN-ACK, RST) with correct checksums. Pure, no I/O.
+//! Wire formats: parses the IPv4/IPv6 packets a TUN device hands over (ICMP echo, TCP, UDP) and
+//! builds the replies (echo reply, SYN-ACK, RST, ICMP time exceeded and port unreachable) with
+//! correct checksums. Pure, no I/O.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 const PROTO_ICMP: u8 = 1;
 const PROTO_TCP: u8 = 6;
+const PROTO_UDP: u8 = 17;
 const PROTO_ICMPV6: u8 = 58;
 const ICMP_ECHO_REQUEST: u8 = 8;
 const ICMP_ECHO_REPLY: u8 = 0;
 const ICMPV6_ECHO_REQUEST: u8 = 128;
 const ICMPV6_ECHO_REPLY: u8 = 129;
+const ICMP_UNREACHABLE: u8 = 3;
+const ICMP_PORT_UNREACHABLE: u8 = 3;
+const ICMP_TIME_EXCEEDED: u8 = 11;
+const ICMPV6_UNREACHABLE: u8 = 1;
+const ICMPV6_PORT_UNREACHABLE: u8 = 4;
+const ICMPV6_TIME_EXCEEDED: u8 = 3;
+/// The most an ICMPv6 error may be (RFC 4443 2.4 (c): the IPv6 minimum MTU).
+const ICMPV6_ERROR_MAX: usize = 1280;
 const IPV4_HEADER_LEN: usize = 20;
 const IPV6_HEADER_LEN: usize = 40;
 const TCP_HEADER_LEN: usize = 20;
@@ -37,6 +47,9 @@ pub struct Packet<'a> {
     pub dst: IpAddr,
     /// The IPv4 TOS byte or the IPv6 traffic class (DSCP × 4 + ECN), as it came on the wire.
     pub traffic_class: u8,
+    /// The IPv4 TTL or the IPv6 hop limit, as it came on the wire (a path trace's probes set
+    /// it low so that routers answer).
+    pub ttl: u8,
     /// What the packet carries.
     pub kind: Kind<'a>,
 }
@@ -51,7 +64,12 @@ pub enum Kind<'a> {
     },
     /// A TCP segment.
     Tcp(Segment),
-    /// Anything else (router solicitations, MLD, UDP, fragments): ignored.
+    /// A UDP datagram (a traceroute's probe) to `dst_port`.
+    Udp {
+        /// Destination port.
+        dst_port: u16,
+    },
+    /// Anything else (router solicitations, MLD, fragments): ignored.
     Other,
 }
 
@@ -112,6 +130,7 @@ fn parse_ipv4(packet: &[u8]) -> Option<Packet<'_>> {
             src,
             dst,
             traffic_class: packet[1],
+            ttl: packet[8],
             kind: Kind::Other,
         });
     }
@@ -121,12 +140,14 @@ fn parse_ipv4(packet: &[u8]) -> Option<Packet<'_>> {
             Kind::EchoRequest { message: payload }
         }
         PROTO_TCP => parse_tcp(payload).map_or(Kind::Other, Kind::Tcp),
+        PROTO_UDP => parse_udp(payload),
         _ => Kind::Other,
     };
     Some(Packet {
         src,
         dst,
         traffic_class: packet[1],
+        ttl: packet[8],
         kind,
     })
 }
@@ -151,6 +172,7 @@ fn parse_ipv6(packet: &[u8]) -> Option<Packet<'_>> {
             Kind::EchoRequest { message: payload }
         }
         PROTO_TCP => parse_tcp(payload).map_or(Kind::Other, Kind::Tcp),
+        PROTO_UDP => parse_udp(payload),
         _ => Kind::Other,
     };
     // Version (4 bits), traffic class (8 bits), flow label (20 bits).
@@ -159,8 +181,18 @@ fn parse_ipv6(packet: &[u8]) -> Option<Packet<'_>> {
         src,
         dst,
         traffic_class,
+        ttl: packet[7],
         kind,
     })
+}
+
+fn parse_udp(datagram: &[u8]) -> Kind<'static> {
+    match datagram {
+        [_, _, high, low, _, _, _, _, ..] => Kind::Udp {
+            dst_port: u16::from_be_bytes([*high, *low]),
+        },
+        _ => Kind::Other,
+    }
 }
 
 fn parse_tcp(segment: &[u8]) -> Option<Segment> {
@@ -199,6 +231,78 @@ pub fn build_echo_reply(request: &Packet<'_>, message: &[u8], ttl: u8) -> Vec<u8
             icmp[0] = ICMPV6_ECHO_REPLY;
             ip_packet_with_pseudo_header(src, dst, PROTO_ICMPV6, icmp, 2, ttl)
         }
+    }
+}
+
+/// The ICMP time exceeded (TTL / hop limit exceeded in transit) that router `from` sends
+/// about `request` (`bytes`, the whole packet as read), as a router does: ICMPv4 quotes the
+/// original IP header and the first 8 bytes after it (RFC 792), ICMPv6 as much of the packet
+/// as fits in 1,280 bytes (RFC 4443). `None` if `from` is not of the request's family.
+pub fn build_time_exceeded(
+    request: &Packet<'_>,
+    bytes: &[u8],
+    from: IpAddr,
+    ttl: u8,
+) -> Option<Vec<u8>> {
+    build_icmp_error(
+        request,
+        bytes,
+        from,
+        (ICMP_TIME_EXCEEDED, 0),
+        (ICMPV6_TIME_EXCEEDED, 0),
+        ttl,
+    )
+}
+
+/// The ICMP port unreachable a host without a listener sends about `request` (a UDP datagram,
+/// `bytes` as read): what ends a UDP traceroute at its target.
+pub fn build_port_unreachable(request: &Packet<'_>, bytes: &[u8], ttl: u8) -> Vec<u8> {
+    build_icmp_error(
+        request,
+        bytes,
+        request.dst,
+        (ICMP_UNREACHABLE, ICMP_PORT_UNREACHABLE),
+        (ICMPV6_UNREACHABLE, ICMPV6_PORT_UNREACHABLE),
+        ttl,
+    )
+    .expect("the request's destination is of its family")
+}
+
+/// An ICMP error from `from` to the request's source quoting `bytes`, with (type, code)
+/// `v4` or `v6` by family.
+fn build_icmp_error(
+    request: &Packet<'_>,
+    bytes: &[u8],
+    from: IpAddr,
+    v4: (u8, u8),
+    v6: (u8, u8),
+    ttl: u8,
+) -> Option<Vec<u8>> {
+    match (from, request.src) {
+        (IpAddr::V4(src), IpAddr::V4(dst)) => {
+            let header_len = usize::from(bytes.first()? & 0x0f) * 4;
+            let quoted = bytes.get(..header_len + 8).unwrap_or(bytes);
+            let mut icmp = vec![v4.0, v4.1, 0, 0, 0, 0, 0, 0];
+            icmp.extend_from_slice(quoted);
+            let sum = checksum(&[&icmp]);
+            icmp[2..4].copy_from_slice(&sum.to_be_bytes());
+            Some(ipv4_packet(src, dst, PROTO_ICMP, &icmp, ttl))
+        }
+        (IpAddr::V6(_), IpAddr::V6(_)) => {
+            let room = ICMPV6_ERROR_MAX - IPV6_HEADER_LEN - 8;
+            let quoted = bytes.get(..room).unwrap_or(bytes);
+            let mut icmp = vec![v6.0, v6.1, 0, 0, 0, 0, 0, 0];
+            icmp.extend_from_slice(quoted);
+            Some(ip_packet_with_pseudo_header(
+                from,
+                request.src,
+                PROTO_ICMPV6,
+                icmp,
+                2,
+                ttl,
+            ))
+        }
+        _ => None,
     }
 }
 
@@ -547,8 +651,78 @@ mod tests {
         let mut short = echo_request_v4();
         short.truncate(30);
         assert_eq!(parse_packet(&short), None, "total length beyond the buffer");
-        let mut udp = echo_request_v4();
-        udp[9] = 17;
-        assert_eq!(parse_packet(&udp).expect("valid").kind, Kind::Other);
+        let mut gre = echo_request_v4();
+        gre[9] = 47;
+        assert_eq!(parse_packet(&gre).expect("valid").kind, Kind::Other);
+    }
+
+    #[test]
+    fn time_exceeded_v4_quotes_the_header_and_eight_bytes_from_the_router() {
+        let mut request_bytes = echo_request_v4();
+        request_bytes[8] = 2;
+        let request = parse_packet(&request_bytes).expect("valid packet");
+        assert_eq!(request.ttl, 2);
+        let router = IpAddr::from([198, 19, 0, 250]);
+        let error = build_time_exceeded(&request, &request_bytes, router, 64).expect("v4");
+        assert_eq!(checksum(&[&error[..20]]), 0, "IPv4 header checksum");
+        assert_eq!(checksum(&[&error[20..]]), 0, "ICMP checksum");
+        assert_eq!(error[9], PROTO_ICMP);
+        assert_eq!(&error[12..16], &[198, 19, 0, 250], "from the router");
+        assert_eq!(&error[16..20], &[198, 19, 0, 1], "to the prober");
+        assert_eq!((error[20], error[21]), (ICMP_TIME_EXCEEDED, 0));
+        assert_eq!(&error[28..], &request_bytes[..28], "IP header + 8 bytes");
+        let v6_router = IpAddr::from([0xfd00, 0, 0, 0, 0, 0, 0, 1]);
+        assert_eq!(
+            build_time_exceeded(&request, &request_bytes, v6_router, 64),
+            None
+        );
+    }
+
+    #[test]
+    fn time_exceeded_v6_quotes_the_packet() {
+        let src: Ipv6Addr = "fd00:198:19::1".parse().expect("address");
+        let dst: Ipv6Addr = "fd00:198:19::7".parse().expect("address");
+        let router: Ipv6Addr = "fd00:198:19::fe".parse().expect("address");
+        let icmp = vec![ICMPV6_ECHO_REQUEST, 0, 0, 0, 0, 9, 0, 3, 0xaa, 0xbb];
+        let request_bytes =
+            ip_packet_with_pseudo_header(src.into(), dst.into(), PROTO_ICMPV6, icmp, 2, 1);
+        let request = parse_packet(&request_bytes).expect("valid packet");
+        assert_eq!(request.ttl, 1);
+        let error = build_time_exceeded(&request, &request_bytes, router.into(), 64).expect("v6");
+        let pseudo = [
+            &router.octets()[..],
+            &src.octets()[..],
+            &u32::try_from(error.len() - 40)
+                .expect("small")
+                .to_be_bytes(),
+            &[0, 0, 0, PROTO_ICMPV6],
+        ]
+        .concat();
+        assert_eq!(checksum(&[&pseudo, &error[40..]]), 0);
+        assert_eq!((error[40], error[41]), (ICMPV6_TIME_EXCEEDED, 0));
+        assert_eq!(&error[48..], &request_bytes[..]);
+    }
+
+    #[test]
+    fn udp_to_a_target_gets_port_unreachable_from_it() {
+        let mut udp = vec![0x9c, 0x40, 0x82, 0x9a, 0, 12, 0, 0, 1, 2, 3, 4];
+        udp[6..8].copy_from_slice(&[0, 0]);
+        let request_bytes = ipv4_packet(
+            Ipv4Addr::new(198, 19, 0, 1),
+            Ipv4Addr::new(198, 19, 0, 9),
+            PROTO_UDP,
+            &udp,
+            7,
+        );
+        let request = parse_packet(&request_bytes).expect("valid packet");
+        assert_eq!(request.kind, Kind::Udp { dst_port: 33434 });
+        let error = build_port_unreachable(&request, &request_bytes, 64);
+        assert_eq!(checksum(&[&error[20..]]), 0, "ICMP checksum");
+        assert_eq!(&error[12..16], &[198, 19, 0, 9], "from the target");
+        assert_eq!(
+            (error[20], error[21]),
+            (ICMP_UNREACHABLE, ICMP_PORT_UNREACHABLE)
+        );
+        assert_eq!(&error[28..], &request_bytes[..28]);
     }
 }

@@ -36,6 +36,15 @@ pub struct Options {
     pub closed_ports: HashSet<u16>,
     /// Ports that never answer a SYN (connect timeout).
     pub silent_ports: HashSet<u16>,
+    /// Simulated routers in front of every target, nearest first: a request to a target whose
+    /// TTL / hop limit is `i` ≤ the routers of its family is answered with ICMP time exceeded
+    /// from the `i`-th of them, after `i / (routers + 1)` of the target's delay (loss applies).
+    /// A path tracer then sees these hops and the target behind them. Empty: no routers.
+    pub routers: Vec<IpAddr>,
+    /// Whether a UDP datagram to a target is answered with ICMP port unreachable (after the
+    /// target's delay), as a host without a listener does: what ends a UDP traceroute.
+    /// Off: UDP is ignored.
+    pub udp_unreachable: bool,
     /// Seed of the generator behind loss, jitter and TCP initial sequence numbers.
     pub seed: u64,
     /// TTL (IPv4) or hop limit (IPv6) of answers.
@@ -55,6 +64,8 @@ impl Default for Options {
             impairments: Impairments::default(),
             closed_ports: HashSet::new(),
             silent_ports: HashSet::new(),
+            routers: Vec::new(),
+            udp_unreachable: false,
             seed: 1,
             ttl: 64,
             netns: None,
@@ -127,6 +138,18 @@ impl Options {
     /// Makes `port` swallow SYNs.
     pub fn silent_port(mut self, port: u16) -> Options {
         self.silent_ports.insert(port);
+        self
+    }
+
+    /// Puts `routers` (nearest first) in front of every target, see [`Options::routers`].
+    pub fn routers(mut self, routers: Vec<IpAddr>) -> Options {
+        self.routers = routers;
+        self
+    }
+
+    /// Answers UDP with ICMP port unreachable (or not, the default).
+    pub fn udp_unreachable(mut self, on: bool) -> Options {
+        self.udp_unreachable = on;
         self
     }
 
@@ -316,6 +339,9 @@ impl Reader {
             Counters::add(&self.counters.ignored);
             return;
         };
+        if !matches!(request.kind, Kind::Other) && self.before_routers(&request, bytes, now) {
+            return;
+        }
         match request.kind {
             Kind::EchoRequest { message } => {
                 Counters::add(&self.counters.echo_requests);
@@ -334,8 +360,43 @@ impl Reader {
                 let reset = packet::build_reset(&request, &segment, self.options.ttl);
                 self.scheduler.schedule(now, reset);
             }
-            Kind::Tcp(_) | Kind::Other => Counters::add(&self.counters.ignored),
+            Kind::Udp { .. } if self.options.udp_unreachable => {
+                let Some(delay) = self.fate(request.dst) else {
+                    return;
+                };
+                Counters::add(&self.counters.port_unreachable);
+                let answer = packet::build_port_unreachable(&request, bytes, self.options.ttl);
+                self.scheduler.schedule(now + delay, answer);
+            }
+            Kind::Tcp(_) | Kind::Udp { .. } | Kind::Other => {
+                Counters::add(&self.counters.ignored);
+            }
         }
+    }
+
+    /// Answers `request` with ICMP time exceeded if its TTL / hop limit runs out at one of the
+    /// simulated routers; whether it did (or the loss took it there).
+    fn before_routers(&mut self, request: &Packet<'_>, bytes: &[u8], now: Instant) -> bool {
+        let family = |address: &&IpAddr| address.is_ipv4() == request.dst.is_ipv4();
+        let routers = self.options.routers.iter().filter(family).count();
+        let Some(&router) = usize::from(request.ttl)
+            .checked_sub(1)
+            .and_then(|hop| self.options.routers.iter().filter(family).nth(hop))
+        else {
+            return false;
+        };
+        let Some(delay) = self.fate(request.dst) else {
+            return true;
+        };
+        let Some(answer) = packet::build_time_exceeded(request, bytes, router, self.options.ttl)
+        else {
+            return false;
+        };
+        Counters::add(&self.counters.time_exceeded);
+        // The i-th router is i / (routers + 1) of the way to the target.
+        let share = f64::from(request.ttl) / (routers as f64 + 1.0);
+        self.scheduler.schedule(now + delay.mul_f64(share), answer);
+        true
     }
 
     fn handle_syn(&mut self, request: &Packet<'_>, syn: &Segment, now: Instant) {

@@ -21,6 +21,8 @@ pub(crate) struct Counters {
     pub resets: AtomicU64,
     pub ignored: AtomicU64,
     pub write_errors: AtomicU64,
+    pub time_exceeded: AtomicU64,
+    pub port_unreachable: AtomicU64,
     pub lateness: Mutex<Lateness>,
     pub by_address: Mutex<HashMap<IpAddr, AddressCounts>>,
 }
@@ -73,6 +75,8 @@ impl Counters {
             resets: load(&self.resets),
             ignored: load(&self.ignored),
             write_errors: load(&self.write_errors),
+            time_exceeded: load(&self.time_exceeded),
+            port_unreachable: load(&self.port_unreachable),
             timer,
         }
     }
@@ -195,6 +199,11 @@ pub struct Stats {
     pub ignored: u64,
     /// Answers the device refused.
     pub write_errors: u64,
+    /// ICMP time exceeded from the simulated routers (requests whose TTL ran out before the
+    /// target).
+    pub time_exceeded: u64,
+    /// ICMP port unreachable answering UDP datagrams.
+    pub port_unreachable: u64,
     /// The timer's lateness.
     pub timer: TimerPrecision,
 }
@@ -203,7 +212,7 @@ impl std::fmt::Display for Stats {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "received={} echo_requests={} syns={} answered={} dropped={} silent={} resets={} ignored={} write_errors={} timer_samples={} timer_late_min_us={} timer_late_median_us={} timer_late_p99_us={} timer_late_max_us={}",
+            "received={} echo_requests={} syns={} answered={} dropped={} silent={} resets={} ignored={} write_errors={} timer_samples={} timer_late_min_us={} timer_late_median_us={} timer_late_p99_us={} timer_late_max_us={} time_exceeded={} port_unreachable={}",
             self.received,
             self.echo_requests,
             self.syns,
@@ -218,6 +227,8 @@ impl std::fmt::Display for Stats {
             self.timer.median.as_micros(),
             self.timer.p99.as_micros(),
             self.timer.max.as_micros(),
+            self.time_exceeded,
+            self.port_unreachable,
         )
     }
 }

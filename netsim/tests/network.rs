@@ -1,7 +1,7 @@
 //! The simulator against real kernel tools: iputils `ping` and std TCP sockets, each test in its
 //! own namespace (or on the host with a route only to its own TUN prefix).
 
-use std::net::{SocketAddr, TcpStream};
+use std::net::{IpAddr, SocketAddr, TcpStream};
 use std::process::Command;
 use std::time::Duration;
 
@@ -359,6 +359,68 @@ fn tcp_open_closed_and_silent_ports_behave_like_real_hosts() {
 }
 
 #[test]
+fn routers_answer_time_exceeded_and_udp_gets_port_unreachable() {
+    let routers: Vec<IpAddr> = ["198.19.0.250", "198.19.0.251", "fd00:198:19::fa"]
+        .iter()
+        .map(|text| text.parse().expect("address"))
+        .collect();
+    let Some((netns, responder)) = setup(
+        "netsim_routers",
+        Options::default()
+            .delay(Duration::from_millis(10))
+            .routers(routers)
+            .udp_unreachable(true),
+    ) else {
+        return;
+    };
+    let ping = |args: &[&str]| {
+        let output = netns
+            .command("ping")
+            .args(["-n", "-c", "1", "-W", "2"])
+            .args(args)
+            .output()
+            .expect("run ping");
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    };
+    // TTL 2 runs out at the second IPv4 router, TTL 3 reaches the target behind both.
+    let text = ping(&["-t", "2", "198.19.0.2"]);
+    assert!(
+        text.contains("From 198.19.0.251") && text.contains("Time to live exceeded"),
+        "{text}"
+    );
+    let text = ping(&["-t", "3", "198.19.0.2"]);
+    assert!(text.contains("1 received"), "{text}");
+    // IPv6 has one router: hop limit 1 ends there.
+    let text = ping(&["-t", "1", "fd00:198:19::7"]);
+    assert!(text.contains("From fd00:198:19::fa"), "{text}");
+    assert!(ping(&["-t", "2", "fd00:198:19::7"]).contains("1 received"));
+    // A datagram to a target comes back as port unreachable: the next receive is refused.
+    let refused = netns
+        .run(|| -> std::io::Result<usize> {
+            let socket = std::net::UdpSocket::bind("0.0.0.0:0")?;
+            socket.connect("198.19.0.2:33434")?;
+            socket.set_read_timeout(Some(Duration::from_secs(2)))?;
+            socket.send(b"trace")?;
+            socket.recv(&mut [0u8; 16])
+        })
+        .expect("enter namespace");
+    assert_eq!(
+        refused.expect_err("port unreachable").kind(),
+        std::io::ErrorKind::ConnectionRefused
+    );
+    let stats = responder.stats();
+    assert_eq!(
+        (stats.time_exceeded, stats.port_unreachable),
+        (2, 1),
+        "{stats}"
+    );
+    assert_eq!(
+        stats.echo_requests, 2,
+        "only the echoes that reached a target: {stats}"
+    );
+}
+
+#[test]
 fn host_placement_routes_only_the_tun_prefix() {
     if !netsim::require_privileged("netsim_host") {
         return;
@@ -437,6 +499,8 @@ fn binary_documents_its_flags() {
         "--seed",
         "--netns",
         "--ttl",
+        "--routers",
+        "--udp-unreachable",
     ] {
         assert!(help.contains(flag), "{flag} missing from --help:\n{help}");
     }

@@ -12,7 +12,9 @@ use netsim::{JitterDist, Options, Prefix, Responder, TargetSpec};
 /// and TCP SYN for every other address of its prefixes, after a delay with jitter and loss.
 ///
 /// SYN gets SYN-ACK (RST-ACK on --closed-ports, nothing on --silent-ports); FIN or data gets
-/// an immediate RST. Prints "ready dev=..." on stdout once the prefixes are routed, and the
+/// an immediate RST. With --routers, a request whose TTL / hop limit runs out before the target
+/// gets ICMP time exceeded from the router at that hop (what a traceroute sees); with
+/// --udp-unreachable, UDP gets port unreachable from the target. Prints "ready dev=..." on stdout once the prefixes are routed, and the
 /// counters on SIGTERM or SIGINT. The device disappears when the process exits.
 ///
 /// Example: ip netns exec NS xe-netsim --delay-ms 25 --jitter-ms 5 --loss 0.1 --seed 3
@@ -49,6 +51,13 @@ struct Cli {
     /// TCP ports that never answer a SYN (the connect times out), comma separated
     #[arg(long, value_delimiter = ',')]
     silent_ports: Vec<u16>,
+    /// Simulated routers before every target, nearest first, comma separated: a request with
+    /// TTL / hop limit i gets ICMP time exceeded from the i-th router of its family
+    #[arg(long, value_delimiter = ',')]
+    routers: Vec<std::net::IpAddr>,
+    /// Answer UDP datagrams with ICMP port unreachable (a UDP traceroute's end)
+    #[arg(long)]
+    udp_unreachable: bool,
     /// Seed for loss, jitter and TCP sequence numbers (same seed, same run)
     #[arg(long, default_value_t = 1)]
     seed: u64,
@@ -89,7 +98,9 @@ impl Cli {
             .jitter(self.jitter_ms, self.jitter_dist)
             .loss(self.loss)
             .seed(self.seed)
-            .ttl(self.ttl);
+            .ttl(self.ttl)
+            .routers(self.routers)
+            .udp_unreachable(self.udp_unreachable);
         for spec in self.targets {
             options = options.target_spec(spec);
         }
