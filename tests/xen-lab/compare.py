@@ -290,15 +290,16 @@ tests:
 def saturation_rule(d, t):
     """The rendered per-VBD saturation alert (alerts/xen.yml; XENLAB_RULES=FILE evaluates another
     rendering), evaluated by promtool over the exporter's own scrapes stretched into rule time
-    (load_series.py: one lab second = one rule minute, rates kept).
-    Load: the DomU's writers keep the ring full for DOMU_IO_HOLD_S seconds. The alert must be
+    (load_series.py: one factor for the whole phase, the median interval between two scrapes
+    becomes one rule minute, rates kept).
+    Load: the DomU's writers keep the ring full until Dom0 took LOAD_HOLD_SCRAPES scrapes. The alert must be
     firing, with its condition true (not only held by keep_firing_for), at the end of the last
     saturated interval, and that instant must lie a whole duty-cycle window plus the 5-minute
     rate range after the first load scrape: the window the rule judged holds only real scrapes,
     no empty start. The saturated share of that window in the promtool input must equal the
     share the scrapes measured in lab time (uniform stretch; a step's rounding apart).
     Idle: over the 40 scrapes of the idle guest the alert never fires."""
-    from load_series import RULE_SECONDS_PER_LAB_SECOND, rule_time_series, scrapes as load_scrapes
+    from load_series import rule_time_series, scrapes as load_scrapes, stretch
     repo = os.path.abspath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
     rules = os.environ.get("XENLAB_RULES") or os.path.join(repo, "alerts", "xen.yml")
     params = rule_params(rules)
@@ -315,6 +316,7 @@ def saturation_rule(d, t):
         threshold, window_min, duty = params
         stretched = rule_time_series(taken, "labdomu", labels)
         end_min = int(max((p[-1][0] for p in stretched.values() if p), default=0) // 60)
+        k = stretch(taken)
         span = f"{len(taken)} scrapes over {taken[-1][0] - taken[0][0]:.0f} s = {end_min} rule min"
         if phase == "idle":
             ok, why = promtool_test(rules, stretched, f"count(max_over_time({firing}[{end_min + 1}m])) or vector(0)",
@@ -344,22 +346,22 @@ def saturation_rule(d, t):
                   f"the rule's window needs {need}: the load is too short", ok=False)
             continue
         at = int(last_sat // 60)
-        lab_share, lab_sat, _ = saturated_share(lab_q, cap, threshold, (at - window_min) * 60 / RULE_SECONDS_PER_LAB_SECOND,
-                                                at * 60 / RULE_SECONDS_PER_LAB_SECOND)
+        lab_share, lab_sat, _ = saturated_share(lab_q, cap, threshold, (at - window_min) * 60 / k,
+                                                at * 60 / k)
         rule_share, _, _ = saturated_share(rule_q, cap, threshold, (at - window_min) * 60, at * 60)
         whole, whole_sat, whole_cov = saturated_share(lab_q, cap, threshold, 0, lab_q[-1][0])
         # one grid step of rounding on each of the two sample times bounding a transition
         same = lab_share is not None and rule_share is not None and abs(lab_share - rule_share) <= 0.05
         t.row(f"load: labdomu xvda saturated share of the rule's {window_min}m window (scrapes vs promtool input)",
               None if rule_share is None else round(rule_share, 3), "",
-              f"scrapes {lab_share:.3f} ({lab_sat:.1f} of {window_min * 60 / RULE_SECONDS_PER_LAB_SECOND:g} lab s); "
+              f"scrapes {lab_share:.3f} ({lab_sat:.1f} of {window_min * 60 / k:g} lab s); "
               f"whole load {whole_sat:.1f} of {whole_cov:.1f} s; depth > {threshold:g} x {cap:g}", ok=same)
         ok, why = promtool_test(
             rules, stretched,
             f"count({firing} and on (domain, device) xen_vbd:saturated:duty_cycle{{{vbd}}} > {duty:g}) or vector(0)",
             at, 1)
         t.row(row + " (fires)", "firing" if ok else "not firing", "",
-              f"{span}; at rule minute {at} (lab s {at * 60 / RULE_SECONDS_PER_LAB_SECOND:.0f}), "
+              f"{span}; at rule minute {at} (lab s {at * 60 / k:.0f}), "
               f"window {window_min}m, duty > {duty:g}" + (": " + why if why else ""), ok=ok)
 
 

@@ -30,13 +30,23 @@ def scrapes(d, folder="load"):
 
 
 # Lab time to rule time. The lab's load lasts about a minute; the rule's windows are tens of
-# minutes (5-minute rates, a 30-minute duty cycle, `for: 5m`). Every lab second becomes
-# RULE_SECONDS_PER_LAB_SECOND seconds of rule time, the same factor for every interval (a
-# scrape every ~1 s in the lab is a scrape every ~1 min for the rule), and a counter's increase
-# between two scrapes is scaled by the same stretch, so every rate (a queue depth, a service
-# time) is the rate the lab measured. Because the factor is uniform, the share of the time the
-# VBD was saturated is the same in lab time and in rule time: compare.py checks that.
-RULE_SECONDS_PER_LAB_SECOND = 60
+# minutes (5-minute rates, a 30-minute duty cycle, `for: 5m`). The scrapes are stretched by one
+# factor, the same for every interval: the median interval between two scrapes becomes
+# RULE_SECONDS_PER_SCRAPE_INTERVAL (a scrape every ~1 s in the lab, every ~4 s on a busy host,
+# is a 1-minute scrape interval for the rule, so a 5-minute rate always spans a few scrapes).
+# A counter's increase between two scrapes is scaled by the same stretch, so every rate (a
+# queue depth, a service time) is the rate the lab measured. Because the factor is uniform, the
+# share of the time the VBD was saturated is the same in lab time and in rule time: compare.py
+# checks that.
+RULE_SECONDS_PER_SCRAPE_INTERVAL = 60
+
+
+def stretch(taken):
+    """Rule seconds per lab second for the scrapes `taken` ([(uptime, samples)])."""
+    gaps = sorted(b[0] - a[0] for a, b in zip(taken, taken[1:]) if b[0] > a[0])
+    return RULE_SECONDS_PER_SCRAPE_INTERVAL / gaps[len(gaps) // 2] if gaps else 1.0
+
+
 # promtool's input step in rule time: each scrape lands on the nearest step (`_` between
 # scrapes: no sample, as between two real scrapes); a counter's increase is scaled by the
 # rounded interval over the real one, so rounding moves a sample by at most half a step but
@@ -50,9 +60,9 @@ def rule_time_series(taken, domain, labels):
     first scrape. Two scrapes rounding onto the same step keep the later one."""
     if not taken:
         return {}
-    t0, slots = taken[0][0], {}
+    t0, k, slots = taken[0][0], stretch(taken), {}
     for up, samples in taken:
-        slots[round((up - t0) * RULE_SECONDS_PER_LAB_SECOND / RULE_GRID_SECONDS)] = (up, samples)
+        slots[round((up - t0) * k / RULE_GRID_SECONDS)] = (up, samples)
     kept = sorted(slots.items())
     series = {}
     for _, (_, samples) in kept:
@@ -104,7 +114,7 @@ def main():
         stretched = rule_time_series(taken, a.domain, a.labels)
         end = max((p[-1][0] for p in stretched.values() if p), default=0)
         print(f"# {len(taken)} scrapes from uptime {taken[0][0]:g} to {taken[-1][0]:g} s; one lab second = "
-              f"{RULE_SECONDS_PER_LAB_SECOND} s of rule time; step {RULE_GRID_SECONDS}s")
+              f"{stretch(taken):.4g} s of rule time; step {RULE_GRID_SECONDS}s")
         print("input_series:")
         for key, points in stretched.items():
             print(f"  - series: '{key}'")
