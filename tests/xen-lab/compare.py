@@ -318,6 +318,9 @@ def saturation_rule(d, t):
         end_min = int(max((p[-1][0] for p in stretched.values() if p), default=0) // 60)
         k = stretch(taken)
         span = f"{len(taken)} scrapes over {taken[-1][0] - taken[0][0]:.0f} s = {end_min} rule min"
+        if not stretched:
+            t.row(row, None, "", f"{span}; no xen_vbd_* series of labdomu in them", ok=False)
+            continue
         if phase == "idle":
             ok, why = promtool_test(rules, stretched, f"count(max_over_time({firing}[{end_min + 1}m])) or vector(0)",
                                     end_min, 0)
