@@ -345,7 +345,8 @@ def saturation_rule(d, t):
         need = window_min + 5
         if last_sat is None or last_sat // 60 < need:
             t.row(row + " (fires)", None, "",
-                  f"{span}; saturated until rule minute {None if last_sat is None else last_sat // 60:g}, "
+                  f"{span}; never saturated (queue depth > {threshold:g} x {cap:g})" if last_sat is None else
+                  f"{span}; saturated until rule minute {last_sat // 60:g}, "
                   f"the rule's window needs {need}: the load is too short", ok=False)
             continue
         at = int(last_sat // 60)
