@@ -4,6 +4,7 @@ debugfs captured in Dom0 at the same quiet moment; print a table and exit 1 on
 any mismatch. usage: compare.py RESULT_DIR"""
 import os
 import re
+import shutil
 import sys
 
 SECTOR = 512
@@ -227,97 +228,145 @@ def timing(d, t):
           ok=o_med is not None and x_med is not None and o_med <= x_med)
 
 
-# Lab time to rule time: consecutive scrapes (a few seconds apart under emulation) become
-# samples this many minutes apart, so a load of a few dozen seconds spans the rule's windows
-# (5-minute rates, `for: 5m`, a 30-minute duty cycle).
-RULE_STEP_MINUTES = 2
+def rule_params(rules):
+    """From the rendered rules: the queue-depth share of ring capacity that counts as saturated,
+    the duty-cycle window (minutes) and the share of it XenVbdSaturated needs."""
+    text = read(os.path.dirname(rules), os.path.basename(rules)) or ""
+    queue = re.search(r"backing_queue_depth_per_ring_capacity:ratio_rate5m > bool ([0-9.]+)", text)
+    window = re.search(r"avg_over_time\(xen_vbd:saturated:bool5m\[(\d+)m\]\)", text)
+    duty = re.search(r"\(xen_vbd:saturated:duty_cycle > ([0-9.]+)\)", text)
+    if not (queue and window and duty):
+        return None
+    return float(queue.group(1)), int(window.group(1)), float(duty.group(1))
 
 
-def stretched_series(scrapes, domain, labels):
-    """promtool input_series from consecutive scrapes, RULE_STEP_MINUTES apart however far
-    apart they were taken: a lab load lasts under a minute, the rule's windows are tens of
-    minutes. A counter's increase between two scrapes is scaled by the step over the time
-    between them, so its rate is the rate the lab saw; gauges are taken as they are."""
-    series = {}
-    for _, samples in scrapes:
-        for name, lab, _ in samples:
-            if name.startswith("xen_vbd_") and lab.get("domain") == domain:
-                key = name + "{" + ",".join(f'{k}="{v}"' for k, v in sorted(lab.items())) + "," + labels + "}"
-                series.setdefault(key, (name, lab))
-    out = []
-    for key, (name, lab) in sorted(series.items()):
-        values, total, last = [], None, None
-        for up, samples in scrapes:
-            v = [x for n, l, x in samples if n == name and l == lab]
-            if not v:
-                values.append("_")
-                continue
-            if name.endswith("_total"):
-                if last is None:
-                    total = v[0]
-                else:
-                    step = RULE_STEP_MINUTES * 60.0
-                    total += max(v[0] - last[1], 0.0) * step / max(up - last[0], 1e-3)
-                last = (up, v[0])
-                values.append(f"{total:.6g}")
-            else:
-                values.append(f"{v[0]:g}")
-        out.append(f"      - series: '{key}'\n        values: '{' '.join(values)}'")
-    return "\n".join(out)
+def saturated_share(queue, capacity, threshold, lo, hi):
+    """Share of [lo, hi] during which the queue depth between two samples (the increase of the
+    queue-time counter over the time between them) was above threshold x capacity.
+    queue: [(time, queue seconds total)]. Returns (share, saturated time, covered time)."""
+    sat = covered = 0.0
+    for (t1, q1), (t2, q2) in zip(queue, queue[1:]):
+        a, b = max(t1, lo), min(t2, hi)
+        if b <= a or t2 <= t1:
+            continue
+        covered += b - a
+        if (q2 - q1) / (t2 - t1) > threshold * capacity:
+            sat += b - a
+    return (sat / covered if covered else None), sat, covered
 
 
-def saturation_rule(d, t):
-    """The rendered per-VBD saturation alert, evaluated by promtool over the idle scrapes: it
-    must never fire. Over the load scrapes the result is shown, not checked: the DomU's writers
-    run for ~20 s, 4-5 scrapes at a full ring, too few for the rule's 5-minute rates and
-    `for: 5m` however the scrapes are spread (the lab measured a peak duty cycle of 0.43)."""
-    import shutil
+def promtool_test(rules, series, expr, eval_min, want):
+    """Runs `expr` at eval_min (rule minutes) over `series` ({key: [(rule s, value)]}) against
+    the rendered rules; returns (passed, promtool's complaint)."""
     import subprocess
     import tempfile
-    from load_series import scrapes as load_scrapes
-    repo = os.path.abspath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
-    rules = os.path.join(repo, "alerts", "xen.yml")
-    promtool = shutil.which("promtool")
-    labels = 'instance="xen-lab",job="xen_exporter"'
-    selector = 'ALERTS{alertname="XenVbdSaturated",alertstate="firing",domain="labdomu",device="xvda"}'
-    for phase, folder, want in (("load", "load", 1), ("idle", "idle", 0)):
-        taken = load_scrapes(d, folder)
-        if not promtool or len(taken) < 2:
-            t.row(f"rule: XenVbdSaturated over the {phase} scrapes", None, "",
-                  f"{len(taken)} scrapes, promtool {'found' if promtool else 'missing'}", ok=False)
-            continue
-        end = (len(taken) - 1) * RULE_STEP_MINUTES
-        test = f"""rule_files: [{rules}]
+    from load_series import RULE_GRID_SECONDS, promtool_values
+    end = max((p[-1][0] for p in series.values() if p), default=0)
+    inputs = "\n".join(f"      - series: '{k}'\n        values: '{promtool_values(p, end)}'"
+                       for k, p in series.items())
+    test = f"""rule_files: [{rules}]
 evaluation_interval: 1m
 group_eval_order: [xen.recording, xen.alerts]
 tests:
-  - interval: {RULE_STEP_MINUTES}m
+  - interval: {RULE_GRID_SECONDS}s
     input_series:
-{stretched_series(taken, "labdomu", labels)}
+{inputs}
     promql_expr_test:
-      - expr: count(max_over_time({selector}[{end + 1}m])) or vector(0)
-        eval_time: {end}m
+      - expr: {expr}
+        eval_time: {eval_min}m
         exp_samples:
           - labels: '{{}}'
             value: {want}
 """
-        with tempfile.NamedTemporaryFile("w", suffix=".yml", delete=False) as f:
-            f.write(test)
-        run = subprocess.run([promtool, "test", "rules", f.name], capture_output=True, text=True)
-        shown = (f"{len(taken)} scrapes, {RULE_STEP_MINUTES} min apart; "
-                 f"want {'fired' if want else 'never fired'}")
-        if run.returncode != 0:
-            shown += ": " + " ".join((run.stdout + run.stderr).split())[-300:]
-        else:
-            os.unlink(f.name)
-        if phase == "load":
-            fired = run.returncode == 0
-            t.row("rule: XenVbdSaturated over the load scrapes (shown, not checked)",
-                  "fired" if fired else "did not fire", "",
-                  f"{len(taken)} scrapes, {RULE_STEP_MINUTES} min apart", ok=True)
+    with tempfile.NamedTemporaryFile("w", suffix=".yml", delete=False) as f:
+        f.write(test)
+    run = subprocess.run([shutil.which("promtool"), "test", "rules", f.name], capture_output=True, text=True)
+    if run.returncode == 0:
+        os.unlink(f.name)
+        return True, ""
+    return False, f"{f.name}: " + " ".join((run.stdout + run.stderr).split())[-300:]
+
+
+def saturation_rule(d, t):
+    """The rendered per-VBD saturation alert (alerts/xen.yml; XENLAB_RULES=FILE evaluates another
+    rendering), evaluated by promtool over the exporter's own scrapes stretched into rule time
+    (load_series.py: one factor for the whole phase, the median interval between two scrapes
+    becomes one rule minute, rates kept).
+    Load: the DomU's writers keep the ring full until Dom0 took LOAD_HOLD_SCRAPES scrapes. The alert must be
+    firing, with its condition true (not only held by keep_firing_for), at the end of the last
+    saturated interval, and that instant must lie a whole duty-cycle window plus the 5-minute
+    rate range after the first load scrape: the window the rule judged holds only real scrapes,
+    no empty start. The saturated share of that window in the promtool input must equal the
+    share the scrapes measured in lab time (uniform stretch; a step's rounding apart).
+    Idle: over the 40 scrapes of the idle guest the alert never fires."""
+    from load_series import rule_time_series, scrapes as load_scrapes, stretch
+    repo = os.path.abspath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
+    rules = os.environ.get("XENLAB_RULES") or os.path.join(repo, "alerts", "xen.yml")
+    params = rule_params(rules)
+    labels = 'instance="xen-lab",job="xen_exporter"'
+    vbd = 'domain="labdomu",device="xvda"'
+    firing = f'ALERTS{{alertname="XenVbdSaturated",alertstate="firing",{vbd}}}'
+    for phase in ("load", "idle"):
+        taken = load_scrapes(d, phase)
+        row = f"rule: XenVbdSaturated over the {phase} scrapes"
+        if not shutil.which("promtool") or len(taken) < 2 or not params:
+            t.row(row, None, "", f"{len(taken)} scrapes, promtool {'found' if shutil.which('promtool') else 'missing'}"
+                  f", rule parameters {'read' if params else 'not found'} in {rules}", ok=False)
             continue
-        t.row(f"rule: XenVbdSaturated over the {phase} scrapes", run.returncode == 0, "", shown,
-              ok=run.returncode == 0)
+        threshold, window_min, duty = params
+        stretched = rule_time_series(taken, "labdomu", labels)
+        end_min = int(max((p[-1][0] for p in stretched.values() if p), default=0) // 60)
+        k = stretch(taken)
+        span = f"{len(taken)} scrapes over {taken[-1][0] - taken[0][0]:.0f} s = {end_min} rule min"
+        if not stretched:
+            t.row(row, None, "", f"{span}; no xen_vbd_* series of labdomu in them", ok=False)
+            continue
+        if phase == "idle":
+            ok, why = promtool_test(rules, stretched, f"count(max_over_time({firing}[{end_min + 1}m])) or vector(0)",
+                                    end_min, 0)
+            t.row(row + " (never fires)", "silent" if ok else "fired", "", span + (": " + why if why else ""), ok=ok)
+            continue
+        # the same queue-time counter, in lab seconds (the scrapes) and in rule seconds (the input)
+        t0 = taken[0][0]
+        lab_q, cap = [], None
+        for up, samples in taken:
+            q = get(samples, "xen_vbd_backing_queue_time_seconds_total", domain="labdomu", device="xvda")
+            c = get(samples, "xen_vbd_ring_capacity_requests", domain="labdomu", device="xvda")
+            cap = c if isinstance(c, float) else cap
+            if isinstance(q, float):
+                lab_q.append((up - t0, q))
+        rule_q = next((p for k, p in stretched.items() if k.startswith("xen_vbd_backing_queue_time_seconds_total{")), [])
+        if not cap or len(lab_q) < 2 or len(rule_q) < 2:
+            t.row(row, None, "", f"{span}; no queue time or ring capacity for labdomu xvda", ok=False)
+            continue
+        # the check instant: the end of the last saturated interval, on a whole rule minute
+        last_sat = max((t2 for (t1, q1), (t2, q2) in zip(rule_q, rule_q[1:])
+                        if t2 > t1 and (q2 - q1) / (t2 - t1) > threshold * cap), default=None)
+        need = window_min + 5
+        if last_sat is None or last_sat // 60 < need:
+            t.row(row + " (fires)", None, "",
+                  f"{span}; never saturated (queue depth > {threshold:g} x {cap:g})" if last_sat is None else
+                  f"{span}; saturated until rule minute {last_sat // 60:g}, "
+                  f"the rule's window needs {need}: the load is too short", ok=False)
+            continue
+        at = int(last_sat // 60)
+        lab_share, lab_sat, _ = saturated_share(lab_q, cap, threshold, (at - window_min) * 60 / k,
+                                                at * 60 / k)
+        rule_share, _, _ = saturated_share(rule_q, cap, threshold, (at - window_min) * 60, at * 60)
+        whole, whole_sat, whole_cov = saturated_share(lab_q, cap, threshold, 0, lab_q[-1][0])
+        # one grid step of rounding on each of the two sample times bounding a transition
+        same = lab_share is not None and rule_share is not None and abs(lab_share - rule_share) <= 0.05
+        t.row(f"load: labdomu xvda saturated share of the rule's {window_min}m window (scrapes vs promtool input)",
+              None if rule_share is None else round(rule_share, 3), "",
+              f"scrapes {lab_share:.3f} ({lab_sat:.1f} of {window_min * 60 / k:g} lab s); "
+              f"whole load {whole_sat:.1f} of {whole_cov:.1f} s; depth > {threshold:g} x {cap:g}", ok=same)
+        ok, why = promtool_test(
+            rules, stretched,
+            f"count({firing} and on (domain, device) xen_vbd:saturated:duty_cycle{{{vbd}}} > {duty:g}) or vector(0)",
+            at, 1)
+        t.row(row + " (fires)", "firing" if ok else "not firing", "",
+              f"{span}; at rule minute {at} (lab s {at * 60 / k:.0f}), "
+              f"window {window_min}m, duty > {duty:g}" + (": " + why if why else ""), ok=ok)
 
 
 # The fake tapdisk3's disk: the second disk of the DomU, 202:16

@@ -7,11 +7,15 @@
 OUT=${1:-/lab/out}; mkdir -p "$OUT"
 [ -f /lab/env.sh ] && . /lab/env.sh
 : "${DOMU_VCPUS:=2}" "${DOMU_MEM:=128}" "${DOMU_DISK_MB:=256}" "${DOMU_IO_MB:=256}" "${DOMU_IO_JOBS:=64}"
+# the DomU's writers keep the ring full (first boot only) until Dom0 has taken LOAD_HOLD_SCRAPES
+# scrapes of the load (enough for XenVbdSaturated's duty cycle: compare.py makes the interval
+# between two scrapes one rule minute), at most DOMU_IO_HOLD_S seconds
+: "${DOMU_IO_HOLD_S:=300}" "${LOAD_HOLD_SCRAPES:=45}"
 # while the DomU's writers run: the loop device's stat read every ~0.1 s, the exporter scraped
 # every LOAD_SCRAPE_EVERY reads, at most LOAD_SAMPLES scrapes; the sampling ends after 30 reads
 # in a row without a request in flight
-: "${LOAD_SCRAPE_EVERY:=2}" "${LOAD_SAMPLES:=120}"
-: "${BULK_KB:=4096}" "${DOMU_WAIT:=300}" "${LISTEN:=127.0.0.1:9417}"
+: "${LOAD_SCRAPE_EVERY:=2}" "${LOAD_SAMPLES:=200}"
+: "${BULK_KB:=4096}" "${DOMU_WAIT:=600}" "${LISTEN:=127.0.0.1:9417}"
 BR=xenbr0
 EXPORTER=/lab/bin/xen_exporter
 up() { cut -d' ' -f1 /proc/uptime; }
@@ -52,7 +56,7 @@ name    = "labdomu"
 type    = "pv"
 kernel  = "/boot/vmlinuz-$(uname -r)"
 ramdisk = "/lab/domu-initrd.gz"
-extra   = "console=hvc0 loglevel=4 xenlab_io_mb=$DOMU_IO_MB xenlab_io_jobs=$DOMU_IO_JOBS xenlab_bulk_kb=$BULK_KB"
+extra   = "console=hvc0 loglevel=4 xenlab_io_mb=$DOMU_IO_MB xenlab_io_jobs=$DOMU_IO_JOBS xenlab_bulk_kb=$BULK_KB xenlab_io_hold_s=$DOMU_IO_HOLD_S"
 memory  = $DOMU_MEM
 vcpus   = $DOMU_VCPUS
 disk    = [ 'phy:$LOOP,xvda,w' ]
@@ -114,6 +118,8 @@ load_sampler() {
       { echo "# uptime $now"; curl -sS --max-time 10 "http://$LISTEN/metrics"; } \
         > "$OUT/load/metrics-$(printf %03d "$k").txt" 2>&1
       k=$((k + 1))
+      # enough load scrapes: the DomU's poller connects here and its writers stop after their pass
+      [ "$k" -eq "$LOAD_HOLD_SCRAPES" ] && { timeout 300 busybox nc -l -p 5002 < /dev/null > /dev/null 2>&1 & }
     fi
     read -t 0.1 -u "$nap" || true
   done
@@ -194,6 +200,7 @@ sleep 1
 cap xl-list-after-destroy.txt 'xl list'
 mark "domu destroyed"
 
+sed -i 's/xenlab_io_hold_s=[0-9]*/xenlab_io_hold_s=0/' /lab/domu.cfg  # the re-created DomU: one pass
 mark "domu create #2"
 start_domu 2 || mark "WARNING: DomU #2 did not finish its workload"
 xl domid labdomu > "$OUT/domid-2.txt"
