@@ -458,8 +458,8 @@ mod tests {
         assert!(cache.fill(&store, &mut host(&[1, 2, 3]), None).is_empty());
         assert_eq!(
             store.take(),
-            1 + 3 * 4 * 6,
-            "the watch, then every VBD in full"
+            1 + 3 * 4 * 5,
+            "the watch, then every VBD's geometry"
         );
         for _ in 0..8 {
             let mut scraped = host(&[1, 2, 3]);
