@@ -213,10 +213,11 @@ impl RingCache {
                 self.entries
                     .retain(|&(d, n, _), _| (d, n) != (domid, devno));
             }
-            (Some(domid), None) => match domid.parse::<u32>() {
-                Ok(domid) => self.entries.retain(|&(d, _, _), _| d != domid),
-                Err(_) => {}
-            },
+            (Some(domid), None) => {
+                if let Ok(domid) = domid.parse::<u32>() {
+                    self.entries.retain(|&(d, _, _), _| d != domid);
+                }
+            }
             (None, _) => self.entries.clear(),
         }
     }
@@ -308,6 +309,9 @@ mod tests {
     use crate::xen::dom0::xenstore::MemoryStore;
     use crate::xen::model::{Domain, Vbd};
 
+    /// The watched path and the events not taken yet (`Err`: the watch was lost).
+    type WatchState = (String, Result<Vec<String>, ()>);
+
     /// A store whose keys change between scrapes, counting the requests it answers. With
     /// `watchable`, it keeps watches as xenstored does: an event for the watched path when set,
     /// then one for each write under it.
@@ -317,7 +321,7 @@ mod tests {
         reads: Arc<AtomicUsize>,
         watchable: bool,
         /// The watched path and the events not taken yet; `Err` once the watch is "lost".
-        watch: Arc<Mutex<Option<(String, Result<Vec<String>, ()>)>>>,
+        watch: Arc<Mutex<Option<WatchState>>>,
     }
 
     impl XenStore for Counting {
