@@ -64,6 +64,15 @@ fn every_declared_xenstore_symbol_resolves_in_the_real_library() {
                 Libxenstore::REQUIRED_SYMBOLS,
                 ["xs_open", "xs_close", "xs_read", "xs_directory"]
             );
+            assert_eq!(
+                Libxenstore::OPTIONAL_SYMBOLS,
+                ["xs_watch", "xs_unwatch", "xs_check_watch"]
+            );
+            assert!(
+                lib.missing_optional().is_empty(),
+                "Debian's libxenstore has the watch calls: {:?}",
+                lib.missing_optional()
+            );
         }
         Err(err) => skip(
             "every_declared_xenstore_symbol_resolves_in_the_real_library",

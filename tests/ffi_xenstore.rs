@@ -1,7 +1,7 @@
 //! The libxenstore wrapper through the real Debian libxenstore, talking to a small xenstored
 //! stand-in on a Unix socket (`XENSTORED_PATH`) that speaks the xenstore wire protocol
 //! (`xen/io/xs_wire.h`) and serves keys from the lab capture. Checks reads, directories,
-//! absent keys, and that the wrapper only ever sends read requests.
+//! absent keys, watches, and that the wrapper only ever sends requests that write nothing.
 
 mod common;
 #[path = "fake-libxenstat/fake.rs"]
@@ -9,7 +9,7 @@ mod fake;
 
 use std::sync::Arc;
 
-use common::xenstored::{StandIn, XS_DIRECTORY, XS_READ};
+use common::xenstored::{StandIn, XS_DIRECTORY, XS_READ, XS_UNWATCH, XS_WATCH};
 use xen_exporter::testing::LibXenStore;
 use xen_exporter::testing::{open_source, SourceKind};
 use xen_exporter::testing::{MemoryStore, XenStore};
@@ -86,6 +86,59 @@ fn reads_and_lists_keys_through_the_real_libxenstore() {
     assert_eq!(
         seen.iter().filter(|kind| **kind == XS_READ).count(),
         3 + 200
+    );
+    drop(seen);
+
+    // A watch through the real library: the event for setting it, then one per write or
+    // removal under the watched path, taken without blocking; none for a path elsewhere.
+    let store = LibXenStore::open(None).expect("xs_open for the watch");
+    assert_eq!(store.fired().expect("no watch yet"), Vec::<String>::new());
+    store
+        .watch("/local/domain/0/backend", "tok")
+        .expect("xs_watch on the stand-in");
+    let fired = |wanted: usize| {
+        // libxenstore's reader thread queues events as they arrive: wait for them, boundedly.
+        let mut paths = Vec::new();
+        for _ in 0..200 {
+            paths.extend(store.fired().expect("events"));
+            if paths.len() >= wanted {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        paths
+    };
+    assert_eq!(fired(1), ["/local/domain/0/backend"]);
+    standin.write("/local/domain/0/backend/vbd/1/51712/state", "4");
+    standin.write("/local/domain/1/device/vbd/51712/state", "4");
+    standin.remove("/local/domain/0/backend/vbd/1");
+    assert_eq!(
+        fired(2),
+        [
+            "/local/domain/0/backend/vbd/1/51712/state",
+            "/local/domain/0/backend/vbd/1"
+        ]
+    );
+    assert_eq!(store.fired().expect("none queued"), Vec::<String>::new());
+    assert_eq!(standin.watches(), 1);
+    store
+        .unwatch("/local/domain/0/backend", "tok")
+        .expect("xs_unwatch");
+    assert_eq!(standin.watches(), 0);
+    standin.write("/local/domain/0/backend/vbd/2/51712/state", "4");
+    std::thread::sleep(std::time::Duration::from_millis(50));
+    assert_eq!(
+        store.fired().expect("none after unwatch"),
+        Vec::<String>::new()
+    );
+    drop(store);
+    let seen = standin.seen.lock().expect("seen");
+    assert_eq!(
+        (
+            seen.iter().filter(|kind| **kind == XS_WATCH).count(),
+            seen.iter().filter(|kind| **kind == XS_UNWATCH).count()
+        ),
+        (1, 1)
     );
     drop(seen);
 

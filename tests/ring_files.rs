@@ -433,3 +433,69 @@ fn unreadable_debugfs_says_it_needs_root() {
     // Let the temp dir be removed again.
     std::fs::set_permissions(&debugfs, std::fs::Permissions::from_mode(0o755)).expect("chmod");
 }
+
+/// VBD ring geometry under the xenstore watch, through the real libxenstore: once the first
+/// scrapes have read it, scrapes send xenstored nothing at all; then guest-0001 reconnects
+/// `xvdb` with 8 pages (the backend's state moves, the frontend writes its new order) and the
+/// next scrape serves the new geometry, having read that device alone.
+#[test]
+fn a_reconnected_vbd_is_served_anew_with_no_request_in_the_steady_state() {
+    let test = "a_reconnected_vbd_is_served_anew_with_no_request_in_the_steady_state";
+    let Some(host) = Host::new(test) else {
+        return;
+    };
+    let standin = &host.standin;
+    let disks = [51712u32, 51728, 51744, 51760];
+    for domid in [0, 1] {
+        standin.write(
+            &format!("/local/domain/{domid}/vm"),
+            &format!("/vm/00000000-0000-4000-8000-00000000000{domid}"),
+        );
+    }
+    for devno in disks {
+        standin.write(&format!("/local/domain/0/backend/vbd/1/{devno}/state"), "4");
+        standin.write(
+            &format!("/local/domain/1/device/vbd/{devno}/ring-page-order"),
+            "1",
+        );
+    }
+    let debugfs = common::temp_dir();
+    debugfs_tree(debugfs.path());
+    let exporter = host.start(&[], debugfs.path());
+    let pages = |text: &str, disk: &str| {
+        let device = format!("device=\"{disk}\"");
+        text.lines()
+            .filter(|line| line.starts_with("xen_vbd_ring_pages{"))
+            .filter(|line| line.contains("domain=\"guest-0001\"") && line.contains(&device))
+            .find_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+    };
+    for _ in 0..2 {
+        let text = exporter.get("/metrics").text();
+        assert_eq!(pages(&text, "xvdb"), Some(2.0), "{text}");
+    }
+    let requests = || standin.seen.lock().expect("seen").len();
+    let before = requests();
+    for _ in 0..5 {
+        let text = exporter.get("/metrics").text();
+        assert_eq!(success(&text, "rings"), Some(1.0), "{text}");
+        assert_eq!(pages(&text, "xvdc"), Some(2.0), "{text}");
+    }
+    assert_eq!(requests() - before, 0, "requests in 5 steady-state scrapes");
+    assert_eq!(standin.watches(), 1, "{}", exporter.logs());
+
+    let backend = "/local/domain/0/backend/vbd/1/51728";
+    standin.write(&format!("{backend}/state"), "5");
+    standin.write("/local/domain/1/device/vbd/51728/ring-page-order", "3");
+    standin.write(&format!("{backend}/state"), "4");
+    // The events are on the exporter's socket; its libxenstore thread queues them at once.
+    std::thread::sleep(Duration::from_millis(100));
+    let before = requests();
+    let text = exporter.get("/metrics").text();
+    assert_eq!(pages(&text, "xvdb"), Some(8.0), "{text}");
+    assert_eq!(pages(&text, "xvda"), Some(2.0), "{text}");
+    let reread = requests() - before;
+    assert!(
+        (1..=5).contains(&reread),
+        "xvdb alone read again: {reread} requests"
+    );
+}

@@ -1,4 +1,4 @@
-//! The read-only part of `xenstore.h` (libxenstore, Xen 4.17; LGPL) and its loader.
+//! The read-only part of `xenstore.h` (reads, listings and watches) (libxenstore, Xen 4.17; LGPL) and its loader.
 
 use std::ffi::{c_char, c_uint, c_ulong, c_void};
 use std::marker::{PhantomData, PhantomPinned};
@@ -44,11 +44,28 @@ pub type XsDirectoryFn = unsafe extern "C" fn(
     path: *const c_char,
     num: *mut c_uint,
 ) -> *mut *mut c_char;
+/// `bool xs_watch(struct xs_handle *h, const char *path, const char *token);` Watches `path`
+/// and everything under it; xenstored fires one event at once, then one per write or removal.
+/// A watch writes nothing to the store. `false` on failure (errno set).
+pub type XsWatchFn =
+    unsafe extern "C" fn(h: *mut XsHandle, path: *const c_char, token: *const c_char) -> bool;
+/// `bool xs_unwatch(struct xs_handle *h, const char *path, const char *token);`
+pub type XsUnwatchFn =
+    unsafe extern "C" fn(h: *mut XsHandle, path: *const c_char, token: *const c_char) -> bool;
+/// `char **xs_check_watch(struct xs_handle *h);` The next queued watch event without blocking:
+/// one `malloc`ed block (`[XS_WATCH_PATH]`, `[XS_WATCH_TOKEN]` and their strings) to release
+/// with a single `free()`, or NULL with errno `EAGAIN` when none is queued (another errno: the
+/// connection is lost).
+pub type XsCheckWatchFn = unsafe extern "C" fn(h: *mut XsHandle) -> *mut *mut c_char;
+/// `XS_WATCH_PATH`: index of the path that fired in an event.
+pub const XS_WATCH_PATH: usize = 0;
+/// `XS_WATCH_TOKEN`: index of the token given to `xs_watch`.
+pub const XS_WATCH_TOKEN: usize = 1;
 /// `void free(void *ptr);` for the values `xs_read`/`xs_directory` return.
 pub type FreeFn = unsafe extern "C" fn(ptr: *mut c_void);
 
 library! {
-    /// libxenstore, loaded at run time (read-only subset).
+    /// libxenstore, loaded at run time (the subset that writes nothing).
     pub struct Libxenstore;
     required {
         open: XsOpenFn = "xs_open";
@@ -56,7 +73,13 @@ library! {
         read: XsReadFn = "xs_read";
         directory: XsDirectoryFn = "xs_directory";
     }
-    optional {}
+    optional {
+        /// In every libxenstore since Xen 4.0; optional so that a library without them only
+        /// costs the watch (the caller falls back to reading what it would have watched).
+        watch: XsWatchFn = "xs_watch";
+        unwatch: XsUnwatchFn = "xs_unwatch";
+        check_watch: XsCheckWatchFn = "xs_check_watch";
+    }
 }
 
 impl Libxenstore {

@@ -48,20 +48,20 @@ pub struct KeptFiles {
     scrape: u64,
 }
 
-impl Default for KeptFiles {
-    fn default() -> Self {
-        Self::with_budget(budget())
-    }
-}
+/// At most this many of netback's debugfs queue files are kept (`kept_vifs.rs`): 1,000
+/// guests × 2 vifs × 4 queues.
+pub const MAX_KEPT_VIF_FILES: usize = 8_192;
 
-/// [`MAX_KEPT`], or fewer when `RLIMIT_NOFILE`'s soft limit leaves less room.
-fn budget() -> usize {
+/// How many descriptors blkback's files and netback's may keep: [`MAX_KEPT`] and
+/// [`MAX_KEPT_VIF_FILES`], or less when `RLIMIT_NOFILE`'s soft limit leaves less room, netback
+/// then getting a quarter (a kept queue file also saves its vif's directory listing).
+pub fn budgets() -> (usize, usize) {
     let Ok((soft, _)) = getrlimit(Resource::RLIMIT_NOFILE) else {
-        return 0;
+        return (0, 0);
     };
-    usize::try_from(soft.saturating_sub(RESERVED))
-        .unwrap_or(usize::MAX)
-        .min(MAX_KEPT)
+    let room = usize::try_from(soft.saturating_sub(RESERVED)).unwrap_or(usize::MAX);
+    let vifs = (room / 4).min(MAX_KEPT_VIF_FILES);
+    ((room - vifs).min(MAX_KEPT), vifs)
 }
 
 /// Reads a small file from offset 0 into `buffer` (cleared first).

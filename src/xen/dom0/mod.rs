@@ -7,6 +7,7 @@ pub(crate) mod blockdev;
 pub(crate) mod devno;
 pub(crate) mod io_ring;
 pub(crate) mod kept_files;
+pub(crate) mod kept_vifs;
 pub(crate) mod memory;
 pub(crate) mod netback;
 pub(crate) mod netdev;

@@ -283,7 +283,7 @@ pub mod reader {
 
     /// The only way this module opens a file. Read-only on purpose: each vif directory also holds
     /// `kick`, and writing to it raises an interrupt in the guest's queue.
-    fn open_read_only(path: &Path) -> io::Result<File> {
+    pub(crate) fn open_read_only(path: &Path) -> io::Result<File> {
         OpenOptions::new().read(true).open(path)
     }
 
@@ -299,12 +299,9 @@ pub mod reader {
         read_vif_with(debugfs, interface, &mut read_file)
     }
 
-    /// [`read_vif`] with the file reader given, so tests can change the tree between two reads.
-    pub(crate) fn read_vif_with(
-        debugfs: &Path,
-        interface: &str,
-        read: &mut dyn FnMut(&Path, &mut String) -> io::Result<()>,
-    ) -> Result<Vec<VifQueue>, ReadError> {
+    /// The `io_ring_q<N>` files of one vif, in listing order; `None` when the vif's directory
+    /// does not exist (the domain is gone).
+    fn queue_files(debugfs: &Path, interface: &str) -> Result<Option<Vec<PathBuf>>, ReadError> {
         let dir = debugfs.join("xen-netback").join(interface);
         let io_error = |path: &Path| {
             let path = path.to_path_buf();
@@ -312,7 +309,7 @@ pub mod reader {
         };
         let entries = match std::fs::read_dir(&dir) {
             Ok(entries) => entries,
-            Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(None),
             Err(error) => return Err(io_error(&dir)(error)),
         };
         let mut paths = Vec::new();
@@ -322,10 +319,42 @@ pub mod reader {
                 paths.push(entry.path());
             }
         }
+        Ok(Some(paths))
+    }
+
+    /// Every queue file of one vif opened read-only (none when the vif is gone), for
+    /// `kept_vifs.rs` to keep.
+    pub(crate) fn open_vif(
+        debugfs: &Path,
+        interface: &str,
+    ) -> Result<Vec<(PathBuf, File)>, ReadError> {
+        let paths = queue_files(debugfs, interface)?.unwrap_or_default();
+        let mut files = Vec::with_capacity(paths.len());
+        for path in paths {
+            match open_read_only(&path) {
+                Ok(file) => files.push((path, file)),
+                Err(source) => return Err(ReadError::Io { path, source }),
+            }
+        }
+        Ok(files)
+    }
+
+    /// [`read_vif`] with the file reader given, so tests can change the tree between two reads.
+    pub(crate) fn read_vif_with(
+        debugfs: &Path,
+        interface: &str,
+        read: &mut dyn FnMut(&Path, &mut String) -> io::Result<()>,
+    ) -> Result<Vec<VifQueue>, ReadError> {
+        let Some(paths) = queue_files(debugfs, interface)? else {
+            return Ok(Vec::new());
+        };
         let mut queues = Vec::with_capacity(paths.len());
         let mut text = String::new();
         for path in paths {
-            read(&path, &mut text).map_err(io_error(&path))?;
+            read(&path, &mut text).map_err(|source| ReadError::Io {
+                path: path.clone(),
+                source,
+            })?;
             let queue = parse_io_ring(&text).map_err(|source| ReadError::Parse {
                 path: path.clone(),
                 source,

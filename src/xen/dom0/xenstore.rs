@@ -1,4 +1,5 @@
-//! Read-only access to xenstore, behind a trait so fixtures can stand in for the daemon in tests.
+//! Read-only access to xenstore (reads and watches, never a write), behind a trait so fixtures
+//! can stand in for the daemon in tests.
 
 use std::collections::BTreeMap;
 
@@ -9,12 +10,37 @@ pub enum XenStoreError {
     Unavailable { reason: String },
     #[error("xenstore read of {path} failed: {reason}")]
     Read { path: String, reason: String },
+    /// A watch could not be set, or its events can no longer be read (the connection is lost).
+    #[error("xenstore watch on {path} failed: {reason}")]
+    Watch { path: String, reason: String },
 }
 
 /// Reads xenstore keys. Paths are absolute (`/local/domain/0/backend/vbd/1/51712/mode`).
 pub trait XenStore: Send + Sync {
     /// The value at `path`, or `None` when the key does not exist.
     fn read(&self, path: &str) -> Result<Option<String>, XenStoreError>;
+
+    /// Watches `path` and everything under it, with `token`: xenstored fires one event at
+    /// once, then one for each write or removal under it, collected by [`XenStore::fired`].
+    /// A store that cannot watch says so, and the caller reads what it would have watched.
+    fn watch(&self, path: &str, _token: &str) -> Result<(), XenStoreError> {
+        Err(XenStoreError::Watch {
+            path: path.to_owned(),
+            reason: "this store has no watches".to_owned(),
+        })
+    }
+
+    /// Removes a watch [`XenStore::watch`] set.
+    fn unwatch(&self, _path: &str, _token: &str) -> Result<(), XenStoreError> {
+        Ok(())
+    }
+
+    /// The paths whose watches fired since the last call, oldest first, without ever blocking
+    /// and without a request to xenstored. `Err`: events may have been lost (the connection
+    /// is gone), so whatever the watch guarded must be read again.
+    fn fired(&self) -> Result<Vec<String>, XenStoreError> {
+        Ok(Vec::new())
+    }
 }
 
 /// An in-memory xenstore for tests and the simulated host.
@@ -31,6 +57,13 @@ impl MemoryStore {
     /// Sets `path` to `value`, like `xenstore-write`.
     pub fn insert(&mut self, path: impl Into<String>, value: impl Into<String>) {
         self.entries.insert(path.into(), value.into());
+    }
+
+    /// Removes `path` and everything under it, like `xenstore-rm`.
+    pub fn remove(&mut self, path: &str) {
+        let prefix = format!("{}/", path.trim_end_matches('/'));
+        self.entries
+            .retain(|key, _| key != path && !key.starts_with(&prefix));
     }
 
     /// Parses `xenstore-ls -f` output (`/path/to/key = "value"` lines), as in the lab captures.

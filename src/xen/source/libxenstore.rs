@@ -1,13 +1,15 @@
 //! [`XenStore`] over libxenstore, loaded at run time through `xenstat-sys` (no GPL or link-time
-//! dependency). Read-only: only `xs_read` and `xs_directory` are ever called.
+//! dependency). It writes nothing: only `xs_read`, `xs_directory`, `xs_watch`, `xs_unwatch` and
+//! `xs_check_watch` are ever called. Watch events are queued by libxenstore's own reader
+//! thread as they arrive and taken with `xs_check_watch`, which never blocks and sends nothing.
 #![allow(unsafe_code)]
 
-use std::ffi::{c_uint, c_void, CString};
+use std::ffi::{c_char, c_uint, c_void, CStr, CString};
 use std::path::Path;
 use std::ptr::NonNull;
 use std::sync::Mutex;
 
-use xenstat_sys::xenstore::{XsHandle, XBT_NULL, XS_OPEN_READONLY};
+use xenstat_sys::xenstore::{XsHandle, XBT_NULL, XS_OPEN_READONLY, XS_WATCH_PATH};
 use xenstat_sys::Libxenstore as Lib;
 
 use crate::lock::MutexUnpoisoned;
@@ -101,8 +103,8 @@ fn is_absent(err: &std::io::Error) -> bool {
     err.raw_os_error() == Some(libc::ENOENT)
 }
 
-impl XenStore for LibXenStore {
-    fn read(&self, path: &str) -> Result<Option<String>, XenStoreError> {
+impl LibXenStore {
+    fn read_key(&self, path: &str) -> Result<Option<String>, XenStoreError> {
         let c_path = Self::c_path(path)?;
         let mut len: c_uint = 0;
         let handle = self.handle.lock_unpoisoned();
@@ -126,5 +128,89 @@ impl XenStore for LibXenStore {
         let bytes =
             unsafe { std::slice::from_raw_parts(value.ptr.as_ptr().cast::<u8>(), len as usize) };
         Ok(Some(String::from_utf8_lossy(bytes).into_owned()))
+    }
+}
+
+/// Drained at most per call to [`XenStore::fired`]: a flood of events cannot hold a scrape; the
+/// rest stays queued for the next call.
+const MAX_EVENTS_PER_CALL: usize = 100_000;
+
+impl LibXenStore {
+    /// `xs_watch` or `xs_unwatch` on `path` with `token`.
+    fn set_watch(&self, path: &str, token: &str, set: bool) -> Result<(), XenStoreError> {
+        let call = if set {
+            self.lib.watch
+        } else {
+            self.lib.unwatch
+        };
+        let failed = |reason: String| XenStoreError::Watch {
+            path: path.to_owned(),
+            reason,
+        };
+        let Some(call) = call else {
+            return Err(failed(format!(
+                "{} has no xs_watch/xs_unwatch",
+                self.lib.path().display()
+            )));
+        };
+        let c_path = Self::c_path(path)?;
+        let c_token = CString::new(token).map_err(|_| failed("token holds a NUL".to_owned()))?;
+        let handle = self.handle.lock_unpoisoned();
+        // SAFETY: the handle is open and used by this thread only (lock held); both strings are
+        // NUL-terminated and outlive the call, which copies them into its request.
+        let done = unsafe { call(handle.as_ptr(), c_path.as_ptr(), c_token.as_ptr()) };
+        let errno = std::io::Error::last_os_error();
+        drop(handle);
+        if done {
+            Ok(())
+        } else {
+            Err(failed(errno.to_string()))
+        }
+    }
+}
+
+impl XenStore for LibXenStore {
+    fn read(&self, path: &str) -> Result<Option<String>, XenStoreError> {
+        self.read_key(path)
+    }
+
+    fn watch(&self, path: &str, token: &str) -> Result<(), XenStoreError> {
+        self.set_watch(path, token, true)
+    }
+
+    fn unwatch(&self, path: &str, token: &str) -> Result<(), XenStoreError> {
+        self.set_watch(path, token, false)
+    }
+
+    fn fired(&self) -> Result<Vec<String>, XenStoreError> {
+        let Some(check) = self.lib.check_watch else {
+            return Ok(Vec::new());
+        };
+        let mut paths = Vec::new();
+        let handle = self.handle.lock_unpoisoned();
+        while paths.len() < MAX_EVENTS_PER_CALL {
+            // SAFETY: the handle is open and used by this thread only (lock held). With
+            // libxenstore's reader thread running (it starts with the first watch), this takes
+            // the next event off its queue and never touches the socket.
+            let event = unsafe { check(handle.as_ptr()) };
+            let errno = std::io::Error::last_os_error();
+            let Some(event) = self.owned(event.cast::<c_void>()) else {
+                if errno.raw_os_error() == Some(libc::EAGAIN) {
+                    break;
+                }
+                return Err(XenStoreError::Watch {
+                    path: String::new(),
+                    reason: format!("reading watch events: {errno}"),
+                });
+            };
+            // SAFETY: an event is an array of at least two pointers (path, token) to
+            // NUL-terminated strings, all inside the block `event` frees when it drops.
+            let path = unsafe {
+                let strings = event.ptr.as_ptr().cast::<*const c_char>();
+                CStr::from_ptr(*strings.add(XS_WATCH_PATH))
+            };
+            paths.push(path.to_string_lossy().into_owned());
+        }
+        Ok(paths)
     }
 }
