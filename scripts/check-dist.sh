@@ -168,7 +168,8 @@ stop_exporter() {
   [ "$status" -eq 0 ] || fail "the exporter exited with status $status on SIGTERM"
 }
 printf 'probes:\n  targets: []\n' >"$work/no-probes.yml"
-libxenstat=$(ldconfig -p | awk '/libxenstat\.so /{print $NF; exit}')
+# awk reads all of ldconfig's output: exiting at the first match would SIGPIPE ldconfig (pipefail).
+libxenstat=$(ldconfig -p | awk '/libxenstat\.so / && !found {print $NF; found = 1}')
 [ -n "$libxenstat" ] || fail "Debian's libxenstat is not installed (libxen-dev; bash scripts/install-deps.sh)"
 for source in auto libxenstat; do
   port=$(free_port)

@@ -26,4 +26,4 @@ T=$(mktemp -d); trap 'rm -rf "$T"' EXIT
 (cd "$T" && apt-get download $QPKGS)
 rm -rf "$QEMU_DIR"; mkdir -p "$QEMU_DIR"
 for d in "$T"/*.deb; do dpkg -x "$d" "$QEMU_DIR"; done
-"$QEMU_DIR/usr/bin/qemu-system-x86_64" --version | head -1
+"$QEMU_DIR/usr/bin/qemu-system-x86_64" --version | sed -n 1p
