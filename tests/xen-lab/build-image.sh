@@ -9,7 +9,8 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 [ -n "$MIRROR" ] || { echo "build-image: no Debian mirror in the apt sources; set MIRROR" >&2; exit 2; }
 ROOT=$CACHE_DIR/rootfs BOOT=$CACHE_DIR/boot IMG=$CACHE_DIR/dom0-root.img
 # openvswitch-switch: the DomU's vif is bridged by Open vSwitch, as on XCP-ng (no Linux bridge)
-PKGS="xen-utils-$XEN_VER xenstore-utils linux-image-amd64 busybox iproute2 kmod procps e2fsprogs util-linux tar curl openvswitch-switch"
+# dmsetup: the DomU's disk is a dm-delay target over a loop device (storage slower than the guest)
+PKGS="xen-utils-$XEN_VER xenstore-utils linux-image-amd64 busybox iproute2 kmod procps e2fsprogs util-linux tar curl openvswitch-switch dmsetup"
 mkdir -p "$CACHE_DIR"
 
 # A package added to PKGS goes into the cached tree and the image is made again (a minute),

@@ -136,8 +136,11 @@ BACKING = (
     ("xen_vbd_backing_io_time_seconds_total", 9, 1e-3),
     ("xen_vbd_backing_queue_time_seconds_total", 10, 1e-3),
 )
-# during the load, the backing device's requests in flight must reach this share of the ring's
-# capacity at least once (the lab measured 61 of 64 with 64 writers; sampling can miss the peak)
+# during the load, the backing device's queue depth must reach this share of the ring's capacity
+# at least once in the scrapes: its requests in flight at a scrape, or its mean depth between two
+# scrapes (d queue_time / dt, what the rule reads). An instant can miss the peak: behind the
+# dm-delay target requests complete in bursts, and a scrape in a one-core TCG Dom0 holds up
+# blkback while it runs (trixie: 23 of 64 in flight scraped, 49 in the stat, mean depth 92.9).
 LOAD_MIN_SHARE = 0.75
 
 
@@ -175,10 +178,10 @@ def load_rows(t, d, name, dev):
               if len(line.split(None, 1)) == 2]
     direct_peak = max((s[8] for s in direct if s), default=None)
     t.row(f"load: {name} {dev} scrapes with backing series", samples, ok=samples > 0)
-    t.row(f"load: {name} {dev} peak in flight (exporter) vs ring capacity", peak, "",
-          f"capacity {capacity:g}, loop stat peak {direct_peak}" if capacity else None,
-          ok=bool(capacity) and peak >= LOAD_MIN_SHARE * capacity)
-    t.row(f"load: {name} {dev} peak queue depth (d queue_time / dt)", round(depth, 1), "", "", ok=True)
+    t.row(f"load: {name} {dev} peak queue depth (exporter: in flight / d queue_time dt) vs ring capacity",
+          f"{peak:g} / {depth:.1f}", "",
+          f"capacity {capacity:g}, backing stat peak in flight {direct_peak}" if capacity else None,
+          ok=bool(capacity) and max(peak, depth) >= LOAD_MIN_SHARE * capacity)
     t.row(f"load: {name} {dev} VBD_OO during the load", (oo[-1] - oo[0]) if oo else None, "", "", ok=True)
 
 
@@ -201,7 +204,7 @@ class Table:
             ok = len(vals) >= 2 and all(v == vals[0] for v in vals)
         self.failed += 0 if ok else 1
         fmt = lambda v: "-" if v in ("", None) else (f"{v:g}" if isinstance(v, float) else str(v))
-        verdict = "shown, not checked" if ok == "shown" else "ok" if ok else "MISMATCH"
+        verdict = "ok" if ok else "MISMATCH"
         self.rows.append((field, fmt(exporter), fmt(xentop), fmt(sysfs), verdict))
 
     def print(self):
@@ -349,12 +352,9 @@ def saturation_rule(d, t):
                   f"{span}; never saturated (queue depth > {threshold:g} x {cap:g})", ok=False)
             continue
         if last_sat // 60 < need:
-            # On a quiet host only the guest's first pass saturates (the rewrites of the same
-            # blocks complete faster than 64 writers fill the ring): shown until the guest's
-            # load keeps the ring full for the rule's whole window.
             t.row(row + " (fires)", None, "",
                   f"{span}; saturated until rule minute {last_sat // 60:g}, "
-                  f"the rule's window needs {need}: the load is too short", ok="shown")
+                  f"the rule's window needs {need}: the load is too short", ok=False)
             continue
         at = int(last_sat // 60)
         lab_share, lab_sat, _ = saturated_share(lab_q, cap, threshold, (at - window_min) * 60 / k,
@@ -625,8 +625,7 @@ def main(d):
     timing(d, t)
     saturation_rule(d, t)
     t.print()
-    shown = sum(1 for r in t.rows if r[4] == "shown, not checked")
-    print(f"\n{len(t.rows) - t.failed - shown} ok, {t.failed} mismatched, {shown} shown, not checked")
+    print(f"\n{len(t.rows) - t.failed} ok, {t.failed} mismatched")
     return 1 if t.failed else 0
 
 

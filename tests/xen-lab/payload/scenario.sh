@@ -16,6 +16,10 @@ OUT=${1:-/lab/out}; mkdir -p "$OUT"
 # in a row without a request in flight
 : "${LOAD_SCRAPE_EVERY:=2}" "${LOAD_SAMPLES:=200}"
 : "${BULK_KB:=4096}" "${DOMU_WAIT:=600}" "${LISTEN:=127.0.0.1:9417}"
+# the DomU's disk: a loop device behind a dm-delay target adding DISK_DELAY_MS to every request,
+# so that its 64 writers keep the ring full for every pass, whatever the host's speed (over a
+# bare loop device only the first pass is slow: its rewrites land in Dom0's page cache)
+: "${DISK_DELAY_MS:=100}"
 BR=xenbr0
 EXPORTER=/lab/bin/xen_exporter
 up() { cut -d' ' -f1 /proc/uptime; }
@@ -29,7 +33,7 @@ debugfs() { for f in /sys/kernel/debug/xen-netback/*/io_ring_q*; do echo "== $f"
 export -f stats debugfs
 
 mark "scenario start"
-modprobe -a xen-evtchn xen-gntdev xen-gntalloc xen-privcmd xenfs xen-blkback xen-netback loop openvswitch 2>&1
+modprobe -a xen-evtchn xen-gntdev xen-gntalloc xen-privcmd xenfs xen-blkback xen-netback loop openvswitch dm-delay 2>&1
 mount -t debugfs none /sys/kernel/debug 2>/dev/null
 export XENCONSOLED_ARGS="--log=guest"
 /etc/init.d/xen start > "$OUT/xen-start.txt" 2>&1
@@ -49,8 +53,17 @@ cap ovs.txt 'ovs-vsctl show; ls -d /sys/class/net/*/bridge 2>&1'
 mark "open vswitch up"
 truncate -s "${DOMU_DISK_MB}M" /var/lib/xen/domu-disk.img
 LOOP=$(losetup -f --show /var/lib/xen/domu-disk.img)
-LOOPN=$(basename "$LOOP")
+# the slow device: no udev here, so its node is /dev/<dm-N> (devtmpfs), found through sysfs
+dmsetup create --noudevsync xenlab-slow \
+  --table "0 $(blockdev --getsz "$LOOP") delay $LOOP 0 $DISK_DELAY_MS" > "$OUT/dmsetup.txt" 2>&1
+BACKING=$LOOP
+for b in /sys/block/dm-*; do
+  [ "$(cat "$b/dm/name" 2>/dev/null)" = xenlab-slow ] && BACKING=/dev/$(basename "$b")
+done
+[ "$BACKING" = "$LOOP" ] && mark "WARNING: no dm-delay device, the DomU's disk is $LOOP"
+LOOPN=$(basename "$BACKING")   # the backing device whose stat the exporter must equal
 echo "$LOOPN $(cat /sys/block/$LOOPN/dev)" > "$OUT/backing-device.txt"
+cap dm-table.txt "dmsetup table; ls -l $BACKING; cat /sys/block/$LOOPN/queue/nr_requests 2>&1"
 cat > /lab/domu.cfg <<CFG
 name    = "labdomu"
 type    = "pv"
@@ -59,7 +72,7 @@ ramdisk = "/lab/domu-initrd.gz"
 extra   = "console=hvc0 loglevel=4 xenlab_io_mb=$DOMU_IO_MB xenlab_io_jobs=$DOMU_IO_JOBS xenlab_bulk_kb=$BULK_KB xenlab_io_hold_s=$DOMU_IO_HOLD_S"
 memory  = $DOMU_MEM
 vcpus   = $DOMU_VCPUS
-disk    = [ 'phy:$LOOP,xvda,w' ]
+disk    = [ 'phy:$BACKING,xvda,w' ]
 vif     = [ 'mac=00:16:3e:0a:63:02,bridge=$BR,script=vif-openvswitch' ]
 on_crash = "preserve"
 CFG
