@@ -6,6 +6,7 @@ use clap::Parser;
 use xen_exporter::app::{self, cli::Cli, logging};
 
 fn main() -> ExitCode {
+    app::memory::limit_malloc_arenas();
     let cli = Cli::parse();
     logging::init(cli.log_level, cli.log_format);
     let runtime = match tokio::runtime::Builder::new_multi_thread()

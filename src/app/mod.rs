@@ -4,6 +4,7 @@ pub(crate) mod build_info;
 pub mod cli;
 mod logfmt;
 pub mod logging;
+pub mod memory;
 mod reload;
 mod xen_setup;
 
