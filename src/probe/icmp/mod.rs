@@ -28,6 +28,7 @@
 //! unreachable, echo reply) to the tracer over a channel that never blocks it.
 
 pub(crate) mod echo;
+mod filter;
 pub(crate) mod pending;
 
 use std::collections::HashMap;
@@ -842,6 +843,11 @@ fn open(binding: &Binding, index: u16) -> Result<Arc<IcmpSocket>, OpenError> {
         .options
         .apply(socket.as_fd(), binding.v6)
         .map_err(|(what, error)| failed(what, &error))?;
+    if kind == SocketKind::Raw {
+        if let Err(error) = filter::apply(socket.as_fd(), binding.v6) {
+            tracing::info!(%error, "ICMP type filter unavailable: the receive thread reads every ICMP packet");
+        }
+    }
     // Best effort: a burst of replies (1,000 targets) must not overflow the queue.
     let _ = socket.set_recv_buffer_size(1 << 20);
     let receive_stamps = match setsockopt(&socket, sockopt::ReceiveTimestampns, &true) {
@@ -1166,7 +1172,7 @@ mod tests {
 
     /// The project's rule for a test that cannot run here: `SKIP <test>: <why>` on stderr, or a
     /// failure when CI requires every test to run (`XE_REQUIRE_PRIVILEGED=1`).
-    fn skip(test: &str, reason: &str) {
+    pub(super) fn skip(test: &str, reason: &str) {
         if netsim::privileged_required() {
             panic!("{test}: cannot run: {reason} (XE_REQUIRE_PRIVILEGED=1 forbids skipping)");
         }
