@@ -12,7 +12,7 @@
 /// benchmark peaked at 26.3 MiB instead of 30.0 MiB, at the same CPU per scrape (benches/README.md).
 const MALLOC_ARENAS: libc::c_int = 2;
 
-/// Caps glibc's malloc arenas at [`MALLOC_ARENAS`]; called first in `main`, before any thread.
+/// Caps glibc's malloc arenas at two; called first in `main`, before any thread.
 /// A `MALLOC_ARENA_MAX` in the environment wins (glibc reads it itself). Elsewhere a no-op.
 pub fn limit_malloc_arenas() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]

@@ -9,18 +9,18 @@
 //! bounded by [`MAX_KEPT`] and by the process's limit; beyond them files are opened per read.
 //!
 //! A kept descriptor is never read for another device: each device's files are tied to its
-//! instance in the sysfs listing (a device removed and created again under the same name is
-//! another inode), are dropped when the device leaves the snapshot, and a descriptor whose read
-//! fails (sysfs answers `ENODEV` once its device is gone) is closed and the path opened again.
+//! instance in the sysfs listing (`kept.rs`: a device removed and created again under the same
+//! name is another inode), are dropped when the device leaves the snapshot, and a descriptor
+//! whose read fails (sysfs answers `ENODEV` once its device is gone) is closed and the path
+//! opened again.
 
-use std::collections::HashMap;
 use std::fs::File;
 use std::io;
-use std::os::unix::fs::FileExt;
 use std::path::Path;
 
 use nix::sys::resource::{getrlimit, setrlimit, Resource};
 
+use crate::xen::dom0::kept::{pread_text, KeptSet};
 use crate::xen::model::VbdBackend;
 
 /// At most this many descriptors are kept: every file of 1,000 guests × 4 disks (28,000), at
@@ -31,21 +31,16 @@ pub const MAX_KEPT: usize = 32_768;
 /// Descriptors left to everything else (sockets, probes, libxenstat) under `RLIMIT_NOFILE`.
 const RESERVED: u64 = 1_024;
 
-/// One device's kept files, by name.
-#[derive(Debug, Default)]
-struct Device {
-    instance: u64,
-    files: Vec<(&'static str, File)>,
-    seen: u64,
-}
+/// The most a statistics file is read: its text is one number.
+const MAX_TEXT: usize = 4096;
 
-/// The kept descriptors of every blkback device.
+/// A blkback device: its domid, device number and backend kind.
+type DeviceKey = (u32, u32, VbdBackend);
+
+/// The kept descriptors of every blkback device, each file by its name.
 #[derive(Debug)]
 pub struct KeptFiles {
-    devices: HashMap<(u32, u32, VbdBackend), Device>,
-    open: usize,
-    budget: usize,
-    scrape: u64,
+    set: KeptSet<DeviceKey, &'static str>,
 }
 
 /// At most this many of netback's debugfs queue files are kept (`kept_vifs.rs`): 1,000
@@ -64,105 +59,59 @@ pub fn budgets() -> (usize, usize) {
     ((room - vifs).min(MAX_KEPT), vifs)
 }
 
-/// Reads a small file from offset 0 into `buffer` (cleared first).
-fn pread_all(file: &File, buffer: &mut String) -> io::Result<()> {
-    let mut bytes = [0u8; 4096];
-    buffer.clear();
-    let mut offset = 0u64;
-    loop {
-        let read = file.read_at(&mut bytes, offset)?;
-        buffer.push_str(
-            std::str::from_utf8(&bytes[..read])
-                .map_err(|error| io::Error::new(io::ErrorKind::InvalidData, error))?,
-        );
-        // A sysfs attribute is one read; a short read of a regular file (tests) is its end.
-        if read < bytes.len() {
-            return Ok(());
-        }
-        offset += read as u64;
-    }
-}
-
 impl KeptFiles {
     pub fn with_budget(budget: usize) -> Self {
         Self {
-            devices: HashMap::new(),
-            open: 0,
-            budget,
-            scrape: 0,
+            set: KeptSet::with_budget(budget),
         }
     }
 
     /// Starts a scrape.
     pub fn begin(&mut self) {
-        self.scrape += 1;
+        self.set.begin();
     }
 
     /// Ends a scrape: closes the files of devices it did not read.
     pub fn end(&mut self) {
-        let scrape = self.scrape;
-        let mut closed = 0;
-        self.devices.retain(|_, device| {
-            let keep = device.seen == scrape;
-            if !keep {
-                closed += device.files.len();
-            }
-            keep
-        });
-        self.open -= closed;
+        self.set.end();
     }
 
     /// Reads file `name` of a device (at `path`). `instance` is the device's inode in the sysfs
     /// listing; `None` (no listing) keeps nothing open.
     pub fn read(
         &mut self,
-        key: (u32, u32, VbdBackend),
+        key: DeviceKey,
         instance: Option<u64>,
         path: &Path,
         name: &'static str,
         buffer: &mut String,
     ) -> io::Result<()> {
         let Some(instance) = instance else {
-            return open_and_read(path, buffer);
+            return pread_text(&File::open(path)?, buffer, MAX_TEXT);
         };
-        let device = self.devices.entry(key).or_default();
-        if device.seen != self.scrape {
-            device.seen = self.scrape;
-            if device.instance != instance {
-                // Another device under the same name: none of the old descriptors may serve.
-                self.open -= device.files.len();
-                device.files.clear();
-                device.instance = instance;
+        if let Some((_, file)) = self
+            .set
+            .visit(&key, instance)
+            .iter()
+            .find(|(kept, _)| *kept == name)
+        {
+            if pread_text(file, buffer, MAX_TEXT).is_ok() {
+                return Ok(());
             }
-        }
-        if let Some(index) = device.files.iter().position(|(kept, _)| *kept == name) {
-            match pread_all(&device.files[index].1, buffer) {
-                Ok(()) => return Ok(()),
-                Err(_) => {
-                    // Gone (ENODEV) or broken: close it and try the path once more.
-                    device.files.swap_remove(index);
-                    self.open -= 1;
-                }
-            }
+            // Gone (ENODEV) or broken: close it and try the path once more.
+            self.set.close(&key, &name);
         }
         let file = File::open(path)?;
-        pread_all(&file, buffer)?;
-        if self.open < self.budget {
-            device.files.push((name, file));
-            self.open += 1;
-        }
+        pread_text(&file, buffer, MAX_TEXT)?;
+        self.set.keep(key, instance, name, file);
         Ok(())
     }
 
     /// Descriptors kept open now.
     #[cfg(test)]
     pub fn open(&self) -> usize {
-        self.open
+        self.set.open()
     }
-}
-
-fn open_and_read(path: &Path, buffer: &mut String) -> io::Result<()> {
-    pread_all(&File::open(path)?, buffer)
 }
 
 /// Raises the soft `RLIMIT_NOFILE` to the hard limit, so descriptors can be kept for a large

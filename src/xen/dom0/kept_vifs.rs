@@ -13,12 +13,12 @@
 //! interrupt in the guest. Descriptors are bounded (`budget`), beyond which vifs are read as
 //! before.
 
-use std::collections::HashMap;
 use std::fs::File;
 use std::io;
-use std::os::unix::fs::{FileExt, MetadataExt};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
+use crate::xen::dom0::kept::{pread_text, KeptSet};
 use crate::xen::dom0::netback::parse_io_ring;
 use crate::xen::dom0::netback::reader::{self, ReadError};
 use crate::xen::model::VifQueue;
@@ -27,43 +27,12 @@ use crate::xen::model::VifQueue;
 /// netback's and fails its parse rather than growing a buffer.
 const MAX_TEXT: usize = 16 * 1024;
 
-/// One vif's kept queue files.
-#[derive(Debug)]
-struct Vif {
-    /// The inode of the vif's debugfs directory when its files were opened.
-    instance: u64,
-    files: Vec<(PathBuf, File)>,
-    seen: u64,
-}
-
-/// Every netback vif's kept queue files, by interface name.
+/// Every netback vif's kept queue files, by interface name, each by its path.
 #[derive(Debug)]
 pub struct KeptVifs {
-    vifs: HashMap<String, Vif>,
-    open: usize,
-    budget: usize,
-    scrape: u64,
+    set: KeptSet<String, PathBuf>,
     /// Reused for every queue's text.
     text: String,
-}
-
-/// Reads a small file from offset 0 into `text`, at most [`MAX_TEXT`] bytes.
-fn pread_text(file: &File, text: &mut String) -> io::Result<()> {
-    let mut bytes = [0u8; 4096];
-    text.clear();
-    let mut offset = 0u64;
-    while text.len() < MAX_TEXT {
-        let read = file.read_at(&mut bytes, offset)?;
-        if read == 0 {
-            break;
-        }
-        text.push_str(
-            std::str::from_utf8(&bytes[..read])
-                .map_err(|error| io::Error::new(io::ErrorKind::InvalidData, error))?,
-        );
-        offset += read as u64;
-    }
-    Ok(())
 }
 
 /// Parses each kept file's text, sorted by queue id; `None` when a read failed (the files
@@ -74,7 +43,7 @@ fn read_kept(
 ) -> Option<Result<Vec<VifQueue>, ReadError>> {
     let mut queues = Vec::with_capacity(files.len());
     for (path, file) in files {
-        pread_text(file, text).ok()?;
+        pread_text(file, text, MAX_TEXT).ok()?;
         match parse_io_ring(text) {
             Ok(queue) => queues.push(queue),
             Err(source) => {
@@ -92,37 +61,19 @@ fn read_kept(
 impl KeptVifs {
     pub fn with_budget(budget: usize) -> Self {
         Self {
-            vifs: HashMap::new(),
-            open: 0,
-            budget,
-            scrape: 0,
+            set: KeptSet::with_budget(budget),
             text: String::new(),
         }
     }
 
     /// Starts a scrape.
     pub fn begin(&mut self) {
-        self.scrape += 1;
+        self.set.begin();
     }
 
     /// Ends a scrape: closes the files of vifs it did not read.
     pub fn end(&mut self) {
-        let scrape = self.scrape;
-        let mut closed = 0;
-        self.vifs.retain(|_, vif| {
-            let keep = vif.seen == scrape;
-            if !keep {
-                closed += vif.files.len();
-            }
-            keep
-        });
-        self.open -= closed;
-    }
-
-    fn forget(&mut self, interface: &str) {
-        if let Some(vif) = self.vifs.remove(interface) {
-            self.open -= vif.files.len();
-        }
+        self.set.end();
     }
 
     /// Queues of one vif (`vif3.0`), sorted by queue id, as [`reader::read_vif`] reads them:
@@ -137,40 +88,30 @@ impl KeptVifs {
         let instance = match std::fs::metadata(&dir) {
             Ok(meta) => meta.ino(),
             Err(error) if error.kind() == io::ErrorKind::NotFound => {
-                self.forget(interface);
+                self.set.forget(interface);
                 return Ok(Vec::new());
             }
             Err(source) => {
-                self.forget(interface);
+                self.set.forget(interface);
                 return Err(ReadError::Io { path: dir, source });
             }
         };
-        let scrape = self.scrape;
-        if let Some(vif) = self.vifs.get_mut(interface) {
-            if vif.instance == instance {
-                vif.seen = scrape;
-                if let Some(result) = read_kept(&vif.files, &mut self.text) {
-                    return result;
-                }
+        let kept = self.set.visit(interface, instance);
+        if !kept.is_empty() {
+            if let Some(result) = read_kept(kept, &mut self.text) {
+                return result;
             }
         }
         // New, another instance, or a kept file failed: read the directory afresh.
-        self.forget(interface);
         let files = reader::open_vif(debugfs, interface)?;
         let result = read_kept(&files, &mut self.text).unwrap_or_else(|| {
             // Just opened, and a read failed: the vif went away meanwhile, or cannot be read.
             reader::read_vif(debugfs, interface)
         });
-        if result.is_ok() && !files.is_empty() && self.open + files.len() <= self.budget {
-            self.open += files.len();
-            self.vifs.insert(
-                interface.to_owned(),
-                Vif {
-                    instance,
-                    files,
-                    seen: scrape,
-                },
-            );
+        if result.is_ok() {
+            self.set.keep_all(interface.to_owned(), instance, files);
+        } else {
+            self.set.forget(interface);
         }
         result
     }
@@ -178,7 +119,7 @@ impl KeptVifs {
     /// Descriptors kept open now.
     #[cfg(test)]
     pub fn open(&self) -> usize {
-        self.open
+        self.set.open()
     }
 }
 

@@ -6,6 +6,7 @@ pub(crate) mod backend_devices;
 pub(crate) mod blockdev;
 pub(crate) mod devno;
 pub(crate) mod io_ring;
+pub(crate) mod kept;
 pub(crate) mod kept_files;
 pub(crate) mod kept_vifs;
 pub(crate) mod memory;
