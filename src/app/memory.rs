@@ -9,7 +9,8 @@
 /// scrape's parts, the encoder and the gzip workers each build megabytes in their own arena,
 /// and what one arena frees is not reused by the next scrape's allocations in another, so the
 /// resident set keeps the high-water mark of every arena. With two, the 1,000-domain real-path
-/// benchmark peaked at 26.3 MiB instead of 30.0 MiB, at the same CPU per scrape (benches/README.md).
+/// benchmark peaked at 26.1 MiB instead of 30.0 MiB, at the same CPU per scrape
+/// (benches/README.md).
 const MALLOC_ARENAS: libc::c_int = 2;
 
 /// Caps glibc's malloc arenas at two; called first in `main`, before any thread.
