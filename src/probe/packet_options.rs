@@ -86,6 +86,17 @@ fn set_int(
     name: libc::c_int,
     value: libc::c_int,
 ) -> Result<(), nix::Error> {
+    set_raw(socket, level, name, &value)
+}
+
+/// A socket option neither nix nor socket2 wraps, passed as the bytes of `value`
+/// (`IP_MTU_DISCOVER`, and the ICMP type filters, a `u32` or an array of them).
+pub(crate) fn set_raw<T: Copy>(
+    socket: BorrowedFd<'_>,
+    level: libc::c_int,
+    name: libc::c_int,
+    value: &T,
+) -> Result<(), nix::Error> {
     // SAFETY: the pointer and length describe `value`, which outlives the call; the kernel
     // only reads `length` bytes from it.
     let status = unsafe {
@@ -93,8 +104,8 @@ fn set_int(
             socket.as_raw_fd(),
             level,
             name,
-            (&raw const value).cast(),
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            (value as *const T).cast(),
+            std::mem::size_of::<T>() as libc::socklen_t,
         )
     };
     if status == 0 {

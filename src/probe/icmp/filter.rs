@@ -6,9 +6,10 @@
 //! receive thread, and a busy host's flood can make the lazy reader read promptly. The filter
 //! (`ICMP_FILTER`, `ICMP6_FILTER`) drops them before they are cloned. Transmit stamps come on
 //! the error queue, which the filter does not touch.
-#![allow(unsafe_code)]
 
-use std::os::fd::{AsRawFd, BorrowedFd};
+use std::os::fd::BorrowedFd;
+
+use crate::probe::packet_options::set_raw;
 
 use super::echo::{
     ECHO_REPLY_V4, ECHO_REPLY_V6, TIME_EXCEEDED_V4, TIME_EXCEEDED_V6, TOO_BIG_V6, UNREACHABLE_V4,
@@ -42,39 +43,12 @@ pub fn v6_mask() -> [u32; 8] {
 
 /// Sets the filter on a RAW ICMP socket of family `v6`.
 pub fn apply(socket: BorrowedFd<'_>, v6: bool) -> std::io::Result<()> {
-    let v4 = v4_mask();
-    let v6_filter = v6_mask();
-    let (level, name, value, length) = if v6 {
-        (
-            libc::IPPROTO_ICMPV6,
-            ICMP6_FILTER,
-            v6_filter.as_ptr().cast::<libc::c_void>(),
-            std::mem::size_of_val(&v6_filter),
-        )
+    let set = if v6 {
+        set_raw(socket, libc::IPPROTO_ICMPV6, ICMP6_FILTER, &v6_mask())
     } else {
-        (
-            SOL_RAW,
-            ICMP_FILTER,
-            (&raw const v4).cast::<libc::c_void>(),
-            std::mem::size_of_val(&v4),
-        )
+        set_raw(socket, SOL_RAW, ICMP_FILTER, &v4_mask())
     };
-    // SAFETY: `value` points at `v4` or `v6_filter`, both alive until the call returns, and
-    // `length` is that value's size; the kernel only reads `length` bytes from it.
-    let status = unsafe {
-        libc::setsockopt(
-            socket.as_raw_fd(),
-            level,
-            name,
-            value,
-            length as libc::socklen_t,
-        )
-    };
-    if status == 0 {
-        Ok(())
-    } else {
-        Err(std::io::Error::last_os_error())
-    }
+    set.map_err(std::io::Error::from)
 }
 
 #[cfg(test)]
